@@ -1,0 +1,1 @@
+"""Talking to boards: addresses, transports (ssh, adb, local), deploy, sessions."""
