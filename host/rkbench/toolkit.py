@@ -1,0 +1,189 @@
+"""The one host module that imports rknn.api. It runs as a script in a worker process.
+
+rknn-toolkit2 prints heavily, keeps global state and can segfault, so rkbench never
+imports it in its own process: `worker.py` starts `python toolkit.py REQUEST EVENTS_FD`
+with the interpreter that has the toolkit (which may be another venv than ours), sends
+its stdout/stderr to a log file, and reads our events from a pipe. This file therefore
+uses only the standard library, numpy and rknn.api, and never imports rkbench.
+
+Request (JSON file): {"job": "build" | "analyze", "recipe": {...}, "export_path": ...,
+"analysis": {...}}. The recipe is the same shape the board-side simulator backend takes:
+{"config": kwargs of RKNN.config, "load": {"kind": "onnx"|"tflite", "kwargs": {...}},
+"build": {"do_quantization": bool, "dataset": path or null}}.
+
+Events (JSON lines on EVENTS_FD): {"type": "step", "step": name, ...},
+{"type": "result", ...}, {"type": "error", "step": name, "kind": kind, "message": text}.
+Error kinds: "refused" (the toolkit refused a setting), "conversion" (it could not
+load/convert/build the model), "disk_full", "failed" (anything else).
+"""
+
+import errno
+import json
+import os
+import shutil
+import sys
+import time
+
+
+class StepFailed(Exception):
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+class Job:
+    def __init__(self, events_fd):
+        self.events = os.fdopen(events_fd, "w", buffering=1)
+        self.timings = {}
+        self.step_name = "start"
+
+    def emit(self, event_type, **fields):
+        fields["type"] = event_type
+        self.events.write(json.dumps(fields) + "\n")
+        self.events.flush()
+
+    def step(self, name, detail=None):
+        self.step_name = name
+        self.emit("step", step=name, detail=detail)
+
+    def call(self, name, kind, fn, *args, **kwargs):
+        """Run one toolkit call as a named step; a -1 return or an exception fails the step."""
+        if name != self.step_name:  # not announced yet (with a detail) by the caller
+            self.step(name)
+        started = time.perf_counter()
+        try:
+            ret = fn(*args, **kwargs)
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise StepFailed("disk_full", str(err))
+            raise StepFailed(kind, str(err))
+        except (ValueError, RuntimeError, AssertionError, TypeError, KeyError, IndexError) as err:
+            raise StepFailed(kind, last_line(str(err)) or type(err).__name__)
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+        if isinstance(ret, int) and ret != 0:
+            raise StepFailed(kind, "%s returned %d" % (fn.__name__, ret))
+        return ret
+
+
+def last_line(text):
+    """The toolkit wraps its reason in a traceback text; the reason is the last line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1]
+    for prefix in ("ValueError: ", "RuntimeError: ", "AssertionError: "):
+        if line.startswith(prefix):
+            line = line[len(prefix):]
+    return line
+
+
+def toolkit_version():
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return "unknown"
+    try:
+        return metadata.version("rknn-toolkit2")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def configure_and_build(job, rknn, recipe):
+    job.call("config", "refused", rknn.config, **recipe["config"])
+    load = recipe["load"]
+    loader = {"onnx": rknn.load_onnx, "tflite": rknn.load_tflite}[load["kind"]]
+    job.call("load", "conversion", loader, **load["kwargs"])
+    build = recipe["build"]
+    job.call("build", "conversion", rknn.build, do_quantization=build["do_quantization"],
+             dataset=build.get("dataset"))
+
+
+def export(job, rknn, path):
+    job.call("export", "failed", rknn.export_rknn, path)
+    return {"rknn": path, "rknn_bytes": os.path.getsize(path)}
+
+
+def analyze(job, rknn, spec):
+    """Per-sample accuracy analysis and simulator outputs.
+
+    The toolkit's accuracy_analysis looks at one input set per call, so we call it once
+    per sample and keep only its error_analysis.txt: the tensor dumps next to it can reach
+    gigabytes and are deleted right away unless the user asked to keep them.
+    """
+    import numpy as np
+
+    job.call("init_runtime", "failed", rknn.init_runtime)
+    out_dir = spec["output_dir"]
+    reports = []
+    samples = spec["samples"]
+    for index, files in enumerate(samples):
+        snapshot = os.path.join(out_dir, "snapshot_%04d" % index)
+        job.step("accuracy_analysis", detail="sample %d/%d" % (index + 1, len(samples)))
+        job.call("accuracy_analysis", "failed", rknn.accuracy_analysis, inputs=list(files),
+                 output_dir=snapshot)
+        report = os.path.join(out_dir, "error_analysis_%04d.txt" % index)
+        shutil.copyfile(os.path.join(snapshot, "error_analysis.txt"), report)
+        reports.append(report)
+        if not spec.get("keep_dumps"):
+            shutil.rmtree(snapshot, ignore_errors=True)
+    outputs = []
+    for index, arrays in enumerate(spec["arrays"]):
+        job.step("inference", detail="sample %d/%d" % (index + 1, len(spec["arrays"])))
+        inputs = [np.load(path) for path in arrays]
+        result = job.call("inference", "failed", rknn.inference, inputs=inputs,
+                          data_format=spec.get("data_format"))
+        if result is None:
+            raise StepFailed("failed", "inference returned no outputs")
+        paths = []
+        for k, array in enumerate(result):
+            path = os.path.join(out_dir, "sim_%04d_%d.npy" % (index, k))
+            np.save(path, np.asarray(array))
+            paths.append(path)
+        outputs.append(paths)
+    return {"reports": reports, "outputs": outputs}
+
+
+def run(request, job):
+    job.step("import")
+    from rknn.api import RKNN  # the only import of the toolkit in rkbench
+
+    rknn = RKNN(verbose=False)
+    try:
+        configure_and_build(job, rknn, request["recipe"])
+        result = {"toolkit_version": toolkit_version()}
+        if request.get("export_path"):
+            result.update(export(job, rknn, request["export_path"]))
+        if request["job"] == "analyze":
+            result.update(analyze(job, rknn, request["analysis"]))
+        result["timings"] = job.timings
+        return result
+    finally:
+        rknn.release()
+
+
+def main(argv):
+    if len(argv) == 2 and argv[1] == "--version":
+        print(toolkit_version())
+        return 0
+    request_path, events_fd = argv[1], int(argv[2])
+    job = Job(events_fd)
+    with open(request_path) as handle:
+        request = json.load(handle)
+    try:
+        result = run(request, job)
+    except StepFailed as err:
+        job.emit("error", step=job.step_name, kind=err.kind, message=str(err))
+        return 1
+    except OSError as err:
+        kind = "disk_full" if err.errno == errno.ENOSPC else "failed"
+        job.emit("error", step=job.step_name, kind=kind, message=str(err))
+        return 1
+    except ImportError as err:
+        job.emit("error", step=job.step_name, kind="missing_toolkit", message=str(err))
+        return 1
+    job.emit("result", **result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
