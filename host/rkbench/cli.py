@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -40,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as err:
         return err.exit_code
+    except OSError as err:
+        # A file we could not write or read that no step above caught: one line, not a traceback.
+        where = f" ({err.filename})" if err.filename else ""
+        if err.errno == errno.ENOSPC:
+            click.echo(f"rkbench: error: disk full{where}: free some space and run again", err=True)
+            return 7
+        click.echo(f"rkbench: error: {err.strerror or err}{where}", err=True)
+        return 4
     except KeyboardInterrupt:
         click.echo("rkbench: interrupted", err=True)
         return 130
