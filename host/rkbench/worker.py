@@ -165,9 +165,9 @@ def _error_for(event: dict, log: Path, what: str) -> Exception:
     reason = toolkit_reason(log, message) if kind in ("conversion", "failed") else message
     if kind == "refused":
         return UsageError(f"rknn-toolkit2 refused the configuration of {what}: {message}")
-    if kind == "disk_full":
+    if kind == "disk_full" or "No space left on device" in reason:
         return DiskFullError(
-            f"disk full while the toolkit was in step '{step}' on {what} ({message}): "
+            f"disk full while the toolkit was in step '{step}' on {what} ({reason}): "
             f"free some space and run again; its log: {log}"
         )
     if kind == "missing_toolkit":
