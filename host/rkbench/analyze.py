@@ -7,28 +7,11 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .analysis import LayerSummary, ParseError, parse_error_analysis, rank, summarize
 from .build import BuildOptions, Prepared, Say
-from .dataset import prepare_sample
 from .errors import ToolkitCrash, UsageError
-from .golden import GoldenModel
-from .metrics import cosine, euclidean, is_class_vector, max_abs, top1
+from .evalset import OutputAgreement, prepare_eval
 from .worker import run_job
-
-
-@dataclass
-class OutputAgreement:
-    """One output tensor of the quantized simulator model against the fp32 golden."""
-
-    name: str
-    shape: list[int]
-    cos_mean: float
-    cos_min: float
-    euc_mean: float
-    max_abs: float
-    top1_agreement: float | None  # fraction of samples whose arg-max matches; class outputs only
 
 
 @dataclass
@@ -77,17 +60,7 @@ def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, sample
                 keep_dumps: Path | None, say: Say, worst: int) -> AnalysisReport:
     config = prepared.config
     picked = prepared.dataset.pick(samples)
-    arrays, golden_inputs, formats = [], [], None
-    for index, files in enumerate(picked):
-        sample = prepare_sample(files, prepared.info, prepared.shapes, config.mean, config.std)
-        paths = []
-        for k, array in enumerate(sample.device):
-            path = workdir / f"input_{index:04d}_{k}.npy"
-            np.save(path, array)
-            paths.append(str(path))
-        arrays.append(paths)
-        golden_inputs.append(sample.golden)
-        formats = sample.data_format
+    evalset = prepare_eval(prepared, picked, workdir)
     output_dir = workdir / "analysis"
     output_dir.mkdir()
     request = {
@@ -95,11 +68,10 @@ def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, sample
         "recipe": config.recipe(prepared.dataset.write_txt(workdir / "dataset.txt")),
         "analysis": {
             "samples": [[str(f) for f in files] for files in picked],
-            "arrays": arrays,
-            "data_format": formats,
             "output_dir": str(output_dir),
             "keep_dumps": keep_dumps is not None,
         },
+        "evaluate": evalset.request(output_dir),
     }
     say(f"analysing {config.model.name} on the simulator with {len(picked)} sample(s)")
     result = run_job(
@@ -114,10 +86,7 @@ def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, sample
         except ParseError as err:
             raise ToolkitCrash(f"cannot read the toolkit's {report}: {err}") from None
     layers = summarize(per_sample)
-    outputs = []
-    if prepared.info.framework == "onnx":
-        say("computing fp32 golden outputs with onnxruntime")
-        outputs = _agreement(GoldenModel(config.model), golden_inputs, result["outputs"])
+    outputs = evalset.agreement(result["outputs"])
     dumps = None
     if keep_dumps is not None:
         keep_dumps.mkdir(parents=True, exist_ok=True)
@@ -130,33 +99,3 @@ def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, sample
         layers=layers, worst=rank(layers)[:worst], outputs=outputs,
         golden="onnxruntime" if outputs else "none (TFLite source)", dumps=dumps,
     )
-
-
-def _agreement(golden: GoldenModel, golden_inputs, sim_outputs) -> list[OutputAgreement]:
-    per_output: dict[int, dict[str, list]] = {}
-    shapes: dict[int, list[int]] = {}
-    for inputs, sim_paths in zip(golden_inputs, sim_outputs):
-        reference = golden.run(inputs)
-        for k, (ref, path) in enumerate(zip(reference, sim_paths)):
-            sim = np.load(path)
-            stats = per_output.setdefault(k, {"cos": [], "euc": [], "max": [], "top1": []})
-            shapes[k] = list(ref.shape)
-            if sim.size != ref.size:
-                raise ToolkitCrash(
-                    f"simulator output {k} has {sim.size} values but the fp32 output "
-                    f"{golden.output_names[k]} has {ref.size}: the outputs do not line up"
-                )
-            stats["cos"].append(cosine(ref, sim))
-            stats["euc"].append(euclidean(ref, sim))
-            stats["max"].append(max_abs(ref, sim))
-            if is_class_vector(ref.shape):
-                stats["top1"].append(top1(ref) == top1(sim))
-    agreements = []
-    for k, stats in sorted(per_output.items()):
-        agreements.append(OutputAgreement(
-            name=golden.output_names[k], shape=shapes[k],
-            cos_mean=float(np.mean(stats["cos"])), cos_min=float(np.min(stats["cos"])),
-            euc_mean=float(np.mean(stats["euc"])), max_abs=float(np.max(stats["max"])),
-            top1_agreement=float(np.mean(stats["top1"])) if stats["top1"] else None,
-        ))
-    return agreements

@@ -6,8 +6,10 @@ with the interpreter that has the toolkit (which may be another venv than ours),
 its stdout/stderr to a log file, and reads our events from a pipe. This file therefore
 uses only the standard library, numpy and rknn.api, and never imports rkbench.
 
-Request (JSON file): {"job": "build" | "analyze", "recipe": {...}, "export_path": ...,
-"analysis": {...}}. The recipe is the same shape the board-side simulator backend takes:
+Request (JSON file): {"job": "build" | "analyze" | "hybrid_step1" | "hybrid_step2" |
+"auto_hybrid", "recipe": {...}, "export_path": ..., "analysis": {...}, "step1": {...},
+"step2": {...}, "evaluate": {"arrays": [[npy per input] per sample], "data_format": [...],
+"output_dir": ...}}. The recipe is the same shape the board-side simulator backend takes:
 {"config": kwargs of RKNN.config, "load": {"kind": "onnx"|"tflite", "kwargs": {...}},
 "build": {"do_quantization": bool, "dataset": path or null}}.
 
@@ -88,19 +90,46 @@ def toolkit_version():
         return "not installed"
 
 
-def configure_and_build(job, rknn, recipe):
+def configure_and_load(job, rknn, recipe):
     job.call("config", "refused", rknn.config, **recipe["config"])
     load = recipe["load"]
     loader = {"onnx": rknn.load_onnx, "tflite": rknn.load_tflite}[load["kind"]]
     job.call("load", "conversion", loader, **load["kwargs"])
+
+
+def configure_and_build(job, rknn, recipe, auto_hybrid=False):
+    configure_and_load(job, rknn, recipe)
     build = recipe["build"]
     job.call("build", "conversion", rknn.build, do_quantization=build["do_quantization"],
-             dataset=build.get("dataset"))
+             dataset=build.get("dataset"), auto_hybrid=auto_hybrid)
 
 
 def export(job, rknn, path):
     job.call("export", "failed", rknn.export_rknn, path)
     return {"rknn": path, "rknn_bytes": os.path.getsize(path)}
+
+
+def infer_samples(job, rknn, spec, prefix="sim"):
+    """Simulator outputs of each sample, saved as .npy (the host compares them to fp32)."""
+    import numpy as np
+
+    job.call("init_runtime", "failed", rknn.init_runtime)
+    outputs = []
+    samples = spec["arrays"]
+    for index, arrays in enumerate(samples):
+        job.step("inference", detail="sample %d/%d" % (index + 1, len(samples)))
+        inputs = [np.load(path) for path in arrays]
+        result = job.call("inference", "failed", rknn.inference, inputs=inputs,
+                          data_format=spec.get("data_format"))
+        if result is None:
+            raise StepFailed("failed", "inference returned no outputs")
+        paths = []
+        for k, array in enumerate(result):
+            path = os.path.join(spec["output_dir"], "%s_%04d_%d.npy" % (prefix, index, k))
+            np.save(path, np.asarray(array))
+            paths.append(path)
+        outputs.append(paths)
+    return outputs
 
 
 def analyze(job, rknn, spec):
@@ -110,9 +139,6 @@ def analyze(job, rknn, spec):
     per sample and keep only its error_analysis.txt: the tensor dumps next to it can reach
     gigabytes and are deleted right away unless the user asked to keep them.
     """
-    import numpy as np
-
-    job.call("init_runtime", "failed", rknn.init_runtime)
     out_dir = spec["output_dir"]
     reports = []
     samples = spec["samples"]
@@ -126,35 +152,54 @@ def analyze(job, rknn, spec):
         reports.append(report)
         if not spec.get("keep_dumps"):
             shutil.rmtree(snapshot, ignore_errors=True)
-    outputs = []
-    for index, arrays in enumerate(spec["arrays"]):
-        job.step("inference", detail="sample %d/%d" % (index + 1, len(spec["arrays"])))
-        inputs = [np.load(path) for path in arrays]
-        result = job.call("inference", "failed", rknn.inference, inputs=inputs,
-                          data_format=spec.get("data_format"))
-        if result is None:
-            raise StepFailed("failed", "inference returned no outputs")
-        paths = []
-        for k, array in enumerate(result):
-            path = os.path.join(out_dir, "sim_%04d_%d.npy" % (index, k))
-            np.save(path, np.asarray(array))
-            paths.append(path)
-        outputs.append(paths)
-    return {"reports": reports, "outputs": outputs}
+    return {"reports": reports}
+
+
+def hybrid_step1(job, rknn, request):
+    """Step 1 writes <name>.model/.data/.quantization.cfg into the current directory (our
+    work directory, never the user's)."""
+    configure_and_load(job, rknn, request["recipe"])
+    step1 = request["step1"]
+    job.call("hybrid_step1", "conversion", rknn.hybrid_quantization_step1,
+             dataset=request["recipe"]["build"]["dataset"], proposal=step1.get("proposal", False),
+             proposal_dataset_size=step1.get("proposal_dataset_size", 1))
+    found = {}
+    for key, suffix in (("model", ".model"), ("data", ".data"), ("cfg", ".quantization.cfg")):
+        names = [name for name in os.listdir(".") if name.endswith(suffix)]
+        if not names:
+            raise StepFailed("failed", "hybrid_quantization_step1 wrote no *%s file" % suffix)
+        found[key] = os.path.abspath(names[0])
+    return found
+
+
+def hybrid_step2(job, rknn, request):
+    step2 = request["step2"]
+    job.call("hybrid_step2", "conversion", rknn.hybrid_quantization_step2,
+             model_input=step2["model"], data_input=step2["data"],
+             model_quantization_cfg=step2["cfg"])
 
 
 def run(request, job):
     job.step("import")
     from rknn.api import RKNN  # the only import of the toolkit in rkbench
 
-    rknn = RKNN(verbose=False)
+    kind = request["job"]
+    # Verbose logs name every tensor a hybrid build keeps in float ("Meet hybrid type").
+    rknn = RKNN(verbose=kind in ("hybrid_step2", "auto_hybrid"))
     try:
-        configure_and_build(job, rknn, request["recipe"])
         result = {"toolkit_version": toolkit_version()}
+        if kind == "hybrid_step1":
+            result.update(hybrid_step1(job, rknn, request))
+        elif kind == "hybrid_step2":
+            hybrid_step2(job, rknn, request)
+        else:
+            configure_and_build(job, rknn, request["recipe"], auto_hybrid=kind == "auto_hybrid")
         if request.get("export_path"):
             result.update(export(job, rknn, request["export_path"]))
-        if request["job"] == "analyze":
+        if kind == "analyze":
             result.update(analyze(job, rknn, request["analysis"]))
+        if request.get("evaluate"):
+            result["outputs"] = infer_samples(job, rknn, request["evaluate"])
         result["timings"] = job.timings
         return result
     finally:
