@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import CLS_OPTIONS
+from tests.model.helpers import CLS_OPTIONS
 
 pytestmark = pytest.mark.toolkit
 

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from conftest import CLS_OPTIONS
+from tests.model.helpers import CLS_OPTIONS
 
 HERE = Path(__file__).parent
 
