@@ -1,0 +1,116 @@
+"""Backends behind one interface, and the choice among them.
+
+Modules are imported lazily: only the chosen backend's module (and its library) loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from rkbench_wire import RunSpec
+from rkbench_wire.constants import ERR_BACKEND_MISSING
+
+from ..errors import RunnerError
+from ..sysfs import librknnrt_path
+from ..versions import module_found
+from .base import Backend, Prepared, TensorInfo
+
+__all__ = ["Availability", "Backend", "Prepared", "TensorInfo", "availability", "backend_versions",
+           "choose_backend", "create_backend"]
+
+_HINTS = {
+    "rknnlite": "run `rkbench provision` to install rknn-toolkit-lite2 and librknnrt on the board",
+    "onnxruntime": "run `rkbench provision` to install onnxruntime on the board",
+    "simulator": "install rknn-toolkit2 on this host (pip install 'rkbench[toolkit]')",
+}
+
+
+@dataclass
+class Availability:
+    name: str
+    available: bool
+    reason: str
+
+
+def availability(root: str = "/") -> Dict[str, Availability]:
+    """Which backends could run here, and why (or why not). Nothing is imported."""
+    out = {}
+    lib = librknnrt_path(root)
+    if not module_found("rknnlite"):
+        out["rknnlite"] = Availability("rknnlite", False, "the rknnlite package (rknn-toolkit-lite2) is not installed")
+    elif lib is None:
+        out["rknnlite"] = Availability("rknnlite", False, "rknnlite is installed but librknnrt.so is missing "
+                                       "from /usr/lib")
+    else:
+        out["rknnlite"] = Availability("rknnlite", True, "rknnlite is installed and %s is present" % lib)
+    if module_found("rknn") and module_found("rknn.api"):
+        out["simulator"] = Availability("simulator", True, "rknn-toolkit2 (rknn.api) is installed")
+    else:
+        out["simulator"] = Availability("simulator", False, "rknn-toolkit2 (rknn.api) is not installed")
+    if module_found("onnxruntime"):
+        out["onnxruntime"] = Availability("onnxruntime", True, "onnxruntime is installed")
+    else:
+        out["onnxruntime"] = Availability("onnxruntime", False, "onnxruntime is not installed")
+    return out
+
+
+def choose_backend(spec: RunSpec, root: str = "/") -> Tuple[str, str]:
+    """(backend name, why). Auto: rknnlite if importable with librknnrt present and a
+    .rknn given; else the simulator if rknn.api is here and an .onnx + build recipe are
+    given; else onnxruntime if importable and an .onnx is given."""
+    avail = availability(root)
+    model = spec.model
+    if spec.backend != "auto":
+        state = avail[spec.backend]
+        if not state.available:
+            raise RunnerError(ERR_BACKEND_MISSING, "backend %s was asked for but %s: %s"
+                              % (spec.backend, state.reason, _HINTS[spec.backend]))
+        return spec.backend, "asked for by the run spec (%s)" % state.reason
+    why_not: List[str] = []
+    for name, needs, missing in (
+        ("rknnlite", bool(model.rknn), "no model.rknn in the spec"),
+        ("simulator", bool(model.onnx and model.build_recipe), "no model.onnx + build_recipe in the spec"),
+        ("onnxruntime", bool(model.onnx), "no model.onnx in the spec"),
+    ):
+        state = avail[name]
+        if state.available and needs:
+            skipped = ("; not " + "; not ".join(why_not)) if why_not else ""
+            return name, "auto: %s%s" % (state.reason, skipped)
+        why_not.append("%s (%s)" % (name, state.reason if not state.available else missing))
+    raise RunnerError(ERR_BACKEND_MISSING,
+                      "no backend can run this model here: %s. %s"
+                      % ("; ".join(why_not), _HINTS["rknnlite"]))
+
+
+def create_backend(name: str) -> Backend:
+    if name == "rknnlite":
+        from .rknnlite_backend import RknnLiteBackend
+
+        return RknnLiteBackend()
+    if name == "onnxruntime":
+        from .ort_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend()
+    if name == "simulator":
+        from .simulator_backend import SimulatorBackend
+
+        return SimulatorBackend()
+    raise ValueError("unknown backend %r" % (name,))
+
+
+def backend_versions(name: str, root: str = "/") -> Dict[str, Optional[str]]:
+    """Versions that matter for the chosen backend, read without importing it."""
+    if name == "rknnlite":
+        from .rknnlite_backend import versions as rknnlite_versions
+
+        return rknnlite_versions(root)
+    if name == "onnxruntime":
+        from .ort_backend import versions as ort_versions
+
+        return ort_versions()
+    if name == "simulator":
+        from .simulator_backend import versions as sim_versions
+
+        return sim_versions()
+    return {}

@@ -1,0 +1,327 @@
+"""`run`: read a run spec, measure, stream events. One class, one job: the sequence
+hello -> lock -> (load, warm up, save outputs, timed loop, result) per core mask -> done."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+import time
+import traceback
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from rkbench_wire import (
+    EXIT_BAD_SPEC, EXIT_OK, Done, Error, Hello, ProtocolError, Progress, Result, RunSpec, Samples,
+    summarize_ns,
+)
+from rkbench_wire.constants import (
+    ERR_BAD_INPUT, ERR_INPUT_MISSING, ERR_INTERNAL, ERR_MODEL_MISSING, ERR_OUTPUT_FAILED, ERR_PROTOCOL,
+)
+
+from . import __version__, sysfs
+from .backends import Backend, Prepared, backend_versions, choose_backend, create_backend
+from .coremask import check_core_masks
+from .errors import RunnerError
+from .lock import BoardLock
+from .measure import measure, slowed
+from .stream import EventWriter, StderrTee
+from .telemetry import TelemetrySampler, throttle_verdict
+from .versions import numpy_version
+
+#: How often raw latencies are streamed while measuring.
+SAMPLES_BATCH_S = 0.25
+
+
+class Runner:
+    def __init__(self, spec: RunSpec, writer: EventWriter, tee: Optional[StderrTee] = None,
+                 root: str = "/") -> None:
+        self.spec = spec
+        self.writer = writer
+        self.tee = tee
+        self.root = root
+        self.results = 0
+        self._backend: Optional[Backend] = None
+        self._lock: Optional[BoardLock] = None
+        self._sampler: Optional[TelemetrySampler] = None
+        self._npu_cores: Optional[int] = None
+
+    # -- the run -----------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            self._run()
+            self.writer.emit(Done(ok=True, exit_code=EXIT_OK, results=self.results))
+            return EXIT_OK
+        except RunnerError as err:
+            detail = err.detail if err.detail is not None else self._stderr_tail()
+            self.writer.emit(Error(kind=err.kind, message=err.message, detail=detail or None,
+                                   core_mask=err.core_mask))
+            self.writer.emit(Done(ok=False, exit_code=err.exit_code, results=self.results))
+            return err.exit_code
+        except Exception as exc:  # a bug or an unexpected library failure: say so, with context
+            trace = traceback.format_exc()
+            tail = "\n".join(trace.strip().splitlines()[-25:])
+            stderr_tail = self._stderr_tail()
+            if stderr_tail:
+                tail = "%s\n--- stderr ---\n%s" % (tail, stderr_tail)
+            self.writer.emit(Error(kind=ERR_INTERNAL, message="the runner failed: %s: %s"
+                                   % (type(exc).__name__, exc), detail=tail))
+            self.writer.emit(Done(ok=False, exit_code=1, results=self.results))
+            return 1
+        finally:
+            self._cleanup()
+
+    def _run(self) -> None:
+        spec = self.spec
+        compatible = sysfs.soc_compatible(self.root)
+        soc = sysfs.soc_name(compatible)
+        cores = sysfs.npu_core_count(soc)
+        self._npu_cores = cores
+
+        def hello(backend: str, reason: str, versions: Dict[str, Optional[str]]) -> None:
+            self.writer.emit(Hello(
+                runner_version=__version__, python=platform.python_version(), numpy=numpy_version(),
+                soc=soc, soc_compatible=compatible, npu_cores=cores, backend=backend, backend_reason=reason,
+                backend_versions=versions, pid=os.getpid(), hostname=socket.gethostname()))
+
+        try:
+            name, reason = choose_backend(spec, self.root)
+        except RunnerError as err:
+            hello("none", err.message, {})  # the host still learns what board this is
+            raise
+        versions = backend_versions(name, self.root)
+        if name == "rknnlite":
+            versions["npu_driver"] = sysfs.npu_driver_version(self.root)
+        hello(name, reason, versions)
+
+        probe = create_backend(name)
+        if probe.uses_core_mask:
+            check_core_masks(spec.core_masks, cores, soc)
+            if cores == 1 and spec.core_masks != ["auto"]:
+                self._progress("plan", "%s has one NPU core: core mask %s runs with the runtime's default "
+                                       "(single-core SoCs refuse an explicit mask)" % (soc, spec.core_masks))
+            if cores is None and spec.core_masks != ["auto"]:
+                self._progress("plan", "SoC unknown (no rockchip entry in /proc/device-tree/compatible): "
+                                       "core masks %s are passed to the runtime unchecked" % spec.core_masks)
+            plan: List[Optional[str]] = list(spec.core_masks)
+        else:
+            plan = [None]
+            if spec.core_masks != ["auto"]:
+                self._progress("plan", "core masks %s do not apply to backend %s: running once"
+                               % (spec.core_masks, name))
+        self._check_model_files(name)
+        samples = self._load_inputs()
+
+        self._lock = BoardLock(spec.lock_path)
+        self._lock.acquire(spec.lock_timeout_s, on_wait=lambda msg: self._progress("lock", msg))
+        self._progress("lock", "board lock held (%s)" % self._lock.path)
+
+        self._sampler = TelemetrySampler(self.root, spec.telemetry_interval_s, self.writer.emit)
+        self._sampler.start()
+        for mask in plan:
+            result = self._run_mask(name, mask, samples, len(plan) > 1)
+            self.writer.emit(result)
+            self.results += 1
+
+    def _run_mask(self, name: str, mask: Optional[str], samples: List[List[Any]], several: bool) -> Result:
+        spec = self.spec
+        backend = create_backend(name)
+        backend.npu_cores = self._npu_cores
+        self._backend = backend
+        where = " on core mask %s" % mask if mask is not None else ""
+        self._progress("load", "loading %s with %s%s" % (self._model_path(name), name, where))
+        started = time.perf_counter()
+        try:
+            backend.load(spec.model, mask, spec.data_format)
+        except RunnerError as err:
+            err.core_mask = err.core_mask or mask
+            raise
+        load_s = time.perf_counter() - started
+        memory_after_load = sysfs.process_memory("/")
+        info = backend.info()
+        sdk = (info.get("versions") or {}).get("sdk")
+        self._progress("load", "loaded in %.2f s%s" % (load_s, "; runtime: %s" % sdk if sdk else ""))
+
+        started = time.perf_counter()
+        prepared = [backend.prepare(sample) for sample in samples]
+        conversion_s = time.perf_counter() - started
+        steps: List[str] = []
+        for item in prepared:
+            for step in item.steps:
+                if step not in steps:
+                    steps.append(step)
+        conversion = {"seconds": conversion_s, "steps": steps} if steps else None
+        if conversion:
+            self._progress("prepare", "inputs converted once before timing (%.3f s): %s"
+                           % (conversion_s, "; ".join(steps)))
+
+        distinct = len(prepared)
+        warmup = max(spec.warmup, distinct)
+        self._progress("warmup", "%d warm-up run(s); every input is run once and checked" % warmup)
+        out_dir = spec.output_dir
+        if several and mask is not None:
+            out_dir = os.path.join(out_dir, "core_%s" % mask)
+        outputs_meta = []
+        for j in range(warmup):
+            item = prepared[j % distinct]
+            outputs = backend.infer(item.feed)
+            if j < distinct and spec.save_outputs:
+                outputs_meta.append({"sample": j, "files": self._save_outputs(backend, outputs, j, out_dir)})
+
+        calls = [backend.bind(item.feed) for item in prepared]
+        if spec.inject_slowdown > 0:
+            calls = [slowed(call, spec.inject_slowdown) for call in calls]
+        self._progress("measure", "measuring%s: at least %d runs and %.1f s (at most %d runs, %.1f s)"
+                       % (where, spec.min_runs, spec.min_seconds, spec.max_runs, spec.max_seconds))
+        sampler = self._sampler
+        assert sampler is not None
+        window_start = time.monotonic()
+        sampler.sample()
+
+        def on_batch(offset: int, batch: List[int]) -> None:
+            self.writer.emit(Samples(core_mask=mask, offset=offset, latencies_ns=batch))
+
+        run = measure(calls, spec.min_runs, spec.min_seconds, spec.max_runs, spec.max_seconds,
+                      on_batch, SAMPLES_BATCH_S)
+        sampler.sample()
+        readings = sampler.between(window_start, time.monotonic())
+        throttled, reasons = throttle_verdict(readings, spec.temp_limit_c)
+        memory_after_runs = sysfs.process_memory("/")
+        perf = backend.perf()
+        npu_samples = (perf or {}).get("npu_ns")
+        result = Result(
+            core_mask=mask,
+            core_mask_applicable=backend.uses_core_mask,
+            backend=name,
+            counts={"warmup": warmup, "runs": len(run.samples_ns), "distinct_inputs": distinct},
+            stats=summarize_ns(run.samples_ns),
+            elapsed_s=run.elapsed_s,
+            load_s=load_s,
+            stopped_by=run.stopped_by,
+            npu_stats=summarize_ns(npu_samples) if npu_samples else None,
+            memory={"after_load": memory_after_load, "after_runs": memory_after_runs, "npu": backend.memory()},
+            throttled=throttled,
+            throttle_reasons=reasons,
+            outputs=outputs_meta,
+            inputs=self._inputs_meta(info, prepared[0]),
+            input_conversion=conversion,
+        )
+        self._backend = None
+        backend.close()
+        return result
+
+    # -- pieces --------------------------------------------------------------------------
+    def _model_path(self, name: str) -> str:
+        model = self.spec.model
+        return str(model.rknn if name == "rknnlite" else model.onnx)
+
+    def _check_model_files(self, name: str) -> None:
+        model = self.spec.model
+        needed = [model.rknn] if name == "rknnlite" else [model.onnx]
+        if name == "simulator" and model.build_recipe is not None and model.build_recipe.dataset:
+            needed.append(model.build_recipe.dataset)
+        for path in needed:
+            if path and not os.path.isfile(path):
+                raise RunnerError(ERR_MODEL_MISSING, "model file not found on the board: %s (was it pushed? "
+                                  "`rkbench run` copies it; check the path in the run spec)" % path)
+
+    def _load_inputs(self) -> List[List[Any]]:
+        samples = []
+        for i, paths in enumerate(self.spec.inputs):
+            arrays = []
+            for k, path in enumerate(paths):
+                if not os.path.isfile(path):
+                    raise RunnerError(ERR_INPUT_MISSING, "input inputs[%d][%d] not found on the board: %s"
+                                      % (i, k, path))
+                try:
+                    arrays.append(np.load(path, allow_pickle=False))
+                except Exception as exc:
+                    raise RunnerError(ERR_BAD_INPUT, "input inputs[%d][%d] (%s) is not a readable .npy "
+                                      "array: %s" % (i, k, path, exc))
+            samples.append(arrays)
+        first = [(a.shape, a.dtype) for a in samples[0]]
+        for i, arrays in enumerate(samples[1:], 1):
+            if [(a.shape, a.dtype) for a in arrays] != first:
+                raise RunnerError(ERR_BAD_INPUT, "inputs[%d] has shapes/dtypes %s but inputs[0] has %s: every "
+                                  "sample must match" % (i, _describe(arrays), _describe(samples[0])))
+        return samples
+
+    def _save_outputs(self, backend: Backend, outputs: Sequence[Any], sample: int,
+                      out_dir: str) -> List[Dict[str, Any]]:
+        names = backend.output_names(len(outputs))
+        files = []
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+            for k, output in enumerate(outputs):
+                array = np.asarray(output)
+                path = os.path.join(out_dir, "out_%d_%d.npy" % (sample, k))
+                np.save(path, array, allow_pickle=False)
+                files.append({"path": path, "name": names[k], "shape": list(array.shape),
+                              "dtype": str(array.dtype)})
+        except OSError as exc:
+            raise RunnerError(ERR_OUTPUT_FAILED, "could not write outputs to %s: %s (disk full or no "
+                              "permission? free space or change output_dir)" % (out_dir, exc))
+        return files
+
+    def _inputs_meta(self, info: Dict[str, Any], prepared: Prepared) -> List[Dict[str, Any]]:
+        specs = info.get("inputs") or []
+        formats = self.spec.data_format
+        out = []
+        for k, array in enumerate(prepared.arrays):
+            spec = specs[k] if k < len(specs) else None
+            fmt = formats[k] if k < len(formats) else None
+            out.append({
+                "name": spec.name if spec is not None else None,
+                "shape": list(np.shape(array)),
+                "dtype": str(np.asarray(array).dtype),
+                "data_format": fmt if fmt is not None else (spec.data_format if spec is not None else None),
+            })
+        return out
+
+    def _progress(self, stage: str, message: str) -> None:
+        self.writer.emit(Progress(stage=stage, message=message))
+
+    def _stderr_tail(self) -> str:
+        return self.tee.tail() if self.tee is not None else ""
+
+    def _cleanup(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            try:
+                backend.close()
+            except Exception:
+                pass
+        if self._sampler is not None:
+            self._sampler.stop()
+        if self._lock is not None:
+            self._lock.release()
+
+
+def _describe(arrays: Sequence[Any]) -> str:
+    return "[%s]" % ", ".join("%s %s" % (list(a.shape), a.dtype) for a in arrays)
+
+
+def run_main(spec_path: Optional[str], root: str, watch_stdin: bool) -> int:
+    """Entry of `python3 -m rkbench_device run`: set up stdio, read the spec, run."""
+    from .stream import host_gone, read_spec_line, watch_stdin as start_watcher
+
+    tee = StderrTee()
+    writer = EventWriter(tee.start())
+    try:
+        if spec_path:
+            with open(spec_path, "rb") as fh:
+                line = fh.read()
+        else:
+            line, _ = read_spec_line(0)
+        spec = RunSpec.from_json(line)
+    except (ProtocolError, OSError) as exc:
+        writer.emit(Error(kind=ERR_PROTOCOL, message=str(exc)))
+        writer.emit(Done(ok=False, exit_code=EXIT_BAD_SPEC, results=0))
+        return EXIT_BAD_SPEC
+    if watch_stdin and not spec_path:
+        start_watcher(lambda: host_gone(tee.original_stderr_fd))
+    code = Runner(spec, writer, tee=tee, root=root).run()
+    sys.stdout.flush()
+    return code

@@ -1,0 +1,275 @@
+"""Events the runner writes to stdout, one JSON object per line.
+
+Every line carries `"v": PROTOCOL_VERSION` and `"type"`. Arrays never travel inside
+JSON: outputs are .npy files on the board, named in the `result` event.
+
+Order of a run:  hello, progress*, (samples* telemetry* result)+ per core mask, done
+On failure:      [hello,] progress*, error, done
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Type, Union
+
+from . import _fields as f
+from .constants import PROTOCOL_VERSION
+from .errors import ProtocolError
+from .spec import check_version
+from .stats import LatencyStats
+
+
+def _opt(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    def checker(value: Any, name: str) -> Any:
+        return None if value is None else check(value, name)
+    return checker
+
+
+def _int_list(value: Any, name: str) -> List[int]:
+    items = f.as_list(value, name)
+    for i, item in enumerate(items):
+        f.as_int(item, "%s[%d]" % (name, i))
+    return items
+
+
+def _opt_int_list(value: Any, name: str) -> Optional[List[int]]:
+    return None if value is None else _int_list(value, name)
+
+
+def _str_list(value: Any, name: str) -> List[str]:
+    items = f.as_list(value, name)
+    for i, item in enumerate(items):
+        f.as_str(item, "%s[%d]" % (name, i))
+    return items
+
+
+def _obj_list(value: Any, name: str) -> List[Dict[str, Any]]:
+    items = f.as_list(value, name)
+    for i, item in enumerate(items):
+        f.as_obj(item, "%s[%d]" % (name, i))
+    return items
+
+
+def _stats(value: Any, name: str) -> LatencyStats:
+    if isinstance(value, LatencyStats):
+        return value
+    return LatencyStats.from_dict(value, name)
+
+
+def _opt_stats(value: Any, name: str) -> Optional[LatencyStats]:
+    return None if value is None else _stats(value, name)
+
+
+class Event:
+    """Base of all events. Subclasses are dataclasses with a `type` class attribute."""
+
+    type: ClassVar[str] = ""
+    _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {}
+
+    def to_dict(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"v": PROTOCOL_VERSION, "type": self.type}
+        for fld in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, fld.name)
+            if isinstance(value, LatencyStats):
+                value = value.to_dict()
+            out[fld.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Event":
+        kwargs: Dict[str, Any] = {}
+        for fld in fields(cls):  # type: ignore[arg-type]
+            name = "%s.%s" % (cls.type, fld.name)
+            if fld.name in data:
+                value = data[fld.name]
+            elif fld.default is not MISSING:
+                value = fld.default
+            elif fld.default_factory is not MISSING:  # type: ignore[misc]
+                value = fld.default_factory()  # type: ignore[misc]
+            else:
+                raise ProtocolError("%s: missing (required field)" % name)
+            check = cls._checks.get(fld.name)
+            if check is not None:
+                value = check(value, name)
+            kwargs[fld.name] = value
+        return cls(**kwargs)  # type: ignore[call-arg]
+
+
+@dataclass
+class Hello(Event):
+    """First line: who is speaking, on what, with which backend and why."""
+
+    type: ClassVar[str] = "hello"
+    runner_version: str
+    python: str
+    numpy: Optional[str]
+    soc: Optional[str]
+    backend: str
+    backend_reason: str
+    protocol_version: int = PROTOCOL_VERSION
+    soc_compatible: List[str] = field(default_factory=list)
+    npu_cores: Optional[int] = None
+    backend_versions: Dict[str, Optional[str]] = field(default_factory=dict)
+    pid: Optional[int] = None
+    hostname: Optional[str] = None
+    _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
+        "runner_version": f.as_str, "python": f.as_str, "numpy": f.as_opt_str,
+        "soc": f.as_opt_str, "backend": f.as_str, "backend_reason": f.as_str,
+        "protocol_version": f.as_int, "soc_compatible": _str_list, "npu_cores": f.as_opt_int,
+        "backend_versions": f.as_obj, "pid": f.as_opt_int, "hostname": f.as_opt_str,
+    }
+
+
+@dataclass
+class Progress(Event):
+    """What the runner is doing now (stage: lock, load, warmup, measure, save, ...)."""
+
+    type: ClassVar[str] = "progress"
+    stage: str
+    message: str
+    _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {"stage": f.as_str, "message": f.as_str}
+
+
+@dataclass
+class Samples(Event):
+    """A batch of raw per-iteration latencies in ns. `offset` is the index of the first
+    one within this core mask's run, so a receiver can tell a batch went missing."""
+
+    type: ClassVar[str] = "samples"
+    core_mask: Optional[str]
+    offset: int
+    latencies_ns: List[int]
+    _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
+        "core_mask": f.as_opt_str, "offset": f.as_int, "latencies_ns": _int_list,
+    }
+
+
+@dataclass
+class Telemetry(Event):
+    """One reading of the board: NPU load per core (%), NPU clock (Hz) and governor,
+    CPU clocks per cpufreq policy (kHz), temperatures per thermal zone (deg C).
+    Anything the board does not expose (or needs root for) is null/empty."""
+
+    type: ClassVar[str] = "telemetry"
+    timestamp: float
+    npu_load_pct: Optional[List[int]] = None
+    npu_freq_hz: Optional[int] = None
+    npu_governor: Optional[str] = None
+    cpu: List[Dict[str, Any]] = field(default_factory=list)
+    temperatures_c: Dict[str, float] = field(default_factory=dict)
+    _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
+        "timestamp": f.as_float, "npu_load_pct": _opt_int_list, "npu_freq_hz": f.as_opt_int,
+        "npu_governor": f.as_opt_str, "cpu": _obj_list, "temperatures_c": f.as_obj,
+    }
+
+
+@dataclass
+class Result(Event):
+    """The outcome for one core mask.
+
+    core_mask: the mask used, or null when the backend has no notion of it
+      (onnxruntime, simulator); core_mask_applicable says which.
+    counts: {"warmup": n, "runs": n, "distinct_inputs": n}; warmup is at least the number
+      of distinct inputs: each is run once (and checked) before timing.
+    elapsed_s: wall time of the timed loop; load_s: time to load/init the model.
+    stats: latency of the timed loop (ms). npu_stats: NPU-only time where the
+      backend exposes it, else null.
+    memory: {"after_load": {"vm_hwm_kb", "vm_rss_kb"}, "after_runs": {...}, "npu": {...} | null}
+    outputs: [{"sample": i, "files": [{"path", "name", "shape", "dtype"}]}]
+    inputs: [{"name", "shape", "dtype", "data_format"}] as fed to the backend
+    input_conversion: {"seconds": s, "steps": [...]} when inputs had to be converted
+      once before the loop (never inside it), else null.
+    stopped_by: "min_reached" | "max_runs" | "max_seconds"
+    """
+
+    type: ClassVar[str] = "result"
+    core_mask: Optional[str]
+    backend: str
+    counts: Dict[str, int]
+    stats: LatencyStats
+    core_mask_applicable: bool = False
+    elapsed_s: float = 0.0
+    load_s: Optional[float] = None
+    stopped_by: str = "min_reached"
+    npu_stats: Optional[LatencyStats] = None
+    memory: Dict[str, Any] = field(default_factory=dict)
+    throttled: bool = False
+    throttle_reasons: List[str] = field(default_factory=list)
+    outputs: List[Dict[str, Any]] = field(default_factory=list)
+    inputs: List[Dict[str, Any]] = field(default_factory=list)
+    input_conversion: Optional[Dict[str, Any]] = None
+    _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
+        "core_mask": f.as_opt_str, "backend": f.as_str, "counts": f.as_obj, "stats": _stats,
+        "core_mask_applicable": f.as_bool, "elapsed_s": f.as_float, "load_s": f.as_opt_float,
+        "stopped_by": f.as_str,
+        "npu_stats": _opt_stats, "memory": f.as_obj, "throttled": f.as_bool,
+        "throttle_reasons": _str_list, "outputs": _obj_list, "inputs": _obj_list,
+        "input_conversion": f.as_opt_obj,
+    }
+
+
+@dataclass
+class Error(Event):
+    """A failure the user can act on: `kind` (see constants.ERROR_KINDS), a message
+    that says what to do, and the tail of a traceback/stderr when there is one."""
+
+    type: ClassVar[str] = "error"
+    kind: str
+    message: str
+    detail: Optional[str] = None
+    core_mask: Optional[str] = None
+    _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
+        "kind": f.as_str, "message": f.as_str, "detail": f.as_opt_str, "core_mask": f.as_opt_str,
+    }
+
+
+@dataclass
+class Done(Event):
+    """Last line. exit_code is the runner's exit status."""
+
+    type: ClassVar[str] = "done"
+    ok: bool
+    exit_code: int
+    results: int = 0
+    _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
+        "ok": f.as_bool, "exit_code": f.as_int, "results": f.as_int,
+    }
+
+
+EVENT_TYPES: Dict[str, Type[Event]] = {
+    cls.type: cls for cls in (Hello, Progress, Samples, Telemetry, Result, Error, Done)
+}
+
+AnyEvent = Union[Hello, Progress, Samples, Telemetry, Result, Error, Done]
+
+
+def encode_event(event: Event) -> str:
+    """One JSON line (without the trailing newline)."""
+    return json.dumps(event.to_dict(), separators=(",", ":"), allow_nan=False)
+
+
+def decode_event(line: Union[str, bytes]) -> Event:
+    """Parse one line from the runner. Raises ProtocolError for anything that is not a
+    known event of this protocol version (the message says what and where)."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("event: not UTF-8 text (%s)" % exc)
+    text = line.strip()
+    if not text:
+        raise ProtocolError("event: empty line")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError("event: not JSON (%s): %r" % (exc, text[:120]))
+    if not isinstance(data, dict):
+        raise ProtocolError("event: expected a JSON object, got %r" % (text[:120],))
+    check_version(data, "event")
+    kind = data.get("type")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError("event.type: unknown event type %r (known: %s)"
+                            % (kind, ", ".join(sorted(EVENT_TYPES))))
+    return cls.from_dict(data)

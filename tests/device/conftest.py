@@ -1,0 +1,55 @@
+"""Fixtures for the board-side runner tests; helpers live in device_testing.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from device_testing import INPUT_SHAPE, make_tiny_classifier  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model, a few float32 NCHW inputs, and a calibration list."""
+    root = tmp_path_factory.mktemp("tiny_model")
+    make_tiny_classifier(root / "tiny.onnx")
+    rng = np.random.default_rng(7)
+    for i in range(3):
+        np.save(root / ("input_%d.npy" % i), rng.uniform(0, 1, INPUT_SHAPE).astype(np.float32))
+    for i in range(8):
+        np.save(root / ("calib_%d.npy" % i), rng.uniform(0, 1, INPUT_SHAPE).astype(np.float32))
+    (root / "dataset.txt").write_text("".join("%s\n" % (root / ("calib_%d.npy" % i)) for i in range(8)))
+    return root
+
+
+@pytest.fixture
+def base_spec(model_dir: Path, tmp_path: Path) -> Dict[str, Any]:
+    """A run spec (as the JSON dict the host sends) for onnxruntime, short timings."""
+    return {
+        "v": 1,
+        "model": {"rknn": None, "onnx": str(model_dir / "tiny.onnx"), "build_recipe": None},
+        "inputs": [[str(model_dir / ("input_%d.npy" % i))] for i in range(3)],
+        "output_dir": str(tmp_path / "out"),
+        "backend": "onnxruntime",
+        "core_masks": ["auto"],
+        "warmup": 2,
+        "min_runs": 20,
+        "min_seconds": 0.3,
+        "max_runs": 1000000,
+        "max_seconds": 20.0,
+        "data_format": [None],
+        "save_outputs": True,
+        "telemetry_interval_s": 0.1,
+        "temp_limit_c": 85.0,
+        "lock_path": str(tmp_path / "board.lock"),
+        "lock_timeout_s": 5.0,
+        "inject_slowdown": 0.0,
+    }
