@@ -29,6 +29,17 @@ class Dataset:
         path.write_text("".join(" ".join(str(p) for p in sample) + "\n" for sample in self.samples))
         return path
 
+    def subset(self, indices) -> "Dataset":
+        samples = tuple(self.samples[i] for i in indices)
+        return Dataset(self.source, samples, samples_digest(samples))
+
+    def split_holdout(self, every: int = 4) -> tuple["Dataset", "Dataset"]:
+        """(calibration, evaluation): every `every`-th sample is held out for evaluation, so
+        a result is never judged on the data it was calibrated with."""
+        held = [i for i in range(len(self.samples)) if i % every == every - 1]
+        kept = [i for i in range(len(self.samples)) if i % every != every - 1]
+        return self.subset(kept), self.subset(held)
+
     def pick(self, count: int) -> tuple[tuple[Path, ...], ...]:
         """`count` samples spread evenly over the set (not only the first ones)."""
         if count >= len(self.samples):
@@ -46,13 +57,20 @@ def load_dataset(path: Path, info: ModelInfo, shapes: list[tuple[int, ...]]) -> 
         samples = _from_txt(path, len(info.inputs))
     if not samples:
         raise InputFileError(f"dataset {path} lists no files")
-    digest = hashlib.sha256()
     for sample in samples:
         for index, file in enumerate(sample):
             check_input_file(file, info, shapes, index, path)
+    return Dataset(path, tuple(samples), samples_digest(samples))
+
+
+def samples_digest(samples) -> str:
+    """sha256 over every file's bytes, in order: content, not names, counts."""
+    digest = hashlib.sha256()
+    for sample in samples:
+        for file in sample:
             digest.update(file.read_bytes())
             digest.update(b"\0")
-    return Dataset(path, tuple(samples), digest.hexdigest())
+    return digest.hexdigest()
 
 
 def _from_folder(folder: Path, inputs: int) -> list[tuple[Path, ...]]:

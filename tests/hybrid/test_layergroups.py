@@ -1,0 +1,47 @@
+import onnx
+from onnx import TensorProto, helper
+
+from rkbench.layergroups import read_layer_graph
+
+
+def graph_file(tmp_path):
+    """input -> conv1 -> relu1 -> conv2 -> relu2 -> add(relu2, relu1) -> conv3 (no activation)"""
+    nodes = [
+        helper.make_node("Conv", ["input", "w1"], ["conv1"]),
+        helper.make_node("Relu", ["conv1"], ["relu1"]),
+        helper.make_node("Conv", ["relu1", "w2"], ["conv2"]),
+        helper.make_node("Relu", ["conv2"], ["relu2"]),
+        helper.make_node("Add", ["relu2", "relu1"], ["add"]),
+        helper.make_node("Conv", ["add", "w3"], ["conv3"]),
+    ]
+    weights = [helper.make_tensor(n, TensorProto.FLOAT, [1], [1.0]) for n in ("w1", "w2", "w3")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("conv3", TensorProto.FLOAT, [1])], weights)
+    path = tmp_path / "step1.model"
+    onnx.save(helper.make_model(graph), path)
+    return path
+
+
+KNOWN = ["input", "conv1", "relu1", "conv2", "relu2", "add", "conv3"]
+
+
+def test_fused_partners_in_graph_order(tmp_path):
+    graph = read_layer_graph(graph_file(tmp_path), KNOWN)
+    assert graph.unit("relu2") == ["conv2", "relu2"]
+    assert graph.unit("conv2") == ["conv2", "relu2"]
+    assert graph.unit("add") == ["add"]
+    # relu1 has two readers: conv2 and add, so it is not fused away... but conv1 only feeds relu1.
+    assert graph.unit("conv1") == ["conv1", "relu1"]
+
+
+def test_repair_group_brings_the_producers(tmp_path):
+    graph = read_layer_graph(graph_file(tmp_path), KNOWN)
+    assert graph.repair_group("relu2") == ["conv1", "relu1", "conv2", "relu2"]
+    assert graph.repair_group("add") == ["conv2", "relu2", "conv1", "relu1", "add"]
+    assert graph.repair_group("conv1") == ["conv1", "relu1"]  # the model input is not floated
+
+
+def test_only_names_the_toolkit_knows(tmp_path):
+    graph = read_layer_graph(graph_file(tmp_path), ["conv2", "relu2", "conv3"])
+    assert graph.unit("relu2") == ["conv2", "relu2"]
+    assert graph.repair_group("conv3") == ["conv3"]
