@@ -1,0 +1,111 @@
+"""What a measured run is, as plain data: the store keeps it, the reports show it.
+
+One `RunResult` is one model on one board with one core mask (a `rkbench run` with
+several core masks makes several, sharing a `group`). Raw latency samples are kept, not
+only their summary, so later comparisons can use rank tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+STATUSES = ("running", "ok", "failed", "aborted")
+
+
+@dataclass
+class LatencyStats:
+    count: int
+    min_ms: float
+    mean_ms: float
+    std_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass
+class OutputError:
+    """One output tensor of the board against a reference, over all measured inputs."""
+
+    name: str
+    reference: str  # "fp32" (onnxruntime on the source model) or "simulator"
+    cos_mean: float
+    cos_min: float
+    euc_mean: float
+    max_abs: float
+    top1_agreement: float | None = None  # class outputs only
+
+
+@dataclass
+class LayerError:
+    """Per-layer error as the vendor prints it, simulator and board side by side."""
+
+    index: int
+    op: str
+    tensor: str
+    sim_entire_cos: float | None  # simulator vs fp32, accumulated
+    sim_single_cos: float | None  # simulator vs fp32, this layer alone
+    rt_entire_cos: float | None = None  # board vs fp32, accumulated
+    rt_single_sim_cos: float | None = None  # board vs simulator on the same layer
+    board_departs: bool = False  # the board differs from the simulator: runtime/driver, not quantization
+
+
+@dataclass
+class TelemetrySample:
+    t: float  # seconds since the measurement started
+    npu_load_pct: list[float] | None = None
+    npu_freq_hz: int | None = None
+    cpu_freq_hz: dict[str, int] = field(default_factory=dict)
+    temperatures_c: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Threshold:
+    name: str  # e.g. "min_cos_fp32", "max_p99_ms", "max_peak_rss_mb"
+    limit: float
+    value: float | None
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class RunResult:
+    group: str  # one `rkbench run` (or one nightly cell set)
+    model: str  # display name
+    model_sha256: str
+    board: str  # display address, no secrets
+    backend: str  # rknnlite | onnxruntime | simulator: who produced the numbers
+    core_mask: str | None
+    status: str = "running"
+    started: str = ""  # ISO 8601, UTC
+    finished: str | None = None
+    run_id: int | None = None
+    build_key: str | None = None
+    target: str | None = None
+    quant: str | None = None
+    board_soc: str | None = None
+    latency_ns: list[int] = field(default_factory=list)  # raw per-iteration samples
+    stats: LatencyStats | None = None
+    npu_stats: LatencyStats | None = None  # NPU-only time where the runtime exposes it
+    memory: dict = field(default_factory=dict)  # e.g. {"after_load": {"VmHWM": kB, ...}, ...}
+    telemetry: list[TelemetrySample] = field(default_factory=list)
+    throttled: bool = False
+    throttle_reasons: list[str] = field(default_factory=list)
+    outputs: list[OutputError] = field(default_factory=list)
+    layers: list[LayerError] = field(default_factory=list)
+    thresholds: list[Threshold] = field(default_factory=list)
+    versions: dict = field(default_factory=dict)  # toolkit, librknnrt, driver, runner, python
+    settings: dict = field(default_factory=dict)  # warmup, min_runs, min_seconds, inputs, ...
+    error: str | None = None  # what went wrong, for failed/aborted runs
+    suite: str | None = None  # nightly suite name, when there is one
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "ok" and all(t.passed for t in self.thresholds)
+
+    def to_dict(self, samples: bool = True) -> dict:
+        data = asdict(self)
+        if not samples:
+            data.pop("latency_ns")
+        return data
