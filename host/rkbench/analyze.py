@@ -10,8 +10,20 @@ from pathlib import Path
 from .analysis import LayerSummary, ParseError, parse_error_analysis, rank, summarize
 from .build import BuildOptions, Prepared, Say
 from .errors import ToolkitCrash, UsageError
-from .evalset import OutputAgreement, prepare_eval
+from .evalset import EvalSet, OutputAgreement, prepare_eval
 from .worker import run_job
+
+
+@dataclass
+class AnalyzeOptions:
+    samples: int = 4  # how many dataset samples, spread over the set
+    files: tuple | None = None  # or exactly these samples (e.g. the inputs a board measures)
+    worst: int = 10
+    keep_dumps: Path | None = None  # keep the simulator's whole dumps here
+    # Keep what a board comparison needs, in `keep_dir`: the simulator's final outputs and
+    # the golden/simulator dumps of these tensors (per sample), nothing else.
+    keep_tensors: list[str] | None = None
+    keep_dir: Path | None = None
 
 
 @dataclass
@@ -25,6 +37,9 @@ class AnalysisReport:
     outputs: list[OutputAgreement] = field(default_factory=list)
     golden: str = "onnxruntime"
     dumps: str | None = None
+    sim_outputs: list[list[str]] = field(default_factory=list)  # in keep_dir, per sample
+    tensors: list[dict] = field(default_factory=list)  # per sample: name -> {golden, simulator}
+    evalset: EvalSet | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -36,8 +51,8 @@ class AnalysisReport:
         }
 
 
-def analyze(prepared: Prepared, options: BuildOptions, samples: int, keep_dumps: Path | None,
-            say: Say = lambda _: None, worst: int = 10) -> AnalysisReport:
+def analyze(prepared: Prepared, options: BuildOptions, what: AnalyzeOptions,
+            say: Say = lambda _: None) -> AnalysisReport:
     config = prepared.config
     if not config.quantized:
         raise UsageError("analyze measures quantization error: use --quant w8a8 (or another quantized dtype)")
@@ -45,7 +60,7 @@ def analyze(prepared: Prepared, options: BuildOptions, samples: int, keep_dumps:
         raise UsageError("analyze needs --dataset to calibrate and to pick samples from")
     workdir = options.cache.workdir("analyze")
     try:
-        report = _analyze_in(workdir, prepared, options, samples, keep_dumps, say, worst)
+        report = _analyze_in(workdir, prepared, options, what, say)
     except BaseException:
         # The log of a failed run stays (the error names it); the dumps never do.
         for child in workdir.iterdir():
@@ -56,11 +71,13 @@ def analyze(prepared: Prepared, options: BuildOptions, samples: int, keep_dumps:
     return report
 
 
-def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, samples: int,
-                keep_dumps: Path | None, say: Say, worst: int) -> AnalysisReport:
+def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, what: AnalyzeOptions,
+                say: Say) -> AnalysisReport:
     config = prepared.config
-    picked = prepared.dataset.pick(samples)
-    evalset = prepare_eval(prepared, picked, workdir)
+    picked = what.files or prepared.dataset.pick(what.samples)
+    inputs_dir = what.keep_dir if what.keep_dir is not None else workdir
+    inputs_dir.mkdir(parents=True, exist_ok=True)
+    evalset = prepare_eval(prepared, picked, inputs_dir)
     output_dir = workdir / "analysis"
     output_dir.mkdir()
     request = {
@@ -69,7 +86,8 @@ def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, sample
         "analysis": {
             "samples": [[str(f) for f in files] for files in picked],
             "output_dir": str(output_dir),
-            "keep_dumps": keep_dumps is not None,
+            "keep_dumps": what.keep_dumps is not None,
+            "keep_tensors": what.keep_tensors,
         },
         "evaluate": evalset.request(output_dir),
     }
@@ -88,14 +106,30 @@ def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, sample
     layers = summarize(per_sample)
     outputs = evalset.agreement(result["outputs"])
     dumps = None
-    if keep_dumps is not None:
-        keep_dumps.mkdir(parents=True, exist_ok=True)
+    if what.keep_dumps is not None:
+        what.keep_dumps.mkdir(parents=True, exist_ok=True)
         for snapshot in sorted(output_dir.glob("snapshot_*")):
-            shutil.move(str(snapshot), keep_dumps / snapshot.name)
-        dumps = str(keep_dumps)
-    return AnalysisReport(
+            shutil.move(str(snapshot), what.keep_dumps / snapshot.name)
+        dumps = str(what.keep_dumps)
+    report = AnalysisReport(
         model=str(config.model), target=config.target, quant=config.quant,
         samples=[[str(f) for f in files] for files in picked],
-        layers=layers, worst=rank(layers)[:worst], outputs=outputs,
-        golden="onnxruntime" if outputs else "none (TFLite source)", dumps=dumps,
+        layers=layers, worst=rank(layers)[:what.worst], outputs=outputs,
+        golden="onnxruntime" if outputs else "none (TFLite source)", dumps=dumps, evalset=evalset,
     )
+    if what.keep_dir is not None:
+        report.sim_outputs = [[_move(p, what.keep_dir) for p in sample] for sample in result["outputs"]]
+        for index, kept in enumerate(result.get("tensors", [])):
+            moved = {}
+            for name, sides in kept.items():
+                moved[name] = {side: _move(path, what.keep_dir / f"tensors_{index:04d}" / side)
+                               for side, path in sides.items()}
+            report.tensors.append(moved)
+    return report
+
+
+def _move(path: str, directory: Path) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / Path(path).name
+    shutil.move(path, target)
+    return str(target)

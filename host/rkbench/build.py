@@ -60,12 +60,15 @@ class BuildResult:
     cached: bool
 
 
-def build(prepared: Prepared, options: BuildOptions, say: Say = lambda _: None) -> BuildResult:
+def build(prepared: Prepared, options: BuildOptions, say: Say = lambda _: None,
+          verbose_log: bool = False) -> BuildResult:
+    """Build (or find in the cache). `verbose_log` keeps the toolkit's verbose log, which
+    names every output of the model (per-layer debug builds read it)."""
     config = prepared.config
     version = toolkit_version(options.worker.python)
     recipe = config.recipe()
     digest = prepared.dataset.digest if prepared.dataset else None
-    key = build_key(prepared.model_sha256, digest, recipe, version)
+    key = build_key(prepared.model_sha256, digest, dict(recipe, verbose=True) if verbose_log else recipe, version)
     entry = options.cache.lookup(key) if options.use_cache else None
     if entry is not None:
         say(f"cache hit {key[:12]}: {config.model.name} for {config.target} was built before")
@@ -78,7 +81,8 @@ def build(prepared: Prepared, options: BuildOptions, say: Say = lambda _: None) 
             recipe = config.recipe(prepared.dataset.write_txt(workdir / "dataset.txt"))
         started = time.perf_counter()
         result = run_job(
-            {"job": "build", "recipe": recipe, "export_path": str(workdir / "model.rknn")},
+            {"job": "build", "recipe": recipe, "export_path": str(workdir / "model.rknn"),
+             "verbose": verbose_log},
             workdir,
             options.worker,
             on_step=lambda step, detail: say(f"toolkit: {step}" + (f" ({detail})" if detail else "")),

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import examples
-from .analyze import AnalysisReport, analyze
+from .analyze import AnalysisReport, AnalyzeOptions, analyze
 from .build import BuildOptions, build, prepare, write_outputs
 from .buildspec import (ALGORITHMS, METHODS, QUANT_DTYPES, BuildConfig, from_rknn_convert_yaml,
                         parse_numbers)
@@ -137,7 +137,8 @@ def analyze_command(model: Path, samples: int, keep_dumps: Path | None, worst: i
     """Per-layer quantization error of MODEL on the simulator, and its outputs against fp32."""
     say = progress_printer()
     prepared = prepare(config_from_options(model, opts))
-    report = analyze(prepared, build_options(opts), samples, keep_dumps, say, worst)
+    report = analyze(prepared, build_options(opts),
+                     AnalyzeOptions(samples=samples, worst=worst, keep_dumps=keep_dumps), say)
     document = report.to_dict()
     if out_file is not None:
         out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +208,7 @@ def demo_command(example: str, out_dir: Path, toolkit_python: str | None) -> Non
     prepared = prepare(config)
     result = build(prepared, build_options(opts), say)
     paths = write_outputs(result, out_dir)
-    report = analyze(prepared, build_options(opts), 8, None, say)
+    report = analyze(prepared, build_options(opts), AnalyzeOptions(samples=8), say)
     (out_dir / "analysis.json").write_text(json.dumps(report.to_dict(), indent=2))
     click.echo(format_report(report))
     click.echo("")

@@ -140,7 +140,7 @@ def analyze(job, rknn, spec):
     gigabytes and are deleted right away unless the user asked to keep them.
     """
     out_dir = spec["output_dir"]
-    reports = []
+    reports, kept = [], []
     samples = spec["samples"]
     for index, files in enumerate(samples):
         snapshot = os.path.join(out_dir, "snapshot_%04d" % index)
@@ -150,9 +150,36 @@ def analyze(job, rknn, spec):
         report = os.path.join(out_dir, "error_analysis_%04d.txt" % index)
         shutil.copyfile(os.path.join(snapshot, "error_analysis.txt"), report)
         reports.append(report)
+        if spec.get("keep_tensors"):
+            kept.append(keep_tensors(snapshot, spec["keep_tensors"], os.path.join(out_dir, "tensors_%04d" % index)))
         if not spec.get("keep_dumps"):
             shutil.rmtree(snapshot, ignore_errors=True)
-    return {"reports": reports}
+    return {"reports": reports, "tensors": kept}
+
+
+def keep_tensors(snapshot, names, target):
+    """Copy the golden and simulator dumps of the named tensors out of a snapshot (the rest
+    of which is deleted): {name: {"golden": path, "simulator": path}}."""
+    files = {}
+    with open(os.path.join(snapshot, "map_name_to_file.txt")) as handle:
+        for line in handle:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].endswith(".txt"):
+                files[parts[0]] = parts[1][:-4] + ".npy"
+    kept = {}
+    for index, name in enumerate(names):
+        if name not in files:
+            continue
+        entry = {}
+        for side in ("golden", "simulator"):
+            source = os.path.join(snapshot, side, "npy", files[name])
+            if os.path.exists(source):
+                os.makedirs(os.path.join(target, side), exist_ok=True)
+                entry[side] = os.path.join(target, side, "%05d.npy" % index)
+                shutil.copyfile(source, entry[side])
+        if len(entry) == 2:
+            kept[name] = entry
+    return kept
 
 
 def hybrid_step1(job, rknn, request):
@@ -184,8 +211,9 @@ def run(request, job):
     from rknn.api import RKNN  # the only import of the toolkit in rkbench
 
     kind = request["job"]
-    # Verbose logs name every tensor a hybrid build keeps in float ("Meet hybrid type").
-    rknn = RKNN(verbose=kind in ("hybrid_step2", "auto_hybrid"))
+    # Verbose logs name every tensor a hybrid build keeps in float ("Meet hybrid type") and
+    # every output of a build ("OutputOperator:<name>"), which the host reads from the log.
+    rknn = RKNN(verbose=bool(request.get("verbose")) or kind in ("hybrid_step2", "auto_hybrid"))
     try:
         result = {"toolkit_version": toolkit_version()}
         if kind == "hybrid_step1":
