@@ -19,9 +19,9 @@ def cli() -> None:
 
 def _register_commands() -> None:
     # Each room keeps its commands in its own module; they are attached here.
-    from . import cli_boards, cli_hybrid, cli_model
+    from . import cli_boards, cli_hybrid, cli_model, cli_results
 
-    for module in (cli_model, cli_hybrid, cli_boards):
+    for module in (cli_model, cli_hybrid, cli_boards, cli_results):
         for command in module.COMMANDS:
             cli.add_command(command)
 

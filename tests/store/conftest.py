@@ -1,0 +1,24 @@
+"""Fixtures for the results store tests: a fresh store file per test and the CLI on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from rkbench.store import Store
+from tests.store.helpers import Cli
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "results.db"
+
+
+@pytest.fixture
+def store(db):
+    with Store(db) as s:
+        yield s
+
+
+@pytest.fixture
+def cli(db) -> Cli:
+    return Cli(db)
