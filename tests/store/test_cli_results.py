@@ -68,12 +68,11 @@ def test_history_of_a_missing_store_creates_nothing(cli, tmp_path):
 
 
 def test_history_uses_rkbench_db(tmp_path, filled, db):
-    import subprocess
     import os
+    import subprocess
+    import sys
 
-    from tests.store.helpers import cli_argv
-
-    done = subprocess.run([*cli_argv(), "history", "--json"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "rkbench", "history", "--json"], capture_output=True, text=True,
                           env={**os.environ, "RKBENCH_DB": str(db)})
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)) == 5
