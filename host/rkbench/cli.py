@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import signal
 import sys
 
 import click
@@ -19,15 +20,18 @@ def cli() -> None:
 
 def _register_commands() -> None:
     # Each room keeps its commands in its own module; they are attached here.
-    from . import cli_boards, cli_hybrid, cli_model, cli_results
+    from . import cli_boards, cli_hybrid, cli_model, cli_results, cli_run
 
-    for module in (cli_model, cli_hybrid, cli_boards, cli_results):
+    for module in (cli_model, cli_hybrid, cli_run, cli_boards, cli_results):
         for command in module.COMMANDS:
             cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
     _register_commands()
+    # A CI job's timeout sends SIGTERM: unwind normally so runs are marked aborted, runners
+    # get their stdin closed and labgrid places are released.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         cli.main(args=argv, prog_name="rkbench", standalone_mode=False)
     except RkbenchError as err:

@@ -9,6 +9,7 @@ import click
 
 from .boards.health import FAIL, PASS, WARN, Check, board_info, doctor, host_toolkit_version, worst
 from .errors import ThresholdFailed
+from .session import board_python
 
 STATUS_MARK = {PASS: "pass", WARN: "WARN", FAIL: "FAIL"}
 
@@ -17,10 +18,9 @@ def _notice(message: str) -> None:
     click.echo(f"rkbench: {message}", err=True)
 
 
-def board_options(func):
-    """BOARD and the options every board command takes."""
+def connection_options(func):
+    """How to reach a board (every command that talks to one takes these)."""
     options = [
-        click.argument("board"),
         click.option("--trust-new-board", "trust_new", is_flag=True,
                      help="Accept an SSH host key seen for the first time: shows its fingerprint and records "
                           "it in the known hosts file."),
@@ -32,12 +32,23 @@ def board_options(func):
                      help="SSH config file (default ~/.ssh/config)."),
         click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
                      help="Seconds to wait for the board to answer."),
-        click.option("--python", "python", envvar="RKBENCH_BOARD_PYTHON", default="python3", show_default=True,
-                     help="The board's Python (a path when it is not python3 on the login PATH)."),
+        click.option("--labgrid-client", envvar="RKBENCH_LABGRID_CLIENT",
+                     help="labgrid-client of labgrid's own environment (for --board labgrid:PLACE)."),
+        click.option("--lg-coordinator", envvar="LG_COORDINATOR", help="labgrid coordinator HOST:PORT."),
+        click.option("--labgrid-wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     help="Seconds to wait for a labgrid place someone else holds."),
+        click.option("--python", "python", envvar="RKBENCH_BOARD_PYTHON",
+                     help="The board's Python (default python3 on the login PATH; this interpreter on the "
+                          "local board)."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def board_options(func):
+    """BOARD and the options every board command takes."""
+    return click.argument("board")(connection_options(func))
 
 
 def _open(opts: Dict[str, Any]):
@@ -45,7 +56,12 @@ def _open(opts: Dict[str, Any]):
 
     return open_board(opts["board"], trust_new=opts["trust_new"], known_hosts=opts.get("known_hosts"),
                       identity_files=list(opts.get("identity") or ()), ssh_config=opts.get("ssh_config"),
-                      connect_timeout=opts["connect_timeout"], log=_notice)
+                      connect_timeout=opts["connect_timeout"], log=_notice, labgrid=labgrid_options(opts))
+
+
+def labgrid_options(opts: Dict[str, Any]) -> Dict[str, Any]:
+    return {"client": opts.get("labgrid_client"), "coordinator": opts.get("lg_coordinator"),
+            "acquire_timeout": opts.get("labgrid_wait") or 0.0}
 
 
 # ----------------------------------------------------------------------------------
@@ -142,7 +158,7 @@ def info_command(as_json: bool, **opts) -> None:
     BOARD: IP or host (ssh, user root), user@host:port, ssh://user@host:port, adb:SERIAL,
     adb://host:port, adb, or local."""
     with _open(opts) as transport:
-        info = board_info(transport, python=opts["python"])
+        info = board_info(transport, python=board_python(opts["board"], opts["python"]))
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
     else:
@@ -177,7 +193,7 @@ def doctor_command(toolkit_python: Optional[str], as_json: bool, **opts) -> None
     Exit status 1 when a check fails, 0 otherwise (warnings included)."""
     toolkit, note = host_toolkit_version(toolkit_python)
     with _open(opts) as transport:
-        checks = doctor(transport, toolkit, python=opts["python"], toolkit_note=note)
+        checks = doctor(transport, toolkit, python=board_python(opts["board"], opts["python"]), toolkit_note=note)
     if as_json:
         click.echo(json.dumps({"board": opts["board"], "toolkit": toolkit, "status": worst(checks),
                                "checks": [c.to_dict() for c in checks]}, indent=2))
@@ -215,7 +231,7 @@ def provision_command(version: Optional[str], wheel: Optional[str], librknnrt: O
     if version is None and wheel is None:
         toolkit, _ = host_toolkit_version(toolkit_python)
     with _open(opts) as transport:
-        report = provision(transport, version=version, wheel=wheel, librknnrt=librknnrt, python=opts["python"],
+        report = provision(transport, version=version, wheel=wheel, librknnrt=librknnrt, python=board_python(opts["board"], opts["python"]),
                            toolkit_version=toolkit, dry_run=dry_run, log=_notice)
     for w in report.wheels:
         click.echo(f"{w.name} {w.version}  ({w.reason})  {w.path.name}")

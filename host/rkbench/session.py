@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import shlex
 import signal
 import tempfile
@@ -42,6 +43,15 @@ from .boards.transport import RemoteProcess, Transport, TransportTimeout, open_t
 from .errors import BoardError, InputFileError, UsageError
 
 DEFAULT_PYTHON = "python3"
+
+
+def board_python(board: str, python: Optional[str] = None) -> str:
+    """The board's interpreter: as given, else python3 -- except on the local board, which
+    is this machine: its runner uses this interpreter (it has onnxruntime, and in rkbench's
+    own environment rknn-toolkit2 for the simulator backend)."""
+    if python:
+        return python
+    return sys.executable if board == "local" else DEFAULT_PYTHON
 RUNNER_MODULE = "rkbench_device"
 #: Runs argv and exits with its status; a death by signal N becomes 128+N (what a
 #: shell reports), the same on ssh, adb and local.
@@ -70,15 +80,25 @@ def open_board(
     ssh_config: Optional[str] = None,
     connect_timeout: float = 10.0,
     log: Optional[Callable[[str], None]] = None,
+    labgrid: Optional[Mapping[str, Any]] = None,
     **transport_opts: Any,
 ) -> Transport:
-    """Parse a --board string and open its transport (ssh, adb or local).
+    """Parse a --board string and open its transport (ssh, adb, local, or the SSH
+    NetworkService of a labgrid place: `labgrid:PLACE`, acquired now and released when
+    the transport is closed; `labgrid` holds client, coordinator, acquire_timeout).
 
     The ssh options (trust_new, known_hosts, identity_files, ssh_config,
     connect_timeout) are ignored for adb and local boards. `transport_opts` go to
     the transport as they are (local: home, env; adb: adb_path, server_port, ...).
     `log` gets one-line notices (e.g. "trusting new host key ... recorded in ...").
     """
+    if isinstance(board, str):
+        from .boards.labgrid import parse_labgrid_board
+
+        place = parse_labgrid_board(board)
+        if place is not None:
+            return _open_labgrid(place, trust_new, known_hosts, identity_files, ssh_config,
+                                 connect_timeout, log, labgrid)
     address = parse_board(board) if isinstance(board, str) else board
     opts: Dict[str, Any] = dict(transport_opts)
     if address.kind == "ssh":
@@ -94,6 +114,26 @@ def open_board(
     elif address.kind == "adb" and log is not None:
         opts.setdefault("log", log)
     return open_transport(address, **opts)
+
+
+def _open_labgrid(place: str, trust_new: bool, known_hosts: Optional[str], identity_files: Sequence[str],
+                  ssh_config: Optional[str], connect_timeout: float, log: Optional[Callable[[str], None]],
+                  labgrid: Optional[Mapping[str, Any]]) -> Transport:
+    from .boards.labgrid import open_labgrid_board
+
+    transport, release = open_labgrid_board(
+        place, log=log, trust_new=trust_new, known_hosts=known_hosts, identity_files=list(identity_files),
+        ssh_config=ssh_config, connect_timeout=connect_timeout, **dict(labgrid or {}))
+    close = transport.close
+
+    def close_and_release() -> None:
+        try:
+            close()
+        finally:
+            release()
+
+    transport.close = close_and_release  # the place is released with the connection
+    return transport
 
 
 def python_argv(python: Union[str, Sequence[str]]) -> List[str]:
