@@ -31,10 +31,12 @@ def progress_printer(quiet: bool = False):
     return say
 
 
-def model_options(func):
-    """Options shared by build and analyze (and later commands that build)."""
+def model_options(func, positional: bool = True):
+    """Options shared by build and analyze (and other commands that build)."""
     options = [
-        click.argument("model", type=click.Path(path_type=Path)),
+        click.argument("model", type=click.Path(path_type=Path)) if positional else
+        click.option("--model", "model", type=click.Path(path_type=Path), required=True,
+                     help="The model: .onnx, .tflite, an rknn_convert .yml, or an already built .rknn."),
         click.option("--target", help="Target SoC (rk3588, rk3576, rk3568, rk3566, rk3562, ...). "
                      "Default rk3588, or the one in an rknn_convert .yml."),
         click.option("--dataset", type=click.Path(path_type=Path),
@@ -191,32 +193,4 @@ def example_config(example: examples.Example, workdir: Path, count: int) -> Buil
     )
 
 
-@click.command("demo")
-@click.option("--example", type=click.Choice(sorted(examples.EXAMPLES)), default=examples.DEFAULT_EXAMPLE,
-              show_default=True)
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"),
-              show_default=True)
-@click.option("--toolkit-python", envvar="RKBENCH_TOOLKIT_PYTHON")
-def demo_command(example: str, out_dir: Path, toolkit_python: str | None) -> None:
-    """Build and analyse a bundled real model (PP-OCR from the rapidocr wheel) end to end."""
-    say = progress_printer()
-    chosen = examples.EXAMPLES[example]
-    say(f"example: {chosen.description}")
-    out_dir = out_dir.resolve()
-    config = example_config(chosen, out_dir, count=32)
-    opts = {"toolkit_python": toolkit_python}
-    prepared = prepare(config)
-    result = build(prepared, build_options(opts), say)
-    paths = write_outputs(result, out_dir)
-    report = analyze(prepared, build_options(opts), AnalyzeOptions(samples=8), say)
-    (out_dir / "analysis.json").write_text(json.dumps(report.to_dict(), indent=2))
-    click.echo(format_report(report))
-    click.echo("")
-    click.echo(f"RKNN model:    {paths['rknn']}")
-    click.echo(f"Build record:  {paths['build_json']}")
-    click.echo(f"Analysis:      {out_dir / 'analysis.json'}")
-    if os.environ.get("CI"):
-        return
-
-
-COMMANDS = [build_command, analyze_command, demo_command]
+COMMANDS = [build_command, analyze_command]
