@@ -20,9 +20,9 @@ def cli() -> None:
 
 def _register_commands() -> None:
     # Each room keeps its commands in its own module; they are attached here.
-    from . import cli_boards, cli_hybrid, cli_model, cli_results, cli_run
+    from . import cli_boards, cli_fleet, cli_hybrid, cli_model, cli_results, cli_run
 
-    for module in (cli_model, cli_hybrid, cli_run, cli_boards, cli_results):
+    for module in (cli_model, cli_hybrid, cli_run, cli_boards, cli_fleet, cli_results):
         for command in module.COMMANDS:
             cli.add_command(command)
 

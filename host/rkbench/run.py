@@ -62,6 +62,8 @@ class MeasureOptions:
     inputs: Path | None = None  # what to measure with; default: a held-out slice of the dataset
     input_count: int = 8
     per_layer: bool = False
+    lock_timeout_s: float = 30.0  # another host measuring on the board: wait this long
+    inject_slowdown: float = 0.0  # test-only runner knob (regression-detection benchmarks)
 
 
 @dataclass
@@ -74,6 +76,7 @@ class RunRequest:
     limits: Limits = field(default_factory=Limits)
     group: str | None = None
     suite: str | None = None
+    board_label: str | None = None  # how results name the board (default: its address)
 
 
 @dataclass
@@ -258,7 +261,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             group=request.group or f"run-{datetime.datetime.now():%Y%m%d-%H%M%S}",
             model=(request.config.name if request.config else rknn.stem),
             model_sha256=(prepared.model_sha256 if prepared else _sha256(rknn)),
-            board=board_options.board, backend=request.measure.backend, core_mask=None,
+            board=request.board_label or board_options.board, backend=request.measure.backend, core_mask=None,
             build_key=build_result.record["cache_key"] if build_result else None,
             target=target, quant=request.config.quant if request.config else None, board_soc=soc,
             suite=request.suite,
@@ -273,8 +276,10 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             "inputs": spec_inputs, "data_format": formats, "backend": request.measure.backend,
             "core_masks": request.measure.core_masks, "warmup": request.measure.warmup,
             "min_runs": request.measure.min_runs, "min_seconds": request.measure.min_seconds,
-            "max_seconds": request.measure.max_seconds,
+            "max_seconds": request.measure.max_seconds, "lock_timeout_s": request.measure.lock_timeout_s,
         }
+        if request.measure.inject_slowdown:
+            spec["inject_slowdown"] = request.measure.inject_slowdown
         live = LiveStore(store, template, say)
         mark = time.monotonic()
         try:
