@@ -13,6 +13,7 @@ BENCHES = [
     ("bench.bench_runner", "runner overhead vs a bare loop (issue 4)"),
     ("bench.bench_report", "HTML report size and load time (issue 5)"),
     ("bench.bench_stats", "latency verdicts on synthetic NPU-shaped runs (issues 5/6)"),
+    ("bench.bench_nightly", "nightly over four SSH boards, A/A false alarms, sensitivity (issue 6)"),
     ("bench.bench_hybrid", "hybrid search vs the vendor's proposal and auto_hybrid (issue 3)"),
 ]
 

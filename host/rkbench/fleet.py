@@ -284,7 +284,7 @@ def markdown_summary(report: NightlyReport, html: Path | None = None) -> str:
     verdict = {0: "OK", 1: "REGRESSION", 3: "BOARD FAILURES"}[report.exit_code]
     lines = [f"### rkbench nightly `{report.group}`: {verdict}", "",
              " · ".join(f"{n} {name}" for name, n in sorted(counts.items())) +
-             f" · {report.builds} build(s) · {report.bytes_pushed} bytes pushed · {report.seconds:.0f} s", ""]
+             f" · {report.builds} build(s) · {report.bytes_pushed} bytes pushed · suite ran in {report.seconds:.1f} s", ""]
     lines += ["| cell | outcome | p50 ms | change vs baseline | note |", "|---|---|---|---|---|"]
     for cell in report.cells:
         p50 = f"{cell.result.stats.p50_ms:.3f}" if cell.result and cell.result.stats else "-"
