@@ -11,8 +11,10 @@ from .build import prepare
 from .cli_model import build_options, config_from_options, model_options, progress_printer
 from .dataset import load_dataset
 from .errors import UsageError
-from .hybrid import (Candidate, HybridRecord, HybridSession, check_names, not_reached, search,
-                     with_partners, write_artifacts)
+from .cli_boards import connection_options, labgrid_options
+from .hybrid import (Candidate, HybridRecord, HybridSession, check_names, measure_on_board, not_reached,
+                     search, with_partners, write_artifacts)
+from .run import BoardOptions
 from .hybrid_cfg import DTYPES, read_cfg
 
 
@@ -46,9 +48,11 @@ def parse_float_options(names: tuple[str, ...], dtype: str) -> dict[str, str]:
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("hybrid-out"),
               show_default=True)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--board", help="Also measure every candidate's latency on this board's NPU (rknnlite).")
+@connection_options
 def hybrid_command(model: Path, eval_path: Path | None, mode: str, float_names: tuple[str, ...],
                    cfg_path: Path | None, dtype: str, target_cos: float, max_builds: int,
-                   compare_vendor: bool, out_dir: Path, as_json: bool, **opts) -> None:
+                   compare_vendor: bool, out_dir: Path, as_json: bool, board: str | None, **opts) -> None:
     """Hybrid quantization of MODEL: which layers to keep in float, and what it buys."""
     say = progress_printer()
     prepared = prepare(config_from_options(model, opts))
@@ -90,7 +94,14 @@ def hybrid_command(model: Path, eval_path: Path | None, mode: str, float_names: 
             record.vendor.append(_vendor_proposal(session, record))
             record.vendor.append(session.vendor_auto_hybrid())
             record.vendor_builds = session.builds - record.builds
-        paths = write_artifacts(record, step1, out_dir)
+        paths = write_artifacts(record, step1, out_dir)  # kept even if the board fails below
+        if board:
+            measure_on_board(record.candidates + record.vendor, session.evalset, BoardOptions(
+                board=board, trust_new=opts["trust_new"], known_hosts=opts.get("known_hosts"),
+                identity=tuple(opts.get("identity") or ()), ssh_config=opts.get("ssh_config"),
+                connect_timeout=opts["connect_timeout"], python=opts.get("python"),
+                labgrid=labgrid_options(opts)), say)
+            paths = write_artifacts(record, step1, out_dir)
     finally:
         session.close()
     if as_json:
@@ -125,8 +136,9 @@ def _vendor_proposal(session: HybridSession, record: HybridRecord) -> Candidate:
 def format_tradeoff(record: HybridRecord) -> str:
     lines = [f"Trade-off ({record.mode}; evaluation: {record.evaluation['samples']} sample(s) of "
              f"{record.evaluation['source']}, apart from calibration; target cos {record.target_cos}):"]
+    measured = any(c.board_p50_ms is not None for c in record.candidates + record.vendor)
     lines.append(f"    {'candidate':<28} {'cfg layers':>10} {'float in model':>14} {'size KB':>8} "
-                 f"{'cos mean':>9} {'cos min':>9} {'top-1':>6}")
+                 f"{'cos mean':>9} {'cos min':>9} {'top-1':>6}" + ("   board p50/p99 ms" if measured else ""))
     rows = [(c, "") for c in record.candidates] + [(c, " (vendor)") for c in record.vendor]
     for candidate, suffix in rows:
         mark = "*" if candidate is record.chosen else " "
@@ -134,7 +146,9 @@ def format_tradeoff(record: HybridRecord) -> str:
         hit = " (cached)" if candidate.cached else ""
         lines.append(f"  {mark} {(candidate.label + suffix)[:28]:<28} {len(candidate.layers):>10} "
                      f"{len(candidate.float_tensors):>14} {candidate.rknn_bytes / 1024:>8.1f} "
-                     f"{candidate.cos_mean:>9.5f} {candidate.cos_min:>9.5f} {top:>6}{hit}")
+                     f"{candidate.cos_mean:>9.5f} {candidate.cos_min:>9.5f} {top:>6}"
+                     + (f"   {candidate.board_p50_ms:.3f}/{candidate.board_p99_ms:.3f}"
+                        if candidate.board_p50_ms is not None else "") + hit)
     if record.proposal:
         baseline = "?" if record.proposal_baseline is None else f"{record.proposal_baseline:.5f}"
         lines.append("")

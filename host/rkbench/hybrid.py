@@ -41,6 +41,8 @@ class Candidate:
     cached: bool
     rknn: str | None = None
     meets_target: bool | None = None
+    board_p50_ms: float | None = None  # measured on a board (rknnlite), when one is given
+    board_p99_ms: float | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -202,7 +204,7 @@ class HybridSession:
                   "rknn": {"bytes": result["rknn_bytes"], "sha256": file_sha256(workdir / "model.rknn")}}
         (workdir / "build.json").write_text(json.dumps(record, indent=2))
         data = candidate.to_dict()
-        for name in ("label", "layers", "cached", "rknn"):
+        for name in ("label", "layers", "cached", "rknn", "board_p50_ms", "board_p99_ms"):
             data.pop(name)
         self._eval_file(workdir).write_text(json.dumps(data, indent=2))
         entry = self.cache.store(key, workdir)
@@ -259,6 +261,7 @@ class HybridSession:
         layers = [LayerSummary(**dict(layer, markers=tuple(layer["markers"]))) for layer in data["layers"]]
         base = data["baseline"]
         base["outputs"] = [OutputAgreement(**o) for o in base["outputs"]]
+        base = {k: v for k, v in base.items() if k not in ("board_p50_ms", "board_p99_ms")}
         baseline = Candidate(**dict(base, cached=not built, rknn=str(entry / "model.rknn")))
         self.say(f"  -> int8: cos mean {baseline.cos_mean:.5f} min {baseline.cos_min:.5f}")
         return layers, baseline
@@ -382,3 +385,25 @@ def not_reached(record: HybridRecord, target: float, max_builds: int) -> TargetN
         f"({best.label}, {len(best.layers)} float layer(s)) reaches {best.cos_mean:.5f}; it is "
         "written out; raise --max-builds, lower --target-cos, or try --dtype int16"
     )
+
+
+def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: Say,
+                     min_seconds: float = 2.0) -> None:
+    """Latency of each candidate's model on a board's NPU, so the trade-off table shows
+    accuracy and speed together. Hybrid models need the NPU: the simulator backend of a
+    board without one rebuilds from the recipe and cannot run a hybrid build."""
+    from .session import board_python, run_on_board
+    from .stats import summarize
+
+    python = board_python(board.board, board.python)
+    with board.open() as transport:
+        for candidate in candidates:
+            if not candidate.rknn:
+                continue
+            say(f"measuring {candidate.label} on {board.board}")
+            spec = {"model": {"rknn": candidate.rknn}, "inputs": evalset.arrays,
+                    "data_format": evalset.data_format, "backend": "rknnlite", "warmup": 5,
+                    "min_runs": 50, "min_seconds": min_seconds, "save_outputs": False}
+            outcome = run_on_board(transport, spec, python=python)
+            stats = summarize(outcome.results[0].samples_ns)
+            candidate.board_p50_ms, candidate.board_p99_ms = stats.p50_ms, stats.p99_ms

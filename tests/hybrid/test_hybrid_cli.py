@@ -82,3 +82,13 @@ def test_unreachable_target_keeps_the_best_and_says_so(cli, outlier, tmp_path):
     assert "not reached within 3 builds" in done.stderr and "best candidate" in done.stderr
     record = json.loads((tmp_path / "out" / "hybrid.json").read_text())
     assert record["builds"] <= 3 and (tmp_path / "out" / "model.rknn").exists()
+
+
+def test_board_latency_needs_an_npu_and_keeps_the_search(cli, outlier, tmp_path):
+    """On a board without an NPU (this machine) the latency column cannot be measured: a
+    clear board error, and the search's artifacts are already written."""
+    done = run(cli, outlier, tmp_path, "--target-cos", "0.999", "--board", "local")
+    assert done.returncode == 3
+    assert "rknnlite" in done.stderr and "rkbench provision" in done.stderr
+    record = json.loads((tmp_path / "out" / "hybrid.json").read_text())
+    assert record["chosen"]["cos_mean"] >= 0.999
