@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import cosine, euclidean, is_class_vector, max_abs, top1
+from .metrics import Agreement
 from .results import OutputError, RunResult, Threshold
 from .stats import compare_latency
 
@@ -15,27 +15,17 @@ from .stats import compare_latency
 def output_errors(board: list[list[Path]], reference: list[list], names: list[str],
                   label: str) -> list[OutputError]:
     """Per output tensor over all measured inputs. `reference` holds arrays or .npy paths."""
-    rows: dict[int, dict[str, list]] = {}
+    agreement = Agreement()
     for board_sample, ref_sample in zip(board, reference):
         for k, (measured_path, ref) in enumerate(zip(board_sample, ref_sample)):
             measured = np.load(measured_path)
             ref = np.load(ref) if isinstance(ref, (str, Path)) else np.asarray(ref)
-            if measured.size != ref.size:
-                continue
-            row = rows.setdefault(k, {"cos": [], "euc": [], "max": [], "top1": []})
-            row["cos"].append(cosine(ref, measured))
-            row["euc"].append(euclidean(ref, measured))
-            row["max"].append(max_abs(ref, measured))
-            if is_class_vector(ref.shape):
-                row["top1"].append(top1(ref) == top1(measured))
+            if measured.size == ref.size:
+                agreement.add(k, ref, measured)
     return [
-        OutputError(
-            name=names[k] if k < len(names) else f"output{k}", reference=label,
-            cos_mean=float(np.mean(row["cos"])), cos_min=float(np.min(row["cos"])),
-            euc_mean=float(np.mean(row["euc"])), max_abs=float(np.max(row["max"])),
-            top1_agreement=float(np.mean(row["top1"])) if row["top1"] else None,
-        )
-        for k, row in sorted(rows.items())
+        OutputError(name=names[k] if k < len(names) else f"output{k}", reference=label,
+                    **{key: value for key, value in row.items() if key != "shape"})
+        for k, row in agreement.summary()
     ]
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from .dataset import prepare_sample
 from .errors import ToolkitCrash
 from .golden import GoldenModel
-from .metrics import cosine, euclidean, is_class_vector, max_abs, top1
+from .metrics import Agreement
 
 
 @dataclass
@@ -44,7 +44,7 @@ class EvalSet:
     def agreement(self, sim_outputs: list[list[str]]) -> list[OutputAgreement]:
         if self.golden is None:
             return []
-        stats: dict[int, dict[str, list]] = {}
+        agreement = Agreement()
         for reference, paths in zip(self.golden, sim_outputs):
             for k, (ref, path) in enumerate(zip(reference, paths)):
                 sim = np.load(path)
@@ -53,21 +53,8 @@ class EvalSet:
                         f"simulator output {k} has {sim.size} values but the fp32 output "
                         f"{self.output_names[k]} has {ref.size}: the outputs do not line up"
                     )
-                row = stats.setdefault(k, {"cos": [], "euc": [], "max": [], "top1": [], "shape": list(ref.shape)})
-                row["cos"].append(cosine(ref, sim))
-                row["euc"].append(euclidean(ref, sim))
-                row["max"].append(max_abs(ref, sim))
-                if is_class_vector(ref.shape):
-                    row["top1"].append(top1(ref) == top1(sim))
-        return [
-            OutputAgreement(
-                name=self.output_names[k], shape=row["shape"],
-                cos_mean=float(np.mean(row["cos"])), cos_min=float(np.min(row["cos"])),
-                euc_mean=float(np.mean(row["euc"])), max_abs=float(np.max(row["max"])),
-                top1_agreement=float(np.mean(row["top1"])) if row["top1"] else None,
-            )
-            for k, row in sorted(stats.items())
-        ]
+                agreement.add(k, ref, sim)
+        return [OutputAgreement(name=self.output_names[k], **row) for k, row in agreement.summary()]
 
 
 def prepare_eval(prepared, samples, workdir: Path) -> EvalSet:

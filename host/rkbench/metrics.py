@@ -32,3 +32,27 @@ def is_class_vector(shape: tuple) -> bool:
 
 def top1(a: np.ndarray) -> int:
     return int(np.argmax(np.asarray(a).ravel()))
+
+
+class Agreement:
+    """Accumulates, per output index, how far measured outputs are from their references
+    over many samples: mean/min cosine, mean euclidean, max abs error, top-1 agreement."""
+
+    def __init__(self):
+        self.rows: dict[int, dict[str, list]] = {}
+
+    def add(self, k: int, reference: np.ndarray, measured: np.ndarray) -> None:
+        row = self.rows.setdefault(k, {"cos": [], "euc": [], "max": [], "top1": [], "shape": list(reference.shape)})
+        row["cos"].append(cosine(reference, measured))
+        row["euc"].append(euclidean(reference, measured))
+        row["max"].append(max_abs(reference, measured))
+        if is_class_vector(reference.shape):
+            row["top1"].append(top1(reference) == top1(measured))
+
+    def summary(self) -> list[tuple[int, dict]]:
+        """(output index, {shape, cos_mean, cos_min, euc_mean, max_abs, top1_agreement})."""
+        return [(k, {"shape": row["shape"], "cos_mean": float(np.mean(row["cos"])),
+                     "cos_min": float(np.min(row["cos"])), "euc_mean": float(np.mean(row["euc"])),
+                     "max_abs": float(np.max(row["max"])),
+                     "top1_agreement": float(np.mean(row["top1"])) if row["top1"] else None})
+                for k, row in sorted(self.rows.items())]
