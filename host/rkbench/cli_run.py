@@ -66,6 +66,9 @@ def request_from(model: Path | None, config, opts: dict) -> RunRequest:
         min_runs=opts["min_runs"], min_seconds=opts["min_seconds"], max_seconds=opts["max_seconds"],
         inputs=opts.get("inputs"), input_count=opts["input_count"], per_layer=opts["per_layer"],
     )
+    if config is None and measure.backend in ("onnxruntime", "simulator"):
+        raise UsageError(f"{model}: an already built .rknn runs only on the board's NPU (backend rknnlite); "
+                         f"--backend {measure.backend} needs the source model: give the .onnx/.tflite as --model")
     if measure.per_layer and measure.backend == "onnxruntime":
         raise UsageError("--per-layer compares the NPU (or its simulator) with the simulator: it does not "
                          "apply to the onnxruntime backend")
@@ -95,6 +98,10 @@ def execute(request: RunRequest, opts: dict) -> None:
                f"({measuring / timings['total']:.0%}), build {timings['build']:.1f} s, simulator "
                f"{timings['simulator']:.1f} s, board {timings['board_run'] - measuring:.1f} s around the "
                f"measurement" + (f", per-layer {timings['per_layer']:.1f} s" if timings.get("per_layer", 0) > 0.05 else ""))
+    if report.outcome is not None:
+        pushed = report.outcome.deploy
+        click.echo(f"deploy: {pushed.bytes_pushed} bytes pushed ({pushed.blobs_pushed} file(s)), "
+                   f"{pushed.blobs_reused} file(s) already on the board")
     click.echo(f"run ids {', '.join(str(r.run_id) for r in results)} in {store.path}")
     click.echo(f"HTML report: {html.resolve()}")
     failed = [(r, t) for r in results for t in r.thresholds if not t.passed]

@@ -29,7 +29,7 @@ from .errors import BoardError, UsageError
 from .evalset import EvalSet, prepare_eval
 from .perlayer import DebugModel, onnx_node_outputs, per_layer_errors
 from .results import LatencyStats, RunResult, TelemetrySample
-from .session import RunOutcome, board_python, check_target, open_board, run_on_board
+from .session import RunOutcome, board_python, open_board, run_on_board
 from .stats import summarize
 from .store import Store
 
@@ -225,14 +225,15 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
     python = board_python(board_options.board, board_options.python)
     transport = board_options.open()
     try:
-        info = _board_info(transport, python)
-        soc = info.get("soc")
-        if request.target and soc:
-            check_target(request.target, soc, transport.describe())
-        target = request.target or soc or "rk3588"
-        if not soc:
-            say(f"board {board_options.board}: no Rockchip SoC found; building for {target} "
-                "(the simulator stands in for the NPU here)")
+        if request.target:
+            # The runner's hello names the SoC; a board of another SoC is refused there.
+            target, soc = request.target, None
+        else:
+            soc = _board_info(transport, python).get("soc")
+            target = soc or "rk3588"
+            if not soc and request.config is not None:  # an already built .rknn is not built again
+                say(f"board {board_options.board}: no Rockchip SoC found; building for {target} "
+                    "(the simulator stands in for the NPU here)")
         timings["board"] = time.monotonic() - mark
 
         mark = time.monotonic()
@@ -283,10 +284,11 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         live = LiveStore(store, template, say)
         mark = time.monotonic()
         try:
-            outcome = run_on_board(transport, spec, on_event=live, target=target if soc else None,
+            outcome = run_on_board(transport, spec, on_event=live, target=target,
                                    python=python, out_dir=work / "board")
+            soc = soc or outcome.hello.soc
         except BaseException as err:
-            live.abort(f"{type(err).__name__}: {err}")
+            live.abort(_abort_reason(err))
             raise
         timings["board_run"] = time.monotonic() - mark
         timings.update({f"board_{k}": v for k, v in asdict(outcome.timings).items()})
@@ -296,7 +298,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         if request.measure.per_layer and prepared is not None and layers:
             board_layers = per_layer_errors(
                 prepared, layers, kept, evalset.output_names, evalset, build_options,
-                lambda model: _run_debug(transport, model, spec, python, target if soc else None, work),
+                lambda model: _run_debug(transport, model, spec, python, target, work),
                 work, say)
         timings["per_layer"] = time.monotonic() - mark
 
@@ -331,6 +333,15 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         return RunReport(results, outcome, timings, work)
     finally:
         transport.close()
+
+
+def _abort_reason(err: BaseException) -> str:
+    """What the store (and `rkbench show`) says about a run that did not finish."""
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (Ctrl-C / SIGINT)"
+    if isinstance(err, SystemExit):
+        return f"terminated (exit {err.code}; SIGTERM gives 143)"
+    return f"{type(err).__name__}: {err}"
 
 
 def _board_info(transport, python: str) -> dict:
