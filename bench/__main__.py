@@ -11,6 +11,7 @@ import time
 BENCHES = [
     ("bench.bench_push", "push over SSH vs scp (issue 4)"),
     ("bench.bench_runner", "runner overhead vs a bare loop (issue 4)"),
+    ("bench.bench_run", "rkbench run: time outside the measurement (issue 5)"),
     ("bench.bench_report", "HTML report size and load time (issue 5)"),
     ("bench.bench_stats", "latency verdicts on synthetic NPU-shaped runs (issues 5/6)"),
     ("bench.bench_nightly", "nightly over four SSH boards, A/A false alarms, sensitivity (issue 6)"),
