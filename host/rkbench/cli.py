@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import signal
 import sys
 
@@ -12,23 +13,36 @@ from . import __version__
 from .errors import RkbenchError
 
 
-@click.group()
+# Which module holds each command: a command's module (and what it imports: the toolkit
+# worker, paramiko, matplotlib, ...) is loaded only when that command runs.
+COMMAND_MODULES = {
+    "build": "cli_model", "analyze": "cli_model", "hybrid": "cli_hybrid",
+    "run": "cli_run", "demo": "cli_run",
+    "board": "cli_boards", "doctor": "cli_boards", "provision": "cli_boards",
+    "boards": "cli_fleet", "nightly": "cli_fleet", "baseline": "cli_fleet",
+    "history": "cli_results", "show": "cli_results", "compare": "cli_results", "export": "cli_results",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(name)
+        if module is None:
+            return None
+        commands = importlib.import_module(f".{module}", __package__).COMMANDS
+        return next(command for command in commands if command.name == name)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="rkbench")
 def cli() -> None:
     """Build RKNN models, measure quantization error, benchmark on Rockchip boards."""
 
 
-def _register_commands() -> None:
-    # Each room keeps its commands in its own module; they are attached here.
-    from . import cli_boards, cli_fleet, cli_hybrid, cli_model, cli_results, cli_run
-
-    for module in (cli_model, cli_hybrid, cli_run, cli_boards, cli_fleet, cli_results):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _register_commands()
     # A CI job's timeout sends SIGTERM: unwind normally so runs are marked aborted, runners
     # get their stdin closed and labgrid places are released.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
