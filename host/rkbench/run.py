@@ -25,7 +25,7 @@ from .build import BuildOptions, Prepared, Say, build, prepare
 from .buildspec import BuildConfig
 from .compare import Limits, check_thresholds, output_errors
 from .dataset import Dataset, load_dataset
-from .errors import BoardError, UsageError
+from .errors import BoardError, RkbenchError, UsageError
 from .evalset import EvalSet, prepare_eval
 from .perlayer import DebugModel, onnx_node_outputs, per_layer_errors
 from .results import LatencyStats, RunResult, TelemetrySample
@@ -172,6 +172,7 @@ class LiveStore:
         self.template = template
         self.say = say
         self.run_ids: dict[str | None, int] = {}
+        self.finished: set[int] = set()
         self.current: str | None = None
         self.started: dict[str | None, float] = {}
         self.backend = template.backend
@@ -213,8 +214,10 @@ class LiveStore:
         return self.run_ids[mask]
 
     def abort(self, reason: str) -> None:
+        """Mark the runs not finished yet as aborted (their samples stay)."""
         for run_id in self.run_ids.values():
-            self.store.abort_run(run_id, reason)
+            if run_id not in self.finished:
+                self.store.abort_run(run_id, reason)
 
 
 def run_model(request: RunRequest, store: Store, build_options: BuildOptions, say: Say) -> RunReport:
@@ -293,41 +296,49 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         timings["board_run"] = time.monotonic() - mark
         timings.update({f"board_{k}": v for k, v in asdict(outcome.timings).items()})
 
-        mark = time.monotonic()
-        board_layers = []
-        if request.measure.per_layer and prepared is not None and layers:
-            board_layers = per_layer_errors(
-                prepared, layers, kept, evalset.output_names, evalset, build_options,
-                lambda model: _run_debug(transport, model, spec, python, target, work),
-                work, say)
-        timings["per_layer"] = time.monotonic() - mark
+        try:
+            mark = time.monotonic()
+            board_layers = []
+            if request.measure.per_layer and prepared is not None and layers:
+                try:
+                    board_layers = per_layer_errors(
+                        prepared, layers, kept, evalset.output_names, evalset, build_options,
+                        lambda model: _run_debug(transport, model, spec, python, target, work),
+                        work, say)
+                except RkbenchError as err:  # the measurement stands without the per-layer table
+                    say(f"per-layer board error not available: {err}")
+                    template.settings["per_layer_error"] = str(err)
+            timings["per_layer"] = time.monotonic() - mark
 
-        results = []
-        for mask_run in outcome.results:
-            run_id = live.run_ids.get(mask_run.core_mask)
-            board_outputs = _outputs_by_sample(mask_run)
-            result = replace(
-                template, run_id=run_id, backend=mask_run.backend, core_mask=mask_run.core_mask,
-                status="ok", started=template.started or _now(), finished=_now(), board_soc=soc,
-                latency_ns=list(mask_run.samples_ns), stats=summarize(mask_run.samples_ns),
-                npu_stats=_convert_stats(mask_run.result.npu_stats), memory=dict(mask_run.result.memory),
-                throttled=mask_run.result.throttled, throttle_reasons=list(mask_run.result.throttle_reasons),
-                layers=board_layers,
-                versions=dict(template.versions, runner=outcome.hello.runner_version,
-                              python=outcome.hello.python, **outcome.hello.backend_versions),
-                settings=dict(template.settings, elapsed_s=mask_run.result.elapsed_s,
-                              stopped_by=mask_run.result.stopped_by),
-            )
-            if evalset is not None and evalset.golden:
-                result.outputs += output_errors(board_outputs, evalset.golden, evalset.output_names, "fp32")
-            if sim_outputs:
-                result.outputs += output_errors(board_outputs, sim_outputs, evalset.output_names, "simulator")
-            previous = _previous(store, result)
-            result.thresholds = check_thresholds(result, request.limits, previous)
-            if run_id is None:
-                result.run_id = store.begin_run(replace(result, status="running"))
-            store.finish_run(result.run_id, result)
-            results.append(result)
+            results = []
+            for mask_run in outcome.results:
+                run_id = live.run_ids.get(mask_run.core_mask)
+                board_outputs = _outputs_by_sample(mask_run)
+                result = replace(
+                    template, run_id=run_id, backend=mask_run.backend, core_mask=mask_run.core_mask,
+                    status="ok", started=template.started or _now(), finished=_now(), board_soc=soc,
+                    latency_ns=list(mask_run.samples_ns), stats=summarize(mask_run.samples_ns),
+                    npu_stats=_convert_stats(mask_run.result.npu_stats), memory=dict(mask_run.result.memory),
+                    throttled=mask_run.result.throttled, throttle_reasons=list(mask_run.result.throttle_reasons),
+                    layers=board_layers,
+                    versions=dict(template.versions, runner=outcome.hello.runner_version,
+                                  python=outcome.hello.python, **outcome.hello.backend_versions),
+                    settings=dict(template.settings, elapsed_s=mask_run.result.elapsed_s,
+                                  stopped_by=mask_run.result.stopped_by),
+                )
+                if evalset is not None and evalset.golden:
+                    result.outputs += output_errors(board_outputs, evalset.golden, evalset.output_names, "fp32")
+                if sim_outputs:
+                    result.outputs += output_errors(board_outputs, sim_outputs, evalset.output_names, "simulator")
+                previous = _previous(store, result)
+                result.thresholds = check_thresholds(result, request.limits, previous)
+                if run_id is None:
+                    result.run_id = store.begin_run(replace(result, status="running"))
+                store.finish_run(result.run_id, result)
+                results.append(result)
+        except BaseException as err:  # Ctrl-C during per-layer or while storing: no run stays "running"
+            live.abort(_abort_reason(err))
+            raise
         timings["compare_store"] = time.monotonic() - mark
         timings["total"] = time.monotonic() - started
         return RunReport(results, outcome, timings, work)
