@@ -31,6 +31,7 @@ bench: install
 # minimum-version linter.
 lint: install
 	$(VENV)/bin/vermin -q --no-tips --violations -t=3.8- device shared
+	$(VENV)/bin/ruff check --quiet --select F,E9 --ignore F811 host device shared bench tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,6 @@ from .build import BuildOptions, build, prepare, write_outputs
 from .buildspec import (ALGORITHMS, METHODS, QUANT_DTYPES, BuildConfig, from_rknn_convert_yaml,
                         parse_numbers)
 from .cache import BuildCache
-from .errors import UsageError
 from .modelinfo import check_readable, framework_of
 from .worker import WorkerOptions
 

@@ -12,7 +12,6 @@ import datetime
 import hashlib
 import json
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from .build import BuildOptions, Prepared, Say, build, prepare
 from .buildspec import BuildConfig
 from .compare import Limits, check_thresholds, output_errors
 from .dataset import Dataset, load_dataset
-from .errors import BoardError, RkbenchError, UsageError
+from .errors import RkbenchError, UsageError
 from .evalset import EvalSet, prepare_eval
 from .perlayer import DebugModel, onnx_node_outputs, per_layer_errors
 from .results import LatencyStats, RunResult, TelemetrySample

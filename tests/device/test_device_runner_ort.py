@@ -12,7 +12,7 @@ import pytest
 
 from rkbench_wire import summarize_ns
 
-from device_testing import FIXTURES, latencies, run_runner, runner_env
+from device_testing import FIXTURES, latencies, run_runner
 
 
 def ort_outputs(onnx_path, array):

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import pytest
 
-from rkbench.results import RunResult, TelemetrySample
+from rkbench.results import TelemetrySample
 from rkbench.store import (APPLICATION_ID, SCHEMA_VERSION, RunStateError, Store, UnknownRun,
                            default_db_path)
 from tests.store.helpers import SHA, make_result, store_run
