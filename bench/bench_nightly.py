@@ -30,6 +30,7 @@ SUITE = """
 name = "bench"
 [measure]
 backend = "onnxruntime"
+cpu_threads = 1   # the host and four "boards" share this machine's two cores
 warmup = 20
 min_runs = 20
 min_seconds = {seconds}

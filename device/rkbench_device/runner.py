@@ -134,6 +134,7 @@ class Runner:
         self._progress("load", "loading %s with %s%s" % (self._model_path(name), name, where))
         started = time.perf_counter()
         try:
+            backend.cpu_threads = spec.cpu_threads
             backend.load(spec.model, mask, spec.data_format)
         except RunnerError as err:
             err.core_mask = err.core_mask or mask

@@ -35,6 +35,8 @@ def run_options(func):
                      help="Inputs to measure with (images/.npy folder or dataset.txt); default: a held-out "
                           "slice of --dataset."),
         click.option("--input-count", type=click.IntRange(1), default=8, show_default=True),
+        click.option("--cpu-threads", type=click.IntRange(0), default=0, show_default=True,
+                     help="Threads of a CPU backend (onnxruntime); 0 = all cores."),
         click.option("--per-layer", is_flag=True,
                      help="Per-layer board error: debug builds exposing intermediate tensors, run on the board."),
         click.option("--min-cos", type=float, help="Threshold: output cosine against fp32 (worst output, mean)."),
@@ -49,6 +51,8 @@ def run_options(func):
         click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here."),
         click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write a JSON report here."),
         click.option("--group", help="Name of this run group (default run-<date>-<time>)."),
+        click.option("--hybrid-cfg", type=click.Path(path_type=Path),
+                     help="Run the hybrid model this cfg describes (from `rkbench hybrid` or the vendor's)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -64,6 +68,7 @@ def request_from(model: Path | None, config, opts: dict) -> RunRequest:
         backend=opts["backend"], core_masks=list(opts["core_masks"] or ["auto"]), warmup=opts["warmup"],
         min_runs=opts["min_runs"], min_seconds=opts["min_seconds"], max_seconds=opts["max_seconds"],
         inputs=opts.get("inputs"), input_count=opts["input_count"], per_layer=opts["per_layer"],
+        cpu_threads=opts.get("cpu_threads") or 0,
     )
     if config is None and measure.backend in ("onnxruntime", "simulator"):
         raise UsageError(f"{model}: an already built .rknn runs only on the board's NPU (backend rknnlite); "
@@ -75,7 +80,8 @@ def request_from(model: Path | None, config, opts: dict) -> RunRequest:
                     max_peak_rss_mb=opts.get("max_peak_rss_mb"), max_latency_regression=opts.get("max_regression"))
     rknn = model if config is None else None
     return RunRequest(config=config, rknn=rknn, target=(opts.get("target") or "").lower() or None,
-                      board=board, measure=measure, limits=limits, group=opts.get("group"))
+                      board=board, measure=measure, limits=limits, group=opts.get("group"),
+                      hybrid_cfg=opts.get("hybrid_cfg"))
 
 
 def execute(request: RunRequest, opts: dict) -> None:

@@ -112,9 +112,6 @@ def build_all(cells: list[Cell], options: BuildOptions, parallel: int, say: Say)
     (each build runs in its own toolkit process). Returns how many builds really ran."""
     wanted = {}
     for cell in cells:
-        if cell.config.hybrid_cfg is not None:
-            raise RkbenchError(f"{cell.key}: hybrid configurations are not run by nightly yet; "
-                               "measure the hybrid model with `rkbench hybrid` and a board")
         wanted.setdefault((cell.model.name, cell.config.name, _soc(cell)), cell)
     built = 0
     lock = threading.Lock()
@@ -203,11 +200,13 @@ class Nightly:
                 warmup=int(measure.get("warmup", 5)), min_runs=int(measure.get("min_runs", 100)),
                 min_seconds=float(measure.get("min_seconds", 2.0)),
                 max_seconds=float(measure.get("max_seconds", 300.0)), inputs=cell.model.inputs,
-                lock_timeout_s=self.options.lock_timeout_s, inject_slowdown=self.options.inject_slowdown),
+                lock_timeout_s=self.options.lock_timeout_s, inject_slowdown=self.options.inject_slowdown,
+                cpu_threads=int(measure.get("cpu_threads", 0))),
             limits=Limits(min_cos_fp32=cell.model.thresholds.min_cos_fp32,
                           max_p99_ms=cell.model.thresholds.max_p99_ms,
                           max_peak_rss_mb=cell.model.thresholds.max_peak_rss_mb),
             group=self.options.group, suite=self.suite.name, board_label=board.name,
+            hybrid_cfg=cell.config.hybrid_cfg,
         )
 
     def _measure(self, cell: Cell) -> tuple[RunResult, int, int]:

@@ -26,6 +26,7 @@ from .compare import Limits, check_thresholds, output_errors
 from .dataset import Dataset, load_dataset
 from .errors import RkbenchError, UsageError
 from .evalset import EvalSet, prepare_eval
+from .hybrid import build_from_cfg
 from .perlayer import DebugModel, onnx_node_outputs, per_layer_errors
 from .results import LatencyStats, RunResult, TelemetrySample
 from .session import RunOutcome, board_python, open_board, run_on_board
@@ -63,6 +64,7 @@ class MeasureOptions:
     per_layer: bool = False
     lock_timeout_s: float = 30.0  # another host measuring on the board: wait this long
     inject_slowdown: float = 0.0  # test-only runner knob (regression-detection benchmarks)
+    cpu_threads: int = 0  # CPU backends' threads; 0 = their default
 
 
 @dataclass
@@ -76,6 +78,7 @@ class RunRequest:
     group: str | None = None
     suite: str | None = None
     board_label: str | None = None  # how results name the board (default: its address)
+    hybrid_cfg: Path | None = None  # build the hybrid model this cfg describes
 
 
 @dataclass
@@ -239,13 +242,19 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         timings["board"] = time.monotonic() - mark
 
         mark = time.monotonic()
-        prepared = build_result = None
+        prepared = build_result = hybrid = None
         if request.config is not None:
             prepared = prepare(replace(request.config, target=target))
             build_result = build(prepared, build_options, say)
             rknn = build_result.rknn
+            build_key, toolkit = build_result.record["cache_key"], build_result.record["toolkit_version"]
+            if request.hybrid_cfg is not None:
+                _check_hybrid(request)
+                hybrid = build_from_cfg(prepared, request.hybrid_cfg, measured_inputs(prepared, request.measure),
+                                        build_options, say)
+                rknn, build_key = Path(hybrid.rknn), hybrid.key
         else:
-            rknn = request.rknn
+            rknn, build_key, toolkit = request.rknn, None, None
         timings["build"] = time.monotonic() - mark
 
         work = build_options.cache.workdir("run")
@@ -255,6 +264,10 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             inputs = measured_inputs(prepared, request.measure)
             evalset, layers, sim_outputs, kept = Analyses(build_options).get(
                 prepared, build_result.record["cache_key"], inputs, request.measure.per_layer, say)
+            if hybrid is not None:
+                # The simulator side above is the plain int8 build's: its outputs and layers
+                # are not the hybrid model's, so the board is compared with fp32 only.
+                layers, sim_outputs, kept = [], [], []
             spec_inputs, formats = evalset.arrays, evalset.data_format
         else:
             spec_inputs, formats = _rknn_inputs(request.measure)
@@ -265,17 +278,17 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             model=(request.config.name if request.config else rknn.stem),
             model_sha256=(prepared.model_sha256 if prepared else _sha256(rknn)),
             board=request.board_label or board_options.board, backend=request.measure.backend, core_mask=None,
-            build_key=build_result.record["cache_key"] if build_result else None,
+            build_key=build_key,
             target=target, quant=request.config.quant if request.config else None, board_soc=soc,
             suite=request.suite,
             settings={"warmup": request.measure.warmup, "min_runs": request.measure.min_runs,
                       "min_seconds": request.measure.min_seconds, "inputs": len(spec_inputs)},
-            versions={"toolkit": build_result.record["toolkit_version"] if build_result else None},
+            versions={"toolkit": toolkit},
         )
         spec = {
             "model": {"rknn": str(rknn),
                       "onnx": str(prepared.config.model) if prepared and prepared.info.framework == "onnx" else None,
-                      "build_recipe": _board_recipe(prepared, work) if prepared else None},
+                      "build_recipe": _board_recipe(prepared, work) if prepared and not hybrid else None},
             "inputs": spec_inputs, "data_format": formats, "backend": request.measure.backend,
             "core_masks": request.measure.core_masks, "warmup": request.measure.warmup,
             "min_runs": request.measure.min_runs, "min_seconds": request.measure.min_seconds,
@@ -283,6 +296,8 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         }
         if request.measure.inject_slowdown:
             spec["inject_slowdown"] = request.measure.inject_slowdown
+        if request.measure.cpu_threads:
+            spec["cpu_threads"] = request.measure.cpu_threads
         live = LiveStore(store, template, say)
         mark = time.monotonic()
         try:
@@ -352,6 +367,14 @@ def _abort_reason(err: BaseException) -> str:
     if isinstance(err, SystemExit):
         return f"terminated (exit {err.code}; SIGTERM gives 143)"
     return f"{type(err).__name__}: {err}"
+
+
+def _check_hybrid(request: RunRequest) -> None:
+    if request.measure.backend == "simulator":
+        raise UsageError("a hybrid model runs on the NPU (rknnlite): the board's simulator backend builds from "
+                         "the recipe and cannot run a hybrid build; evaluate it with `rkbench hybrid --cfg`")
+    if request.measure.per_layer:
+        raise UsageError("--per-layer is not available for hybrid models yet")
 
 
 def _board_info(transport, python: str) -> dict:

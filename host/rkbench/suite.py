@@ -39,7 +39,7 @@ MODEL_KEYS = {"name", "path", "dataset", "inputs", "input_size", "mean", "std", 
               "configs", "thresholds", "target"}
 CONFIG_KEYS = {"name", "quant", "algorithm", "method", "hybrid_cfg"}
 THRESHOLD_KEYS = {"min_cos_fp32", "max_latency_regression", "max_p99_ms", "max_peak_rss_mb"}
-MEASURE_KEYS = {"warmup", "min_runs", "min_seconds", "max_seconds", "backend"}
+MEASURE_KEYS = {"warmup", "min_runs", "min_seconds", "max_seconds", "backend", "cpu_threads"}
 
 
 @dataclass(frozen=True)

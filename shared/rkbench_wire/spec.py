@@ -120,6 +120,9 @@ class RunSpec:
     #: of that iteration's own time (0.10 = 10% slower). Used to check that
     #: regression detection fires; never set it for a real measurement.
     inject_slowdown: float = 0.0
+    #: CPU threads for CPU backends (onnxruntime); 0 = the backend's default (all cores).
+    #: A fixed count keeps a CPU baseline steady when the host shares the cores.
+    cpu_threads: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -175,6 +178,7 @@ class RunSpec:
         f.as_nonempty_str(self.lock_path, "lock_path")
         f.as_float(self.lock_timeout_s, "lock_timeout_s", 0.0)
         f.as_float(self.inject_slowdown, "inject_slowdown", 0.0, 10.0)
+        f.as_int(self.cpu_threads, "cpu_threads", 0)
         if self.backend == "rknnlite" and not self.model.rknn:
             raise ProtocolError("model.rknn: required for backend 'rknnlite'")
         if self.backend == "onnxruntime" and not self.model.onnx:
@@ -204,6 +208,7 @@ class RunSpec:
             "lock_path": self.lock_path,
             "lock_timeout_s": self.lock_timeout_s,
             "inject_slowdown": self.inject_slowdown,
+            "cpu_threads": self.cpu_threads,
         }
 
     def to_json(self) -> str:

@@ -180,3 +180,19 @@ def test_runner_rejects_bad_specs(base_spec, tmp_path, line, expect):
     error = out.one("error")
     assert error.kind == "protocol" and expect in error.message
     assert not (tmp_path / "board.lock").exists()
+
+
+def test_cpu_threads_fix_the_onnxruntime_thread_count(model_dir):
+    from rkbench_device.backends.ort_backend import OnnxRuntimeBackend
+    from rkbench_wire import ModelRef
+
+    backend = OnnxRuntimeBackend()
+    backend.cpu_threads = 1
+    backend.load(ModelRef(onnx=str(model_dir / "tiny.onnx")))
+    assert backend._session.get_session_options().intra_op_num_threads == 1
+
+
+def test_cpu_threads_in_the_spec(base_spec, tmp_path):
+    assert run_runner(dict(base_spec, cpu_threads=1), tmp_path).returncode == 0
+    bad = run_runner(dict(base_spec, cpu_threads=-1), tmp_path)
+    assert bad.returncode != 0 and "cpu_threads" in "\n".join(bad.lines)

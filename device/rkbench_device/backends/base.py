@@ -52,6 +52,8 @@ class Backend:
         #: NPU cores of the SoC when known; only the rknnlite backend uses it.
         self.npu_cores: Optional[int] = None
         self.data_format: List[Optional[str]] = []
+        #: CPU threads for CPU backends; 0 = the backend's default.
+        self.cpu_threads = 0
 
     def load(self, model: ModelRef, core_mask: Optional[str] = None,
              data_format: Sequence[Optional[str]] = ()) -> None:

@@ -61,6 +61,9 @@ class OnnxRuntimeBackend(Backend):
         self.data_format = list(data_format)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if self.cpu_threads:
+            options.intra_op_num_threads = self.cpu_threads
+            options.inter_op_num_threads = 1
         try:
             self._session = ort.InferenceSession(model.onnx, sess_options=options,
                                                  providers=["CPUExecutionProvider"])
