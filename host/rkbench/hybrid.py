@@ -43,6 +43,7 @@ class Candidate:
     meets_target: bool | None = None
     board_p50_ms: float | None = None  # measured on a board (rknnlite), when one is given
     board_p99_ms: float | None = None
+    key: str | None = None  # its build-cache key
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -191,7 +192,8 @@ class HybridSession:
             return None
         data = json.loads(path.read_text())
         data["outputs"] = [OutputAgreement(**o) for o in data["outputs"]]
-        return Candidate(**dict(data, label=label, layers=layers, cached=True, rknn=str(entry / "model.rknn")))
+        return Candidate(**dict(data, label=label, layers=layers, cached=True, rknn=str(entry / "model.rknn"),
+                                key=key))
 
     def _record(self, key: str, workdir: Path, result: dict, label: str, layers: dict) -> Candidate:
         log = (workdir / "toolkit.log").read_text(errors="replace")
@@ -204,13 +206,13 @@ class HybridSession:
                   "rknn": {"bytes": result["rknn_bytes"], "sha256": file_sha256(workdir / "model.rknn")}}
         (workdir / "build.json").write_text(json.dumps(record, indent=2))
         data = candidate.to_dict()
-        for name in ("label", "layers", "cached", "rknn", "board_p50_ms", "board_p99_ms"):
+        for name in ("label", "layers", "cached", "rknn", "board_p50_ms", "board_p99_ms", "key"):
             data.pop(name)
         self._eval_file(workdir).write_text(json.dumps(data, indent=2))
         entry = self.cache.store(key, workdir)
         if not self._eval_file(entry).exists():  # a twin got there first with another eval set
             shutil.copyfile(self._eval_file(workdir), self._eval_file(entry))
-        candidate.rknn = str(entry / "model.rknn")
+        candidate.rknn, candidate.key = str(entry / "model.rknn"), key
         self.say(f"  -> cos mean {candidate.cos_mean:.5f} min {candidate.cos_min:.5f}, "
                  f"{candidate.rknn_bytes} bytes")
         return candidate
@@ -261,7 +263,7 @@ class HybridSession:
         layers = [LayerSummary(**dict(layer, markers=tuple(layer["markers"]))) for layer in data["layers"]]
         base = data["baseline"]
         base["outputs"] = [OutputAgreement(**o) for o in base["outputs"]]
-        base = {k: v for k, v in base.items() if k not in ("board_p50_ms", "board_p99_ms")}
+        base = {k: v for k, v in base.items() if k not in ("board_p50_ms", "board_p99_ms", "key")}
         baseline = Candidate(**dict(base, cached=not built, rknn=str(entry / "model.rknn")))
         self.say(f"  -> int8: cos mean {baseline.cos_mean:.5f} min {baseline.cos_min:.5f}")
         return layers, baseline
@@ -407,3 +409,18 @@ def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: 
             outcome = run_on_board(transport, spec, python=python)
             stats = summarize(outcome.results[0].samples_ns)
             candidate.board_p50_ms, candidate.board_p99_ms = stats.p50_ms, stats.p99_ms
+
+
+def build_from_cfg(prepared: Prepared, cfg: Path, evaluation: Dataset, options: BuildOptions,
+                   say: Say) -> Candidate:
+    """The hybrid model a cfg describes (its custom_quantize_layers, with fused partners),
+    built from one cached step 1 and evaluated on `evaluation`; cached like any build."""
+    session = HybridSession(prepared, prepared.dataset, evaluation, options, say)
+    try:
+        step1 = session.step1()
+        requested = read_cfg(cfg).custom
+        check_names(list(requested), step1)
+        layers, _ = with_partners(requested, step1)
+        return session.evaluate(step1, layers, f"hybrid {cfg.name}")
+    finally:
+        session.close()
