@@ -67,7 +67,7 @@ def layers(n: int, depart_at: int, tensor_name: str = "conv") -> list[LayerError
     return out
 
 
-def run(model: str = "mobilenet_v2", board: str = "192.168.1.20", core_mask: str | None = "0",
+def run(model: str = "mobilenet_v2", board: str = "board-a.lab", core_mask: str | None = "0",
         n: int = 2000, median_ms: float = 8.0, seed: int = 1, n_layers: int = 40, run_id: int = 42,
         backend: str = "rknnlite", soc: str = "RK3588", p99_limit_ms: float = 11.0) -> RunResult:
     lat = latencies(n, median_ms, seed)
@@ -103,7 +103,7 @@ def run(model: str = "mobilenet_v2", board: str = "192.168.1.20", core_mask: str
     )
 
 
-def failed_run(model: str = "yolov5s", board: str = "192.168.1.21") -> RunResult:
+def failed_run(model: str = "yolov5s", board: str = "board-b.lab") -> RunResult:
     return RunResult(
         group="2024-06-01T10:00:00Z", model=model, model_sha256="cd" * 32, board=board, backend="rknnlite",
         core_mask="0_1_2", status="failed", started="2024-06-01T10:02:00Z", run_id=43, board_soc="RK3566",

@@ -33,7 +33,7 @@ def test_schema_summary_and_derived(results, history, tmp_path):
     assert data["summary"] == {"runs": 3, "passed": 1, "failed": 1, "errors": 1}
     d = data["runs"][0]["derived"]
     assert d["outcome"] == "FAIL" and d["failed_thresholds"] == ["max_p99_ms"]
-    assert d["key"] == [results[0].model, "192.168.1.20", "rknnlite", "0"]
+    assert d["key"] == [results[0].model, "board-a.lab", "rknnlite", "0"]
     assert d["peak_rss_mib"] == 212.5 and d["departing_layers"] == [20]
     assert d["previous"]["run_id"] == 34 and round(d["previous"]["p50_change_pct"], 1) == 3.1
     assert data["runs"][2]["derived"]["outcome"] == "ERROR"

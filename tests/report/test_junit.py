@@ -52,8 +52,8 @@ def test_counts_and_cases(results, tmp_path):
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
     cases = root.findall("./testsuite/testcase")
     assert len(cases) == 3
-    assert [c.get("classname") for c in cases] == ["rkbench.192_168_1_20", "rkbench.192_168_1_20",
-                                                    "rkbench.192_168_1_21"]
+    assert [c.get("classname") for c in cases] == ["rkbench.board-a_lab", "rkbench.board-a_lab",
+                                                    "rkbench.board-b_lab"]
     assert [c.get("name") for c in cases] == [f"{results[0].model}[0]", f"{results[1].model}[0_1_2]",
                                               "yolov5s[0_1_2]"]
     suites = root.findall("testsuite")

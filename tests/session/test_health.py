@@ -157,7 +157,7 @@ def test_host_toolkit_version(tmp_path):
 
 @pytest.mark.board
 def test_real_board_info_and_doctor():
-    """Against a real board: RKBENCH_TEST_BOARD=ssh://root@192.168.1.20 (plus the
+    """Against a real board: RKBENCH_TEST_BOARD=ssh://root@board.lab (plus the
     usual ssh setup); RKBENCH_TEST_BOARD_PYTHON if its Python is not python3."""
     address = os.environ.get("RKBENCH_TEST_BOARD")
     if not address:
