@@ -89,3 +89,28 @@ known_hosts = "{known}"
         [sys.executable, "-m", "rkbench", "history", "--db", nightly.db, "--json"],
         capture_output=True, text=True).stdout)
     assert {row["board"] for row in history if row["group"] == "ssh1"} == {"b0", "b1"}
+
+
+def test_boards_list_and_check(lab_files, tmp_path):
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    boards = tmp_path / "boards.toml"
+    boards.write_text(LOCAL.replace('address = "local"', f'address = "local"\npython = "{sys.executable}"')
+                      + f'\n[boards.gone]\naddress = "root@127.0.0.1:{port}"\nsoc = "rk3588"\n')
+
+    def rkbench(*args):
+        return subprocess.run([sys.executable, "-m", "rkbench", *args, "--boards", str(boards)],
+                              capture_output=True, text=True, timeout=120)
+
+    listed = rkbench("boards", "list")
+    assert listed.returncode == 0 and "here" in listed.stdout and f"127.0.0.1:{port}" in listed.stdout
+    checked = rkbench("boards", "check")
+    assert checked.returncode == 3, checked.stderr
+    rows = {line.split()[0]: line for line in checked.stdout.splitlines()[1:]}
+    assert "OFFLINE" in rows["gone"] and f"127.0.0.1:{port}" in rows["gone"]
+    assert "OFFLINE" not in rows["here"]
+    assert "Traceback" not in checked.stderr
