@@ -48,13 +48,13 @@ from rkbench.boards.transport import (
     CompletedRun,
     LinePump,
     Progress,
-    RemoteProcess,
     TailBuffer,
     Transport,
     TransportTimeout,
     quote_argv,
     short_command,
 )
+from rkbench.boards.local import PipedProcess
 from rkbench.errors import BoardError, DiskFullError
 
 PID_MARK = b"\x1erkbench-pid "
@@ -181,8 +181,10 @@ def _last_line(text: str) -> str:
 # =============================================================================
 # streaming
 # =============================================================================
-class AdbProcess(RemoteProcess):
+class AdbProcess(PipedProcess):
     """A command started with `AdbTransport.start`: a local `adb shell` client."""
+
+    ENDED = "the command or the adb connection ended"
 
     def __init__(self, transport: "AdbTransport", argv: Sequence[str], popen: subprocess.Popen):
         self.argv = list(argv)
@@ -203,29 +205,6 @@ class AdbProcess(RemoteProcess):
     def pid(self) -> Optional[int]:
         """PID (on the board) of the shell running the command, once known."""
         return self._filter.pid
-
-    def readline(self, timeout: Optional[float] = None) -> bytes:
-        return self._stdout.readline(timeout, what=f"output from {self._describe}: {short_command(self.argv)}")
-
-    def write_stdin(self, data: bytes) -> None:
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        with self._stdin_lock:
-            try:
-                self._proc.stdin.write(data)
-                self._proc.stdin.flush()
-            except (BrokenPipeError, ValueError, OSError) as exc:
-                raise BoardError(
-                    f"{self._describe}: cannot write to {short_command(self.argv)} "
-                    f"(the command or the adb connection ended: {self.stderr_tail().strip()[-200:] or exc})"
-                ) from None
-
-    def close_stdin(self) -> None:
-        with self._stdin_lock:
-            try:
-                self._proc.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
 
     def wait(self, timeout: Optional[float] = None) -> int:
         try:
@@ -253,13 +232,6 @@ class AdbProcess(RemoteProcess):
                 rc = self._proc.returncode if self._proc.returncode not in (0, None) else 255
         self._rc = rc
         return rc
-
-    def _close_pipes(self) -> None:
-        for f in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
-            try:
-                f.close()
-            except OSError:
-                pass
 
     def kill(self) -> None:
         if self._proc.poll() is None:

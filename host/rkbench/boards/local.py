@@ -44,10 +44,47 @@ def _kill_group(proc: subprocess.Popen) -> None:
             pass
 
 
-class SubprocessProcess(RemoteProcess):
-    """A RemoteProcess over a local subprocess.Popen with three pipes.
+class PipedProcess(RemoteProcess):
+    """What every RemoteProcess over a local client process (the command itself, or an
+    `adb shell` client) does with its pipes. Subclasses set argv, _describe, _proc,
+    _stdout (a LinePump) and _stdin_lock."""
 
-    Also usable by transports that drive a local client program (e.g. `adb shell`)."""
+    #: How a failed write explains itself.
+    ENDED = "it has exited"
+
+    def readline(self, timeout: Optional[float] = None) -> bytes:
+        return self._stdout.readline(timeout, what=f"output from {self._describe}: {short_command(self.argv)}")
+
+    def write_stdin(self, data: bytes) -> None:
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        with self._stdin_lock:
+            try:
+                self._proc.stdin.write(data)
+                self._proc.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError) as exc:
+                raise BoardError(
+                    f"{self._describe}: cannot write to {short_command(self.argv)} ({self.ENDED}: "
+                    f"{self.stderr_tail().strip()[-200:] or exc})"
+                ) from None
+
+    def close_stdin(self) -> None:
+        with self._stdin_lock:
+            try:
+                self._proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+    def _close_pipes(self) -> None:
+        for f in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+class SubprocessProcess(PipedProcess):
+    """A RemoteProcess over a local subprocess.Popen with three pipes."""
 
     def __init__(self, popen_argv: Sequence[str], argv: Optional[Sequence[str]] = None, describe: str = "local", **popen_kw):
         self.argv = list(argv if argv is not None else popen_argv)
@@ -70,27 +107,6 @@ class SubprocessProcess(RemoteProcess):
     def pid(self) -> int:
         return self._proc.pid
 
-    def readline(self, timeout: Optional[float] = None) -> bytes:
-        return self._stdout.readline(timeout, what=f"output from {self._describe}: {short_command(self.argv)}")
-
-    def write_stdin(self, data: bytes) -> None:
-        with self._stdin_lock:
-            try:
-                self._proc.stdin.write(data)
-                self._proc.stdin.flush()
-            except (BrokenPipeError, ValueError, OSError) as exc:
-                raise BoardError(
-                    f"{self._describe}: cannot write to {short_command(self.argv)} (it has exited: "
-                    f"{self.stderr_tail().strip()[-200:] or exc})"
-                ) from None
-
-    def close_stdin(self) -> None:
-        with self._stdin_lock:
-            try:
-                self._proc.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
-
     def wait(self, timeout: Optional[float] = None) -> int:
         try:
             rc = self._proc.wait(timeout)
@@ -102,13 +118,6 @@ class SubprocessProcess(RemoteProcess):
         self._stderr.join(5)
         self._close_pipes()
         return rc
-
-    def _close_pipes(self) -> None:
-        for f in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
-            try:
-                f.close()
-            except OSError:
-                pass
 
     def kill(self) -> None:
         _kill_group(self._proc)
