@@ -120,12 +120,13 @@ class Analyses:
         self.options = options
 
     def get(self, prepared: Prepared, build_key: str, inputs: Dataset, keep_tensors: bool,
-            say: Say) -> tuple[EvalSet, list[LayerSummary], list[list[str]], list[dict]]:
-        key = hashlib.sha256(json.dumps([build_key, inputs.digest, keep_tensors]).encode()).hexdigest()
+            say: Say, simulate: bool = True) -> tuple[EvalSet, list[LayerSummary], list[list[str]], list[dict]]:
+        simulate = simulate and prepared.config.quantized
+        key = hashlib.sha256(json.dumps([build_key, inputs.digest, keep_tensors, simulate]).encode()).hexdigest()
         entry = self.options.cache.root / "analyses" / key
         manifest = entry / "analysis.json"
         if not manifest.is_file():
-            if not prepared.config.quantized:
+            if not simulate:
                 work = self.options.cache.workdir("run-eval")
                 evalset = prepare_eval(prepared, inputs.samples, work)
                 data = {"layers": [], "sim_outputs": [], "tensors": []}
@@ -245,13 +246,13 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         prepared = build_result = hybrid = None
         if request.config is not None:
             prepared = prepare(replace(request.config, target=target))
+            inputs = measured_inputs(prepared, request.measure)
             build_result = build(prepared, build_options, say)
             rknn = build_result.rknn
             build_key, toolkit = build_result.record["cache_key"], build_result.record["toolkit_version"]
             if request.hybrid_cfg is not None:
                 _check_hybrid(request)
-                hybrid = build_from_cfg(prepared, request.hybrid_cfg, measured_inputs(prepared, request.measure),
-                                        build_options, say)
+                hybrid = build_from_cfg(prepared, request.hybrid_cfg, inputs, build_options, say)
                 rknn, build_key = Path(hybrid.rknn), hybrid.key
         else:
             rknn, build_key, toolkit = request.rknn, None, None
@@ -261,13 +262,11 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         mark = time.monotonic()
         evalset, layers, sim_outputs, kept = None, [], [], []
         if prepared is not None:
-            inputs = measured_inputs(prepared, request.measure)
+            # A hybrid model has no simulator side here (the analysis would be the plain int8
+            # build's): only the fp32 reference, and the board is compared with fp32 alone.
             evalset, layers, sim_outputs, kept = Analyses(build_options).get(
-                prepared, build_result.record["cache_key"], inputs, request.measure.per_layer, say)
-            if hybrid is not None:
-                # The simulator side above is the plain int8 build's: its outputs and layers
-                # are not the hybrid model's, so the board is compared with fp32 only.
-                layers, sim_outputs, kept = [], [], []
+                prepared, build_result.record["cache_key"], inputs, request.measure.per_layer, say,
+                simulate=hybrid is None)
             spec_inputs, formats = evalset.arrays, evalset.data_format
         else:
             spec_inputs, formats = _rknn_inputs(request.measure)
