@@ -30,7 +30,7 @@ class Cli:
 
 
 def make_result(group: str = "g1", samples: int = 0, seed: int = 0, scale: float = 1.0,
-                board: str = "ssh://root@192.168.1.20", core_mask: str | None = "0",
+                board: str = "ssh://root@board-a.lab", core_mask: str | None = "0",
                 model: str = "mobilenet", sha: str = SHA, backend: str = "rknnlite",
                 build_key: str | None = "bk-1") -> RunResult:
     rng = np.random.default_rng(seed)

@@ -52,7 +52,7 @@ def test_history_filters_and_json(cli, filled):
     rows = json.loads(cli("history", "--model", "yolo", "--json").stdout)
     assert [r["run_id"] for r in rows] == [filled["other"]]
     assert rows[0]["board"] == "adb:R58M" and rows[0]["core_mask"] is None
-    rows = json.loads(cli("history", "--board", "ssh://root@192.168.1.20", "--json").stdout)
+    rows = json.loads(cli("history", "--board", "ssh://root@board-a.lab", "--json").stdout)
     assert len(rows) == 4
     rows = json.loads(cli("history", "--status", "aborted", "--json").stdout)
     assert [r["run_id"] for r in rows] == [filled["aborted"]] and rows[0]["sample_count"] == 30
@@ -82,7 +82,7 @@ def test_show(cli, filled):
     done = cli("show", filled["slow"])
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for fragment in ("OK", "mobilenet", "ssh://root@192.168.1.20", "rk3588", "rknnlite",
+    for fragment in ("OK", "mobilenet", "ssh://root@board-a.lab", "rk3588", "rknnlite",
                      "Latency, 1500 samples", "p99", "THROTTLED: soc 86 C", "after_load.VmHWM",
                      "61200", "logits", "0.98000", "Worst layers", "prob", "departs",
                      "min_cos_fp32", "toolkit", "2.5.0", "warmup",

@@ -240,10 +240,10 @@ def test_previous_runs_same_board_mask_and_backend(store):
     failed = store.begin_run(make_result())
     store.abort_run(failed, "lost")
     newer = store_run(store, make_result(samples=20, seed=4))
-    prev = store.previous_runs(SHA, "ssh://root@192.168.1.20", "0", before_run_id=newer,
+    prev = store.previous_runs(SHA, "ssh://root@board-a.lab", "0", before_run_id=newer,
                                backend="rknnlite")
     assert [p.run_id for p in prev] == [older]
-    assert len(store.previous_runs(SHA, "ssh://root@192.168.1.20", "0", status=None)) == 4
+    assert len(store.previous_runs(SHA, "ssh://root@board-a.lab", "0", status=None)) == 4
 
 
 def test_groups_and_baselines(store):
