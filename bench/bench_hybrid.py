@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rkbench import examples
+from rkbench.model import examples
 from tests.outlier_model import make_outlier_model, write_inputs
 
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rkbench import examples
+from rkbench.model import examples
 
 SUITE = """
 name = "bench"

@@ -3,7 +3,7 @@ already deployed model (issue 5 target: less than 10%).
 
     python -m bench.bench_run [--seconds 2,5,10] [--target-seconds 5] [--rounds 1] [--no-ssh]
 
-The bundled PP-OCR classifier (`rkbench.examples`, 48x192) runs with the onnxruntime
+The bundled PP-OCR classifier (`rkbench.model.examples`, 48x192) runs with the onnxruntime
 backend, exactly as a user types it: `python -m rkbench run --model ... --backend
 onnxruntime --min-seconds S` in a subprocess with its own build cache (RKBENCH_CACHE),
 store (--db), report folder (-o) and HOME. A first run warms everything up (build,
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     lengths = sorted({float(x) for x in args.seconds.split(",") if x.strip()} | {args.target_seconds})
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.boards.sshd
-    from rkbench import examples
+    from rkbench.model import examples
 
     example = examples.EXAMPLES["ppocr-cls"]
     with tempfile.TemporaryDirectory(prefix="rkbench-bench-run-") as tmp:

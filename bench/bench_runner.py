@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     import numpy as np
     import onnxruntime as ort
 
-    from rkbench.session import open_board, run_on_board
+    from rkbench.run.session import open_board, run_on_board
     from tests.session.helpers import make_inputs, make_model
 
     with tempfile.TemporaryDirectory(prefix="rkbench-bench-runner-") as tmp:

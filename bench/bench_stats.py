@@ -34,7 +34,7 @@ LENGTHS = (200, 1000, 10_000)
 
 
 def _rules(a: np.ndarray, b: np.ndarray):
-    from rkbench.stats import DIFFERENT, REGRESSION, compare_latency, mann_whitney_u
+    from rkbench.results.stats import DIFFERENT, REGRESSION, compare_latency, mann_whitney_u
 
     v = compare_latency(a, b)
     ours = "regression" if (v.kind == DIFFERENT and v.direction == REGRESSION) else (
@@ -84,7 +84,7 @@ def run(trials: int, seed: int) -> bool:
 
 
 def timing(seed: int) -> float:
-    from rkbench.stats import compare_latency
+    from rkbench.results.stats import compare_latency
     from tests.store.synthetic import npu_latencies
 
     a = npu_latencies(10_000, seed=seed, **PROFILES["quiet"])

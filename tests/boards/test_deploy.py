@@ -9,7 +9,7 @@ import pytest
 
 from rkbench.boards import deploy as dep
 from rkbench.boards.deploy import DeployStats, ensure_blob, ensure_runner, runner_tarball
-from rkbench.boards.local import LocalTransport
+from rkbench.boards.transport.local import LocalTransport
 from rkbench.boards.transport import open_transport
 from rkbench.errors import BoardError, DiskFullError
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from rkbench.boards.ssh import SshTransport, KnownHostsFile
+from rkbench.boards.transport.ssh import SshTransport, KnownHostsFile
 from rkbench.boards.transport import open_transport
 from rkbench.errors import BoardError
 

@@ -5,17 +5,17 @@ import time
 
 import pytest
 
-from rkbench.boards.local import LocalTransport
-from rkbench.boards.transport import (
+from rkbench.boards.transport.local import LocalTransport
+from rkbench.boards.transport.base import (
     CommandFailed,
     LinePump,
     RemoteProcess,
     TailBuffer,
     Transport,
     TransportTimeout,
-    open_transport,
     quote_argv,
 )
+from rkbench.boards.transport import open_transport
 from rkbench.errors import BoardError
 
 NASTY = [

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from rkbench.boards.adb import AdbTransport, remote_line, split_exit_marker
+from rkbench.boards.transport.adb import AdbTransport, remote_line, split_exit_marker
 from rkbench.boards.address import parse_board
 from rkbench.boards.transport import CommandFailed, RemoteProcess, TransportTimeout, open_transport
 from rkbench.errors import BoardError

@@ -3,8 +3,8 @@ import re
 import pytest
 
 from rkbench.errors import InputFileError, UsageError
-from rkbench.inventory import load_inventory
-from rkbench.suite import load_suite
+from rkbench.lab.inventory import load_inventory
+from rkbench.lab.suite import load_suite
 
 BOARDS = """
 [boards.a]

@@ -1,7 +1,7 @@
 import pytest
 
 from rkbench.errors import InputFileError
-from rkbench.hybrid_cfg import parse_cfg
+from rkbench.accuracy.hybrid.cfg import parse_cfg
 
 # As hybrid_quantization_step1(proposal=True) writes it (rknn-toolkit2 2.5), shortened.
 PROPOSAL = """\

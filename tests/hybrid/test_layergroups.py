@@ -1,7 +1,7 @@
 import onnx
 from onnx import TensorProto, helper
 
-from rkbench.layergroups import read_layer_graph
+from rkbench.accuracy.hybrid.groups import read_layer_graph
 
 
 def graph_file(tmp_path):

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from rkbench.hybrid import Candidate, HybridRecord, search
+from rkbench.accuracy.hybrid.search import Candidate, HybridRecord, search
 
 GROUPS = [[f"t{i}a", f"t{i}b"] for i in range(10)]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rkbench import examples
+from rkbench.model import examples
 from tests.model.helpers import CLS, Cli
 
 

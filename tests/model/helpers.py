@@ -6,7 +6,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from rkbench import examples
+from rkbench.model import examples
 
 CLS = examples.EXAMPLES["ppocr-cls"]
 CLS_OPTIONS = ["--input-size", "1,3,48,192", "--mean", "127.5,127.5,127.5", "--std", "127.5,127.5,127.5"]

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from rkbench.analysis import ParseError, parse_error_analysis, rank, summarize
+from rkbench.accuracy.layers import ParseError, parse_error_analysis, rank, summarize
 
 HERE = Path(__file__).parent
 REAL = (HERE / "error_analysis_cls_rk3588.txt").read_text()

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from rkbench.buildspec import BuildConfig, from_rknn_convert_yaml, resolve
+from rkbench.model.config import BuildConfig, from_rknn_convert_yaml, resolve
 from rkbench.errors import InputFileError, UsageError
-from rkbench.modelinfo import ModelInfo, TensorInfo
+from rkbench.model.info import ModelInfo, TensorInfo
 
 DYNAMIC = ModelInfo(Path("m.onnx"), "onnx", (TensorInfo("x", (None, 3, "h", "w"), "float"),), ())
 FIXED = ModelInfo(Path("m.onnx"), "onnx", (TensorInfo("x", (1, 3, 32, 32), "float"),), ())

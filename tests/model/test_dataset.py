@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rkbench.dataset import load_dataset, prepare_sample
+from rkbench.model.dataset import load_dataset, prepare_sample
 from rkbench.errors import InputFileError, UsageError
-from rkbench.modelinfo import ModelInfo, TensorInfo
+from rkbench.model.info import ModelInfo, TensorInfo
 
 INFO = ModelInfo(Path("m.onnx"), "onnx", (TensorInfo("x", (1, 3, 16, 32), "float"),), ())
 SHAPES = [(1, 3, 16, 32)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from rkbench.report.common import HistoryPoint, run_key
-from rkbench.results import LatencyStats, LayerError, OutputError, RunResult, TelemetrySample, Threshold
+from rkbench.results.model import LatencyStats, LayerError, OutputError, RunResult, TelemetrySample, Threshold
 from rkbench_wire.stats import summarize_ns
 
 HOSTILE_MODEL = "<script>alert('model')</script>mobilenet"

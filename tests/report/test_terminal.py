@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from rkbench.report import HistoryPoint, run_key, summary
-from rkbench.results import RunResult
+from rkbench.results.model import RunResult
 
 from .synthetic import failed_run, run
 
@@ -113,7 +113,7 @@ def test_empty_and_running():
 
 
 def test_many_outputs_are_summarised_and_missing_values_said():
-    from rkbench.results import OutputError, Threshold
+    from rkbench.results.model import OutputError, Threshold
 
     r = run(n=200)
     r.outputs = [OutputError(f"out{i}", "fp32", 0.999, 0.99 - i / 100, 0.1, 0.2) for i in range(6)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rkbench import examples
+from rkbench.model import examples
 from tests.boards.sshd import ssh_client_key, ssh_home, sshd, sshd_factory  # noqa: F401
 from tests.model.helpers import CLS
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rkbench.session import open_board
+from rkbench.run.session import open_board
 
 from tests.boards.sshd import ssh_client_key, ssh_home, sshd, sshd_factory  # noqa: F401
 

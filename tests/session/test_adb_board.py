@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from rkbench.boards.health import board_info
-from rkbench.session import open_board, run_on_board
+from rkbench.run.session import open_board, run_on_board
 
 from tests.adbd_standin import adb_server, adbd_standin, adbd_standin_factory  # noqa: F401
 

@@ -12,7 +12,7 @@ from rkbench.boards.health import (
     FAIL, PASS, WARN, DoctorLimits, _runtime_vs_toolkit, board_info, doctor, host_toolkit_version,
     version_tuple, worst,
 )
-from rkbench.session import open_board
+from rkbench.run.session import open_board
 
 from .conftest import BOARD_PYTHON
 from .helpers import FIXTURES, python_without_numpy

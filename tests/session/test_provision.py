@@ -19,7 +19,7 @@ from rkbench.boards.provision import (
     wheel_metadata, wheel_tags_fit,
 )
 from rkbench.errors import BoardError, InputFileError, UsageError
-from rkbench.session import RunnerFailed, open_board
+from rkbench.run.session import RunnerFailed, open_board
 
 from .helpers import REPO, board_venv, make_wheel, write_script
 

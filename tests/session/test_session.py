@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rkbench.errors import BoardError, InputFileError, UsageError
-from rkbench.session import RunnerFailed, open_board, run_on_board, signal_of, soc_matches
+from rkbench.run.session import RunnerFailed, open_board, run_on_board, signal_of, soc_matches
 from rkbench_wire import summarize_ns
 
 from .conftest import BOARD_PYTHON

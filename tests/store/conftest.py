@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rkbench.store import Store
+from rkbench.results.store import Store
 from tests.store.helpers import Cli
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rkbench.results import LayerError, OutputError, RunResult, TelemetrySample, Threshold
+from rkbench.results.model import LayerError, OutputError, RunResult, TelemetrySample, Threshold
 
 SHA = "5f" * 32
 

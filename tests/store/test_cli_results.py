@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from rkbench.store import Store
+from rkbench.results.store import Store
 from tests.store.helpers import SHA, make_result, store_run
 from tests.store.synthetic import npu_latencies
 

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rkbench.stats import (DIFFERENT, IMPROVEMENT, REGRESSION, SAME, UNKNOWN, compare_latency,
+from rkbench.results.stats import (DIFFERENT, IMPROVEMENT, REGRESSION, SAME, UNKNOWN, compare_latency,
                            hodges_lehmann_shift, mann_whitney_u, summarize, variance_inflation)
 from tests.store.synthetic import npu_latencies
 

@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import pytest
 
-from rkbench.results import TelemetrySample
-from rkbench.store import (APPLICATION_ID, SCHEMA_VERSION, RunStateError, Store, UnknownRun,
+from rkbench.results.model import TelemetrySample
+from rkbench.results.store import (APPLICATION_ID, SCHEMA_VERSION, RunStateError, Store, UnknownRun,
                            default_db_path)
 from tests.store.helpers import SHA, make_result, store_run
 
@@ -104,7 +104,7 @@ def test_unknown_run(store):
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from rkbench.store import Store
+    from rkbench.results.store import Store
     from tests.store.helpers import make_result
     store = Store(sys.argv[1])
     run_id = store.begin_run(make_result(group="killed"))
@@ -174,8 +174,8 @@ def test_running_rows_from_other_hosts_expire(db, store):
 
 CONCURRENT = textwrap.dedent("""
     import sys
-    from rkbench.results import RunResult
-    from rkbench.store import Store
+    from rkbench.results.model import RunResult
+    from rkbench.results.store import Store
     db, who = sys.argv[1], int(sys.argv[2])
     with Store(db) as store:
         for r in range(15):
@@ -209,7 +209,7 @@ def test_concurrent_writers(db):
 
 def test_concurrent_creation_of_a_new_store(tmp_path):
     db = tmp_path / "new.db"
-    code = "import sys; from rkbench.store import Store; Store(sys.argv[1]).close()"
+    code = "import sys; from rkbench.results.store import Store; Store(sys.argv[1]).close()"
     procs = [subprocess.Popen([sys.executable, "-c", code, str(db)], stderr=subprocess.PIPE, text=True)
              for _ in range(4)]
     for proc in procs:

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from rkbench.errors import InputFileError
-from rkbench.store import Store, StoreError
+from rkbench.results.store import Store, StoreError
 from tests.store.helpers import make_result, store_run
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from rkbench import errors
-from rkbench.boards.transport import Progress, Transport
+from rkbench.boards.transport.base import Progress, Transport
 from rkbench.errors import BoardError
 
 InputFileError = getattr(errors, "InputFileError", errors.UsageError)

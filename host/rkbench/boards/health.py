@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from rkbench_wire import ProtocolError, decode_board_info
 
 from rkbench.boards import deploy
-from rkbench.boards.transport import Transport
+from rkbench.boards.transport.base import Transport
 from rkbench.errors import BoardError, UsageError
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -57,7 +57,7 @@ def ssh_server_version(transport: Transport) -> Optional[str]:
 
 
 def host_view(transport: Transport, python: Union[str, Sequence[str]], runner_dir: Optional[str]) -> Dict[str, Any]:
-    from rkbench.session import python_argv
+    from rkbench.run.session import python_argv
 
     address = transport.address
     return {
@@ -82,7 +82,7 @@ def board_info(
 
     Raises RunnerFailed (a BoardError) when the board's Python cannot run the
     runner (missing python3, too old), saying what to do."""
-    from rkbench.session import board_name, runner_argv, start_failure
+    from rkbench.run.session import board_name, runner_argv, start_failure
 
     runner_dir = deploy.ensure_runner(transport, cache=cache)
     args = ["--cache-dir", deploy.cache_dir(transport, cache)]
@@ -126,7 +126,7 @@ def version_tuple(text: Optional[str]) -> Optional[Tuple[int, ...]]:
 
 def host_toolkit_version(python: Optional[str] = None) -> Tuple[Optional[str], str]:
     """(rknn-toolkit2 version on this host or None, why not)."""
-    from rkbench.worker import toolkit_version
+    from rkbench.toolkit.worker import toolkit_version
 
     try:
         return toolkit_version(python or sys.executable), ""
@@ -167,7 +167,7 @@ def doctor(
 
     toolkit_version: rknn-toolkit2 on the host (None when it is not installed there;
     `toolkit_note` then says why). `info` skips the board_info call when given."""
-    from rkbench.session import RunnerFailed, board_name
+    from rkbench.run.session import RunnerFailed, board_name
 
     board_arg = board_name(transport)
     provision = f"rkbench provision {board_arg}"

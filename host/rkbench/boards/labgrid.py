@@ -786,7 +786,7 @@ def _proxy_jump(svc: LabgridResource, env: Mapping[str, str], ssh_config: Option
     proxy = str(proxy or env.get("LG_PROXY") or "")
     if not proxy or "@" in proxy:
         return proxy or None
-    from rkbench.boards.ssh import _load_ssh_config
+    from rkbench.boards.transport.ssh import _load_ssh_config
 
     config = _load_ssh_config(ssh_config)
     host = proxy.rsplit(":", 1)[0] if proxy.count(":") == 1 else proxy

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from rkbench.boards import deploy
 from rkbench.boards.deploy import DeployStats
-from rkbench.boards.transport import Transport
+from rkbench.boards.transport.base import Transport
 from rkbench.errors import BoardError, InputFileError, UsageError
 
 LITE2 = "rknn-toolkit-lite2"
@@ -244,7 +244,7 @@ def download(requirements: Sequence[str], python_version: str, machine: str, des
 
 
 def wheel_cache(python_version: str, machine: str) -> Path:
-    from rkbench.cache import cache_root
+    from rkbench.model.cache import cache_root
 
     return cache_root() / "wheels" / f"{board_machine(machine)}-cp{python_xy(python_version).replace('.', '')}"
 
@@ -270,7 +270,7 @@ def script_path() -> Path:
 # ----------------------------------------------------------------------------------
 def probe(transport: Transport, python: Union[str, Sequence[str]], names: Sequence[str]) -> Dict[str, Any]:
     """pip and distribution versions on the board's Python, and the login uid."""
-    from rkbench.session import board_name, python_argv, start_failure
+    from rkbench.run.session import board_name, python_argv, start_failure
 
     res = transport.run([*python_argv(python), "-c", _PROBE, *names], timeout=120)
     if res.returncode != 0:
@@ -361,7 +361,7 @@ def provision(
     wheel_dir: where downloaded wheels are kept (default ~/.cache/rkbench/wheels/...).
     dry_run: push everything and print the commands, install nothing."""
     from rkbench.boards.health import board_info
-    from rkbench.session import python_argv
+    from rkbench.run.session import python_argv
 
     board = transport.describe()
     if wheel is not None and version is not None:

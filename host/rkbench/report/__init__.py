@@ -15,11 +15,11 @@ the dict from such rows.
 
 from __future__ import annotations
 
-from .common import History, HistoryPoint, RunKey, group_history, run_key
-from .html import write_html
-from .jsonreport import SCHEMA_VERSION, read_json, write_json
-from .junit import write_junit
-from .terminal import summary
+from rkbench.report.common import History, HistoryPoint, RunKey, group_history, run_key
+from rkbench.report.html import write_html
+from rkbench.report.jsonreport import SCHEMA_VERSION, read_json, write_json
+from rkbench.report.junit import write_junit
+from rkbench.report.terminal import summary
 
 __all__ = [
     "History", "HistoryPoint", "RunKey", "run_key", "group_history", "summary", "write_html", "write_junit", "write_json",

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
-from ..results import LatencyStats, LayerError, OutputError, RunResult, Threshold
+from rkbench.results.model import LatencyStats, LayerError, OutputError, RunResult, Threshold
 
 PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
 

@@ -19,10 +19,10 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .. import __version__
-from ..results import RunResult
-from . import common as c
-from . import plots
+from rkbench import __version__
+from rkbench.results.model import RunResult
+from rkbench.report import common as c
+from rkbench.report import plots
 
 MAX_LAYER_ROWS = 2000  # the full per-layer table (collapsed) stops there
 

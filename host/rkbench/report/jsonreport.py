@@ -19,9 +19,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from .. import __version__
-from ..results import LatencyStats, LayerError, OutputError, RunResult, TelemetrySample, Threshold
-from . import common as c
+from rkbench import __version__
+from rkbench.results.model import LatencyStats, LayerError, OutputError, RunResult, TelemetrySample, Threshold
+from rkbench.report import common as c
 
 SCHEMA = "rkbench.report"
 SCHEMA_VERSION = 1

@@ -24,9 +24,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
-from ..results import RunResult
-from . import common as c
-from .terminal import run_block
+from rkbench.results.model import RunResult
+from rkbench.report import common as c
+from rkbench.report.terminal import run_block
 
 # XML 1.0 has no place for most control characters, not even escaped.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..results import RunResult
-from . import common as c
+from rkbench.results.model import RunResult
+from rkbench.report import common as c
 
 HIST_BINS = 80
 CDF_POINTS = 1000

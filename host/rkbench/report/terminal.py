@@ -8,8 +8,8 @@ import re
 import textwrap
 from typing import Sequence
 
-from ..results import RunResult
-from . import common as c
+from rkbench.results.model import RunResult
+from rkbench.report import common as c
 
 WIDTH = 100
 LABEL = 12  # label column, after a 2-space indent

@@ -1,0 +1,317 @@
+"""`rkbench nightly`: a suite over a lab of boards, with verdicts that separate regressions
+from noise.
+
+Each (model, config, SoC) is built once, builds in parallel worker processes; boards run
+concurrently, one run at a time per board (the runner's board lock also serialises two
+nightlies on the same board); transient board failures are retried, an offline board is
+reported and the others go on. Latency is judged against the accepted baseline of the same
+(model, build, board, core mask, backend) by a rank test plus a minimum effect; UNKNOWN and
+throttled cells are measured again, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rkbench.model.build import BuildOptions, Say, build, prepare
+from rkbench.model.config import BuildConfig, parse_numbers
+from rkbench.run.compare import Limits
+from rkbench.errors import BoardError, RkbenchError
+from rkbench.lab.inventory import Board, Inventory
+from rkbench.model.info import framework_of
+from rkbench.results.model import RunResult
+from rkbench.run.pipeline import Analyses, BoardOptions, MeasureOptions, RunRequest, measured_inputs, run_model
+from rkbench.results.stats import DIFFERENT, REGRESSION, SAME, UNKNOWN, Verdict, compare_latency
+from rkbench.results.store import Store
+from rkbench.lab.suite import Cell, ModelSpec, Suite
+
+# Cell outcomes.
+PASSED, REGRESSED, IMPROVED, FAILED, UNSTABLE, NO_BASELINE, OFFLINE, ERROR = (
+    "pass", "regression", "improvement", "threshold-failed", "unstable", "no-baseline", "offline", "error")
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    outcome: str
+    result: RunResult | None = None
+    verdict: Verdict | None = None
+    baseline_run: int | None = None
+    attempts: int = 0
+    message: str = ""
+    bytes_pushed: int = 0  # to the board, runner and blobs (0 when nothing changed)
+
+    @property
+    def key(self) -> str:
+        return self.cell.key
+
+
+@dataclass
+class NightlyOptions:
+    group: str
+    retries: int = 2  # a transient board failure is retried this many times
+    remeasure: int = 2  # an UNKNOWN or throttled cell is measured again this many times
+    min_effect: float = 0.05  # default minimum latency change that counts
+    parallel_builds: int = 2
+    lock_timeout_s: float = 900.0  # another nightly on the same board: wait for it
+    inject_slowdown: float = 0.0  # test-only
+    backend: str = "auto"
+    board_options: dict = field(default_factory=dict)  # ssh/labgrid options shared by all boards
+
+
+@dataclass
+class NightlyReport:
+    group: str
+    cells: list[CellResult]
+    builds: int
+    seconds: float
+
+    @property
+    def bytes_pushed(self) -> int:
+        return sum(cell.bytes_pushed for cell in self.cells)
+
+    @property
+    def exit_code(self) -> int:
+        """1 on a confirmed regression or failed threshold, 3 when boards failed or were
+        offline (and nothing regressed), 0 otherwise. Noise (UNKNOWN) alone never fails."""
+        outcomes = {c.outcome for c in self.cells}
+        if outcomes & {REGRESSED, FAILED}:
+            return 1
+        if outcomes & {OFFLINE, ERROR}:
+            return 3
+        return 0
+
+
+def build_config(model: ModelSpec, config, soc: str) -> BuildConfig:
+    return BuildConfig(
+        model=model.path, framework=framework_of(model.path), target=soc, quant=config.quant,
+        algorithm=config.algorithm, method=config.method,
+        mean=tuple(parse_numbers(m, "mean") for m in model.mean) or None,
+        std=tuple(parse_numbers(s, "std") for s in model.std) or None,
+        input_sizes=tuple(parse_numbers(s, "input_size", int) for s in model.input_size) or None,
+        dataset=model.dataset, name=f"{model.name}/{config.name}",
+    )
+
+
+def _soc(cell: Cell) -> str:
+    if cell.model.target:
+        return cell.model.target
+    if not cell.board.soc:
+        raise RkbenchError(f"board '{cell.board.name}' has no soc in the inventory: add soc = \"rk3588\" "
+                           "(or the model's target in the suite)")
+    return cell.board.soc.lower()
+
+
+def build_all(cells: list[Cell], options: BuildOptions, parallel: int, say: Say) -> int:
+    """Build each (model, config, SoC) once and prepare its simulator analysis, in parallel
+    (each build runs in its own toolkit process). Returns how many builds really ran."""
+    wanted = {}
+    for cell in cells:
+        wanted.setdefault((cell.model.name, cell.config.name, _soc(cell)), cell)
+    built = 0
+    lock = threading.Lock()
+
+    def one(key, cell) -> None:
+        nonlocal built
+        prepared = prepare(build_config(cell.model, cell.config, key[2]))
+        result = build(prepared, options, lambda m: say(f"[build {key[0]}/{key[1]} {key[2]}] {m}"))
+        measure = MeasureOptions(inputs=cell.model.inputs)
+        Analyses(options).get(prepared, result.record["cache_key"], measured_inputs(prepared, measure), False,
+                              lambda m: say(f"[sim {key[0]}/{key[1]}] {m}"))
+        if not result.cached:
+            with lock:
+                built += 1
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        for future in [pool.submit(one, key, cell) for key, cell in wanted.items()]:
+            future.result()
+    return built
+
+
+def transient(err: Exception) -> bool:
+    """Board failures worth another try (a dropped link, a timeout); not a refused setting."""
+    text = str(err).lower()
+    return isinstance(err, BoardError) and any(
+        word in text for word in ("timed out", "timeout", "connection", "reset", "lost", "busy", "refused"))
+
+
+def unreachable(err: Exception) -> bool:
+    text = str(err).lower()
+    return isinstance(err, BoardError) and any(
+        word in text for word in ("unreachable", "refused", "timed out", "no route", "not reachable", "cannot connect"))
+
+
+class Nightly:
+    def __init__(self, suite: Suite, inventory: Inventory, store: Store, build_options: BuildOptions,
+                 options: NightlyOptions, say: Say):
+        self.suite, self.inventory, self.store = suite, inventory, store
+        self.build_options, self.options, self.say = build_options, options, say
+
+    def run(self) -> NightlyReport:
+        started = time.monotonic()
+        cells = self.suite.cells(self.inventory)
+        builds = build_all(cells, self.build_options, self.options.parallel_builds, self.say)
+        by_board: dict[str, list[Cell]] = defaultdict(list)
+        for cell in cells:
+            by_board[cell.board.name].append(cell)
+        with ThreadPoolExecutor(max_workers=len(by_board) or 1) as pool:
+            futures = [pool.submit(self._board, board_cells) for board_cells in by_board.values()]
+            results = [r for future in futures for r in future.result()]
+        order = {cell.key: i for i, cell in enumerate(cells)}
+        results.sort(key=lambda r: order[r.key])
+        return NightlyReport(self.options.group, results, builds, time.monotonic() - started)
+
+    def _board(self, cells: list[Cell]) -> list[CellResult]:
+        """One board's cells, one at a time. If the board cannot be reached, its remaining
+        cells are marked offline and the other boards go on."""
+        out: list[CellResult] = []
+        offline: str | None = None
+        for cell in cells:
+            if offline is not None:
+                out.append(CellResult(cell, OFFLINE, message=offline))
+                continue
+            outcome = self._cell(cell)
+            if outcome.outcome == OFFLINE:
+                offline = outcome.message
+            out.append(outcome)
+            self.say(f"[{cell.board.name}] {cell.key}: {outcome.outcome}"
+                     + (f" ({outcome.message})" if outcome.message else ""))
+        return out
+
+    def _request(self, cell: Cell) -> RunRequest:
+        board: Board = cell.board
+        measure = dict(self.suite.measure)
+        extra = self.options.board_options
+        return RunRequest(
+            config=build_config(cell.model, cell.config, _soc(cell)), target=_soc(cell),
+            board=BoardOptions(board=board.address, identity=(board.identity,) if board.identity else (),
+                               known_hosts=board.known_hosts or extra.get("known_hosts"),
+                               ssh_config=board.ssh_config or extra.get("ssh_config"),
+                               python=board.python if board.python != "python3" else extra.get("python"),
+                               connect_timeout=extra.get("connect_timeout", 10.0),
+                               labgrid=extra.get("labgrid") or {}),
+            measure=MeasureOptions(
+                backend=measure.get("backend", self.options.backend), core_masks=[cell.core_mask],
+                warmup=int(measure.get("warmup", 5)), min_runs=int(measure.get("min_runs", 100)),
+                min_seconds=float(measure.get("min_seconds", 2.0)),
+                max_seconds=float(measure.get("max_seconds", 300.0)), inputs=cell.model.inputs,
+                lock_timeout_s=self.options.lock_timeout_s, inject_slowdown=self.options.inject_slowdown,
+                cpu_threads=int(measure.get("cpu_threads", 0))),
+            limits=Limits(min_cos_fp32=cell.model.thresholds.min_cos_fp32,
+                          max_p99_ms=cell.model.thresholds.max_p99_ms,
+                          max_peak_rss_mb=cell.model.thresholds.max_peak_rss_mb),
+            group=self.options.group, suite=self.suite.name, board_label=board.name,
+            hybrid_cfg=cell.config.hybrid_cfg,
+        )
+
+    def _measure(self, cell: Cell) -> tuple[RunResult, int, int]:
+        """One measurement with bounded retries of transient failures: (result, attempts,
+        bytes pushed to the board)."""
+        attempts, last = 0, ""
+        while attempts <= self.options.retries:
+            attempts += 1
+            try:
+                report = run_model(self._request(cell), self.store, self.build_options,
+                                   lambda m: None)
+                return report.results[0], attempts, report.outcome.deploy.bytes_pushed
+            except BoardError as err:
+                last = str(err)
+                if not transient(err) or attempts > self.options.retries:
+                    raise
+                self.say(f"[{cell.board.name}] {cell.key}: {err}; trying again ({attempts}/{self.options.retries})")
+                time.sleep(min(2.0 * attempts, 10.0))
+        raise BoardError(last)
+
+    def _cell(self, cell: Cell) -> CellResult:
+        limit = cell.model.thresholds.max_latency_regression or self.options.min_effect
+        attempts = pushed = 0
+        verdict = baseline = result = None
+        try:
+            for _ in range(1 + self.options.remeasure):
+                result, tries, sent = self._measure(cell)
+                attempts += tries
+                pushed += sent
+                if result.status != "ok":
+                    return CellResult(cell, ERROR, result, attempts=attempts, message=result.error or "")
+                baseline = self.store.baseline_for(result)
+                if baseline is None:
+                    break
+                reference = self.store.get_run(baseline)
+                verdict = compare_latency(reference.latency_ns, result.latency_ns, min_effect=limit)
+                if verdict.kind != UNKNOWN and not result.throttled:
+                    break
+                self.say(f"[{cell.board.name}] {cell.key}: "
+                         f"{'throttled' if result.throttled else 'UNKNOWN'}: measuring again")
+        except BoardError as err:
+            return CellResult(cell, OFFLINE if unreachable(err) else ERROR, result, verdict, baseline,
+                              attempts, str(err))
+        except RkbenchError as err:
+            return CellResult(cell, ERROR, result, verdict, baseline, attempts, str(err))
+        failed = [t for t in result.thresholds if not t.passed]
+        if failed:
+            outcome = FAILED
+            message = "; ".join(f"{t.name} {t.value} vs {t.limit}" for t in failed)
+        elif baseline is None:
+            outcome, message = NO_BASELINE, "no accepted baseline yet (rkbench baseline accept)"
+        elif result.throttled:
+            # A throttled run is never called a regression: it is reported as unstable.
+            outcome, message = UNSTABLE, "throttled: " + ", ".join(result.throttle_reasons)
+        elif verdict.kind == DIFFERENT:
+            outcome = REGRESSED if verdict.direction == REGRESSION else IMPROVED
+            message = _verdict_text(verdict, baseline)
+        elif verdict.kind == SAME:
+            outcome, message = PASSED, _verdict_text(verdict, baseline)
+        else:
+            outcome, message = UNSTABLE, "UNKNOWN after re-measuring: " + _verdict_text(verdict, baseline)
+        return CellResult(cell, outcome, result, verdict, baseline, attempts, message, pushed)
+
+
+def _verdict_text(verdict: Verdict, baseline: int) -> str:
+    return (f"{verdict.kind} vs baseline run {baseline}: median {verdict.effect:+.1%} "
+            f"[{verdict.ci_low:+.1%}, {verdict.ci_high:+.1%}]")
+
+
+def markdown_summary(report: NightlyReport, html: Path | None = None) -> str:
+    counts = defaultdict(int)
+    for cell in report.cells:
+        counts[cell.outcome] += 1
+    verdict = {0: "OK", 1: "REGRESSION", 3: "BOARD FAILURES"}[report.exit_code]
+    lines = [f"### rkbench nightly `{report.group}`: {verdict}", "",
+             " · ".join(f"{n} {name}" for name, n in sorted(counts.items())) +
+             f" · {report.builds} build(s) · {report.bytes_pushed} bytes pushed · suite ran in {report.seconds:.1f} s", ""]
+    lines += ["| cell | outcome | p50 ms | change vs baseline | note |", "|---|---|---|---|---|"]
+    for cell in report.cells:
+        p50 = f"{cell.result.stats.p50_ms:.3f}" if cell.result and cell.result.stats else "-"
+        change = f"{cell.verdict.effect:+.1%}" if cell.verdict and cell.verdict.effect is not None else "-"
+        note = cell.message.replace("|", "/")[:120]
+        lines.append(f"| `{cell.key}` | {cell.outcome} | {p50} | {change} | {note} |")
+    if html is not None:
+        lines += ["", f"Report: {html}"]
+    return "\n".join(lines) + "\n"
+
+
+def cell_junit_results(report: NightlyReport) -> list[RunResult]:
+    """RunResults for the JUnit/HTML writers; cells without a run become error entries, and
+    verdicts become thresholds so a regression is a test failure."""
+    from rkbench.results.model import Threshold
+
+    out = []
+    for cell in report.cells:
+        if cell.result is None:
+            out.append(RunResult(group=report.group, model=f"{cell.cell.model.name}/{cell.cell.config.name}",
+                                 model_sha256="", board=cell.cell.board.name, backend="-",
+                                 core_mask=cell.cell.core_mask, status="failed" if cell.outcome == ERROR
+                                 else "aborted", error=cell.message or cell.outcome))
+            continue
+        result = replace(cell.result, thresholds=list(cell.result.thresholds))
+        if cell.verdict is not None:
+            result.thresholds.append(Threshold(
+                "latency_vs_baseline", cell.verdict.min_effect, cell.verdict.effect,
+                cell.outcome != REGRESSED, cell.message))
+        out.append(result)
+    return out

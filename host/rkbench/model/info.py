@@ -1,0 +1,108 @@
+"""What a source model declares: its inputs and outputs, read without the toolkit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rkbench.errors import InputFileError, UsageError
+
+SUPPORTED = {".onnx": "onnx", ".tflite": "tflite"}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple  # ints, or strings/None for dynamic dimensions
+    dtype: str
+
+    @property
+    def dynamic(self) -> bool:
+        return any(not isinstance(dim, int) or dim <= 0 for dim in self.shape)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    framework: str
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+
+
+def framework_of(path: Path) -> str:
+    framework = SUPPORTED.get(path.suffix.lower())
+    if framework is None:
+        raise InputFileError(
+            f"{path}: unsupported model type '{path.suffix}': give an .onnx or .tflite model "
+            "(or an rknn_convert .yml description)"
+        )
+    return framework
+
+
+def check_readable(path: Path, what: str = "model") -> None:
+    if not path.exists():
+        raise InputFileError(f"{what} file {path} does not exist")
+    if not path.is_file():
+        raise InputFileError(f"{what} path {path} is not a file")
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except OSError as err:
+        raise InputFileError(f"cannot read {what} file {path}: {err.strerror}") from None
+
+
+def read_model(path: Path) -> ModelInfo:
+    check_readable(path)
+    framework = framework_of(path)
+    if framework == "tflite":
+        return _read_tflite(path)
+    return _read_onnx(path)
+
+
+def _read_onnx(path: Path) -> ModelInfo:
+    import onnx
+    from onnx import TensorProto
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
+        raise InputFileError(
+            f"{path} is not a valid ONNX model ({type(err).__name__}): export it again from "
+            "the training framework"
+        ) from None
+    graph = model.graph
+    if not graph.node:
+        raise InputFileError(f"{path} is not a valid ONNX model: its graph has no nodes")
+    initializers = {init.name for init in graph.initializer}
+
+    def info(value) -> TensorInfo:
+        tensor = value.type.tensor_type
+        dims = tuple(
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim
+        )
+        dtype = TensorProto.DataType.Name(tensor.elem_type).lower() if tensor.elem_type else "unknown"
+        return TensorInfo(value.name, dims, dtype)
+
+    inputs = tuple(info(v) for v in graph.input if v.name not in initializers)
+    outputs = tuple(info(v) for v in graph.output)
+    return ModelInfo(path, "onnx", inputs, outputs)
+
+
+def _read_tflite(path: Path) -> ModelInfo:
+    try:
+        import tensorflow as tf  # noqa: F401  (load_tflite in the toolkit needs it too)
+    except ImportError:
+        raise UsageError(
+            f"{path}: TFLite models need TensorFlow: `pip install 'tensorflow-cpu<=2.14'` in the "
+            "toolkit's environment"
+        ) from None
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    inputs = tuple(
+        TensorInfo(d["name"], tuple(int(x) for x in d["shape"]), str(d["dtype"].__name__))
+        for d in interpreter.get_input_details()
+    )
+    outputs = tuple(
+        TensorInfo(d["name"], tuple(int(x) for x in d["shape"]), str(d["dtype"].__name__))
+        for d in interpreter.get_output_details()
+    )
+    return ModelInfo(path, "tflite", inputs, outputs)
