@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from rkbench.model import examples
-from tests.outlier_model import make_outlier_model, write_inputs
+from tests.support.outlier_model import make_outlier_model, write_inputs
 
 
 def hybrid(cache: Path, out: Path, *args) -> tuple[int, dict]:

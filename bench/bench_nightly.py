@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=5.0, help="measurement per cell (the example suite's)")
     args = parser.parse_args(argv)
-    from tests.boards.sshd import have_sshd, make_client_key, start_sshd
+    from tests.support.sshd import have_sshd, make_client_key, start_sshd
 
     if not have_sshd():
         print("bench_nightly: OpenSSH server not installed", file=sys.stderr)

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="repetitions, best is kept (default 3)")
     args = ap.parse_args(argv)
 
-    from tests.boards.sshd import have_sshd, make_client_key, start_sshd
+    from tests.support.sshd import have_sshd, make_client_key, start_sshd
 
     if not have_sshd():
         print("bench_push: OpenSSH server not installed (apt-get install openssh-server)", file=sys.stderr)

@@ -127,7 +127,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     lengths = sorted({float(x) for x in args.seconds.split(",") if x.strip()} | {args.target_seconds})
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.boards.sshd
     from rkbench.model import examples
 
     example = examples.EXAMPLES["ppocr-cls"]
@@ -147,7 +146,7 @@ def main(argv=None) -> int:
         boards = {"local": []}
         server = None
         if not args.no_ssh:
-            from tests.boards.sshd import have_sshd, make_client_key, start_sshd
+            from tests.support.sshd import have_sshd, make_client_key, start_sshd
 
             if have_sshd():
                 key = make_client_key(home / ".ssh")

@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     import onnxruntime as ort
 
     from rkbench.run.session import open_board, run_on_board
-    from tests.session.helpers import make_inputs, make_model
+    from tests.support.boards import make_inputs, make_model
 
     with tempfile.TemporaryDirectory(prefix="rkbench-bench-runner-") as tmp:
         tmp = Path(tmp)
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         if args.ssh:
             import os
 
-            from tests.boards.sshd import have_sshd, make_client_key, start_sshd
+            from tests.support.sshd import have_sshd, make_client_key, start_sshd
 
             if not have_sshd():
                 print("bench_runner: OpenSSH server not installed (apt-get install openssh-server)", file=sys.stderr)

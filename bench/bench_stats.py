@@ -11,7 +11,7 @@ tells the caller to measure again). Beside compare_latency, two rules it replace
 the rank test alone (p < 0.01) without a minimum effect. Last, the time compare_latency
 takes on 10k vs 10k samples (target < 1 s).
 
-The runs come from tests/store/synthetic.py: lognormal body, AR(1) correlation between
+The runs come from tests/results/synthetic.py: lognormal body, AR(1) correlation between
 consecutive iterations, a slow drift over the run, a rare 1.5x-4x outlier tail, 1 us
 timer ticks. (Issue 6 redoes this with the real runner on boards.)
 """
@@ -47,7 +47,7 @@ def _rules(a: np.ndarray, b: np.ndarray):
 
 
 def run(trials: int, seed: int) -> bool:
-    from tests.store.synthetic import npu_latencies
+    from tests.results.synthetic import npu_latencies
 
     ok = True
     print(f"{'profile':<7} {'n':>6}  {'rule':<16} {'A/A false':>9} {'A/A+1% false':>12} "
@@ -85,7 +85,7 @@ def run(trials: int, seed: int) -> bool:
 
 def timing(seed: int) -> float:
     from rkbench.results.stats import compare_latency
-    from tests.store.synthetic import npu_latencies
+    from tests.results.synthetic import npu_latencies
 
     a = npu_latencies(10_000, seed=seed, **PROFILES["quiet"])
     b = npu_latencies(10_000, seed=seed + 1, scale=1.03, **PROFILES["quiet"])

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.model.helpers import CLS_OPTIONS
+from tests.support.model_cli import CLS_OPTIONS
 
 pytestmark = pytest.mark.toolkit
 

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from tests.model.helpers import CLS_OPTIONS
+from tests.support.model_cli import CLS_OPTIONS
 
 HERE = Path(__file__).parent
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from rkbench.model import examples
-from tests.boards.sshd import ssh_client_key, ssh_home, sshd, sshd_factory  # noqa: F401
-from tests.model.helpers import CLS
+from tests.support.model_cli import CLS
 
 from .helpers import Rk, explain, model_args
 

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.model.helpers import CLS_OPTIONS
+from tests.support.model_cli import CLS_OPTIONS
 
 #: The board's Python for SSH boards on this machine: this venv's (numpy, onnxruntime,
 #: rknn-toolkit2); the system python3 has none of them.

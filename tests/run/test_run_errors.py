@@ -9,7 +9,7 @@ import socket
 import sys
 import time
 
-from tests.session.helpers import FIXTURES, write_script
+from tests.support.boards import FIXTURES, write_script
 
 from .helpers import explain, model_args
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.outlier_model import make_outlier_model, write_inputs
+from tests.support.outlier_model import make_outlier_model, write_inputs
 from tests.run.helpers import QUICK
 
 pytestmark = pytest.mark.toolkit

@@ -143,7 +143,7 @@ def test_already_built_rknn_on_a_board_without_npu(rk, warm_run, cls_model, cls_
     """An .rknn only runs on an NPU (rknnlite). The local board has none (and no
     rknn-toolkit-lite2): a clear board error naming the missing backend, exit 3; the
     simulator/onnxruntime backends need the source model, said before anything runs."""
-    from tests.model.helpers import CLS_OPTIONS
+    from tests.support.model_cli import CLS_OPTIONS
 
     built = rk("build", cls_model, "--dataset", cls_dataset, *CLS_OPTIONS, "-o", tmp_path / "built")
     assert built.returncode == 0, explain(built)
