@@ -70,3 +70,15 @@ def test_colour_codes_of_the_console_copy_are_ignored():
     coloured = BOARD.replace("0.90000", "\x1b[1;33m0.90000\x1b[0m")
     add = next(r for r in parse_error_analysis(coloured) if r.tensor == "add_b")
     assert add.single_cos == 0.9
+
+
+def test_a_wide_euclidean_running_into_the_next_cosine_is_two_values():
+    """rknn-toolkit2 2.5 prints fixed-width columns: on an outlier layer the euclidean
+    distance outgrows its column and touches the next cosine (seen on a real detector)."""
+    text = BOARD.split("[Input]")[0] + (
+        "[Conv] 886                             0.97813 | 13815.800780.98377 | 11638.80957   \n"
+        "[Conv] 895                             0.20818 | 637.77673 0.24781 | 631.41071     \n")
+    conv, other = parse_error_analysis(text)
+    assert (conv.entire_cos, conv.entire_euc, conv.single_cos, conv.single_euc) == (
+        0.97813, pytest.approx(13815.80078), 0.98377, pytest.approx(11638.80957))
+    assert conv.markers == () and other.single_cos == 0.24781

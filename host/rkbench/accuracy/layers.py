@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROW = re.compile(r"^\[(?P<op>[^\]]+)\]\s+(?P<tensor>\S+)\s*(?P<rest>.*)$")
+# The toolkit prints every value with 5 decimals in fixed-width columns; a euclidean value
+# wider than its column runs into the next cosine ("13815.800780.98377"): two values.
+FUSED_VALUES = re.compile(r"(?:-?\d+\.\d{5}){2,}")
+VALUE = re.compile(r"-?\d+\.\d{5}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ def parse_error_analysis(text: str) -> list[LayerRow]:
         match = ROW.match(line.strip())
         if not match:
             raise ParseError(f"unexpected row: {line.strip()[:120]}")
-        tokens = [t for t in match["rest"].replace("|", " ").split()]
+        tokens = []
+        for token in match["rest"].replace("|", " ").split():
+            tokens += VALUE.findall(token) if FUSED_VALUES.fullmatch(token) else [token]
         values, markers = [], []
         for token in tokens:
             try:

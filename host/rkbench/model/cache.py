@@ -59,6 +59,21 @@ class BuildCache:
         path.mkdir(parents=True)
         return path
 
+    def keep(self, key: str, workdir: Path, manifest: dict[str, dict], drop: tuple[str, ...] = ()) -> Path:
+        """Finish a toolkit job's work directory and store it under `key`: write each
+        manifest (file name -> JSON-able dict, e.g. {"build.json": record}), remove the
+        job's request.json and the `drop` names (files or folders that must not be cached:
+        inputs, simulator dumps), then move it into place. Returns the cache entry."""
+        for name, data in manifest.items():
+            (workdir / name).write_text(json.dumps(data, indent=2))
+        for name in ("request.json", *drop):
+            path = workdir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return self.store(key, workdir)
+
     def store(self, key: str, built: Path) -> Path:
         """Move a finished build directory into place; a concurrent twin wins harmlessly."""
         entry = self.entry(key)

@@ -47,7 +47,9 @@ class QuantizationCfg:
                               default_flow_style=False)
         if not self.custom:
             return "custom_quantize_layers: {}\n" + body
-        layers = "".join(f"    {name}: {dtype}\n" for name, dtype in self.custom.items())
+        # Through the YAML writer, so a name YAML would read as a number ('845', as PyTorch
+        # exports name tensors) stays a string: the toolkit refuses an int key.
+        layers = "".join(f"    {yaml.safe_dump(name, width=1 << 30).splitlines()[0]}: {dtype}\n" for name, dtype in self.custom.items())
         return "custom_quantize_layers:\n" + layers + body
 
     def with_custom(self, custom: dict[str, str]) -> "QuantizationCfg":
@@ -91,28 +93,25 @@ def parse_cfg(text: str, source: str) -> QuantizationCfg:
             raise InputFileError(f"{source} line {node.start_mark.line + 1}: quantize_parameters must "
                                  "map tensor names to their parameters")
         parameters = yaml.safe_load(text).get("quantize_parameters") or {}
-    baseline, proposal = _comments(text, custom)
+    baseline, proposal = _comments(text, key, layers)
     return QuantizationCfg(custom, parameters, baseline, proposal)
 
 
-def _comments(text: str, custom: dict[str, str]):
+def _comments(text: str, section, layers) -> tuple[float | None, list[ProposalEntry]]:
     """The proposal's running cosines: a note on the section line (int8, nothing floated) and
-    one after each group of entries."""
-    baseline, entries = None, []
-    in_section = False
-    for line in text.splitlines():
-        note = COMMENT.search(line)
-        value = float(note.group(1)) if note else None
-        if line.startswith("custom_quantize_layers"):
-            baseline, in_section = value, True
-            continue
-        if in_section and not line.startswith(" "):
-            break
-        if in_section and ":" in line:
-            name, dtype = (part.strip() for part in line.split("#")[0].split(":", 1))
-            if name in custom:
-                entries.append(ProposalEntry(name, dtype, value))
-    return baseline, entries
+    one after each group of entries. Found by the nodes' lines, so quoted names and names
+    with '#' in them (the toolkit makes such names) read right."""
+    lines = text.splitlines()
+
+    def note(line: int) -> float | None:
+        found = COMMENT.search(lines[line]) if line < len(lines) else None
+        return float(found.group(1)) if found else None
+
+    entries = []
+    if isinstance(layers, yaml.MappingNode):
+        for name, dtype in layers.value:
+            entries.append(ProposalEntry(str(name.value), dtype.value, note(dtype.end_mark.line)))
+    return note(section.start_mark.line), entries
 
 
 def read_cfg(path: Path) -> QuantizationCfg:

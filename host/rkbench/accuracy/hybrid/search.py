@@ -1,272 +1,29 @@
-"""Hybrid quantization: which layers to keep in float, found by measurement.
+"""Hybrid quantization: which layers to keep in float16 or int16, found by measurement.
 
-Every candidate is built by hybrid step 2 from ONE step-1 result (reused, and cached),
-then run on the simulator over an evaluation set kept apart from the calibration set and
-compared with the fp32 model. Candidates, step-1 results and evaluations all go through
-the content-addressed cache, so repeating a search costs no build.
+The automatic search (`search`), manual --float / --cfg helpers, the artifacts it writes,
+and build_from_cfg() for `run --hybrid-cfg`. Building and measuring candidates is the
+session's job (session.py); which dtype an entry can take, the rules' (dtypes.py).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import re
+import math
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from rkbench.accuracy.layers import LayerSummary, parse_error_analysis, rank, summarize
-from rkbench.model.build import BuildOptions, Prepared, Say
-from rkbench.model.cache import build_key, file_sha256
-from rkbench.model.dataset import Dataset
+from rkbench.accuracy.hybrid.candidates import Candidate, HybridRecord, best_of
+from rkbench.accuracy.hybrid.cfg import read_cfg
+from rkbench.accuracy.hybrid.dtypes import HIGH, other
+from rkbench.accuracy.hybrid.session import HybridSession, Step1
 from rkbench.errors import TargetNotReached, UsageError
-from rkbench.accuracy.evalset import EvalSet, OutputAgreement, prepare_eval, summary_cos
-from rkbench.accuracy.hybrid.cfg import ProposalEntry, QuantizationCfg, read_cfg
-from rkbench.accuracy.hybrid.groups import LayerGraph, read_layer_graph
-from rkbench.toolkit.worker import run_job, toolkit_version
+from rkbench.model.build import BuildOptions, Prepared, Say
+from rkbench.model.dataset import Dataset
 
-FLOATED = re.compile(r"Meet hybrid type, dtype: (\w+), tensor: (\S+)")
-
-
-@dataclass
-class Candidate:
-    label: str
-    layers: dict[str, str]  # custom_quantize_layers entries (tensor -> dtype)
-    float_tensors: list[str]  # what the built model reports it keeps in float ("Meet hybrid type")
-    rknn_bytes: int
-    cos_mean: float
-    cos_min: float
-    top1: float | None
-    outputs: list[OutputAgreement]
-    cached: bool
-    rknn: str | None = None
-    meets_target: bool | None = None
-    board_p50_ms: float | None = None  # measured on a board (rknnlite), when one is given
-    board_p99_ms: float | None = None
-    key: str | None = None  # its build-cache key
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["outputs"] = [asdict(o) for o in self.outputs]
-        return data
-
-
-@dataclass
-class Step1:
-    model: Path
-    data: Path
-    cfg: QuantizationCfg
-    graph: LayerGraph
-
-
-@dataclass
-class HybridRecord:
-    mode: str
-    target_cos: float | None
-    calibration: dict
-    evaluation: dict
-    builds: int = 0
-    candidates: list[Candidate] = field(default_factory=list)
-    chosen: Candidate | None = None
-    vendor: list[Candidate] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    added: dict[str, list[str]] = field(default_factory=dict)  # user name -> partners we added
-    vendor_builds: int = 0
-    proposal: list[ProposalEntry] = field(default_factory=list)  # the vendor's, with running cos
-    proposal_baseline: float | None = None
-
-    def to_dict(self) -> dict:
-        return {
-            "mode": self.mode, "target_cos": self.target_cos, "builds": self.builds,
-            "calibration": self.calibration, "evaluation": self.evaluation,
-            "candidates": [c.to_dict() for c in self.candidates],
-            "chosen": self.chosen.to_dict() if self.chosen else None,
-            "vendor": [c.to_dict() for c in self.vendor],
-            "vendor_builds": self.vendor_builds, "added_partners": self.added, "notes": self.notes,
-            "proposal": {"int8_cos": self.proposal_baseline, "entries": [asdict(e) for e in self.proposal]},
-        }
-
-
-class HybridSession:
-    """One model, calibration set and evaluation set; counts the builds it really runs."""
-
-    def __init__(self, prepared: Prepared, calibration: Dataset, evaluation: Dataset,
-                 options: BuildOptions, say: Say, max_eval: int = 16):
-        self.prepared = prepared
-        self.calibration = calibration
-        self.options = options
-        self.say = say
-        self.cache = options.cache
-        self.version = toolkit_version(options.worker.python)
-        self.workdir = self.cache.workdir("hybrid")
-        self.evaluation = evaluation.subset(range(min(max_eval, len(evaluation.samples))))
-        self.evalset: EvalSet = prepare_eval(prepared, self.evaluation.samples, self.workdir)
-        self.calibration_txt = calibration.write_txt(self.workdir / "calibration.txt")
-        self.recipe = prepared.config.recipe(self.calibration_txt)
-        self.builds = 0
-
-    def close(self) -> None:
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def _key(self, extra: dict) -> str:
-        return build_key(self.prepared.model_sha256, self.calibration.digest,
-                         dict(self.recipe, **extra), self.version)
-
-    def _job(self, request: dict, label: str) -> tuple[dict, Path]:
-        workdir = self.cache.workdir("hybrid-job")
-        result = run_job(request, workdir, self.options.worker,
-                         on_step=lambda step, detail: None, what=f"{self.prepared.config.model} ({label})")
-        return result, workdir
-
-    # -- step 1 ---------------------------------------------------------------------------
-    def step1(self, proposal: bool = False) -> Step1:
-        key = self._key({"hybrid_step1": {"proposal": proposal}})
-        entry = self.cache.entry(key)
-        manifest = entry / "step1.json"
-        if not manifest.is_file():
-            self.say("hybrid step 1" + (" with the vendor's proposal" if proposal else ""))
-            request = {"job": "hybrid_step1", "recipe": self.recipe,
-                       "step1": {"proposal": proposal,
-                                 "proposal_dataset_size": min(4, len(self.calibration.samples))}}
-            result, workdir = self._job(request, "hybrid step 1")
-            files = {k: Path(result[k]).name for k in ("model", "data", "cfg")}
-            (workdir / "step1.json").write_text(json.dumps(files))
-            (workdir / "request.json").unlink(missing_ok=True)
-            entry = self.cache.store(key, workdir)
-        files = json.loads(manifest.read_text())
-        cfg = read_cfg(entry / files["cfg"])
-        graph = read_layer_graph(entry / files["model"], cfg.tensors)
-        return Step1(entry / files["model"], entry / files["data"], cfg, graph)
-
-    # -- candidates -----------------------------------------------------------------------
-    def evaluate(self, step1: Step1, layers: dict[str, str], label: str) -> Candidate:
-        """Step 2 with these float layers, then the evaluation set on the simulator."""
-        key = self._key({"hybrid": dict(sorted(layers.items()))})
-        cached = self._cached(key, label, layers)
-        if cached is not None:
-            return cached
-        self.builds += 1
-        self.say(f"build {self.builds}: {label}: {len(layers)} float layer(s)")
-        workdir = self.cache.workdir("hybrid-job")
-        cfg_path = workdir / "hybrid.quantization.cfg"
-        cfg_path.write_text(step1.cfg.with_custom(layers).text())
-        (workdir / "outputs").mkdir()
-        request = {
-            "job": "hybrid_step2",
-            "step2": {"model": str(step1.model), "data": str(step1.data), "cfg": str(cfg_path)},
-            "export_path": str(workdir / "model.rknn"),
-            "evaluate": self.evalset.request(workdir / "outputs"),
-        }
-        result = run_job(request, workdir, self.options.worker, what=f"{self.prepared.config.model} ({label})")
-        return self._record(key, workdir, result, label, layers)
-
-    def vendor_auto_hybrid(self) -> Candidate:
-        """The toolkit's own `build(auto_hybrid=True)`, on the same data."""
-        key = self._key({"auto_hybrid": True})
-        cached = self._cached(key, "vendor auto_hybrid", {})
-        if cached is not None:
-            return cached
-        self.builds += 1
-        self.say(f"build {self.builds}: vendor auto_hybrid=True")
-        workdir = self.cache.workdir("hybrid-job")
-        (workdir / "outputs").mkdir()
-        request = {"job": "auto_hybrid", "recipe": self.recipe, "export_path": str(workdir / "model.rknn"),
-                   "evaluate": self.evalset.request(workdir / "outputs")}
-        result = run_job(request, workdir, self.options.worker, what=f"{self.prepared.config.model} (auto_hybrid)")
-        return self._record(key, workdir, result, "vendor auto_hybrid", {})
-
-    def _candidate(self, label: str, layers: dict, floated: list[str], result: dict) -> Candidate:
-        outputs = self.evalset.agreement(result["outputs"])
-        cos_mean, cos_min = summary_cos(outputs)
-        tops = [o.top1_agreement for o in outputs if o.top1_agreement is not None]
-        return Candidate(label, layers, floated, result["rknn_bytes"], cos_mean, cos_min,
-                         tops[0] if tops else None, outputs, cached=False)
-
-    def _eval_file(self, entry: Path) -> Path:
-        return entry / f"eval-{self.evalset.digest[:16]}.json"
-
-    def _cached(self, key: str, label: str, layers: dict) -> Candidate | None:
-        entry = self.cache.entry(key)
-        path = self._eval_file(entry)
-        if not path.is_file() or not (entry / "model.rknn").is_file():
-            return None
-        data = json.loads(path.read_text())
-        data["outputs"] = [OutputAgreement(**o) for o in data["outputs"]]
-        return Candidate(**dict(data, label=label, layers=layers, cached=True, rknn=str(entry / "model.rknn"),
-                                key=key))
-
-    def _record(self, key: str, workdir: Path, result: dict, label: str, layers: dict) -> Candidate:
-        log = (workdir / "toolkit.log").read_text(errors="replace")
-        floated = sorted({name for _, name in FLOATED.findall(log) if "__" not in name})
-        candidate = self._candidate(label, layers, floated, result)
-        shutil.rmtree(workdir / "outputs", ignore_errors=True)
-        (workdir / "request.json").unlink(missing_ok=True)
-        record = {"toolkit_version": result["toolkit_version"], "recipe": self.recipe,
-                  "hybrid_layers": layers, "label": label,
-                  "rknn": {"bytes": result["rknn_bytes"], "sha256": file_sha256(workdir / "model.rknn")}}
-        (workdir / "build.json").write_text(json.dumps(record, indent=2))
-        data = candidate.to_dict()
-        for name in ("label", "layers", "cached", "rknn", "board_p50_ms", "board_p99_ms", "key"):
-            data.pop(name)
-        self._eval_file(workdir).write_text(json.dumps(data, indent=2))
-        entry = self.cache.store(key, workdir)
-        if not self._eval_file(entry).exists():  # a twin got there first with another eval set
-            shutil.copyfile(self._eval_file(workdir), self._eval_file(entry))
-        candidate.rknn, candidate.key = str(entry / "model.rknn"), key
-        self.say(f"  -> cos mean {candidate.cos_mean:.5f} min {candidate.cos_min:.5f}, "
-                 f"{candidate.rknn_bytes} bytes")
-        return candidate
-
-    # -- the analysis that ranks layers ---------------------------------------------------
-    def ranked_groups(self, step1: Step1, samples: int = 4) -> tuple[list[list[str]], Candidate]:
-        """Per-layer single errors of the int8 model on evaluation samples, turned into
-        repair groups (worst first); the same build also gives the int8 baseline."""
-        layers, baseline = self._analysis(samples)
-        groups: list[list[str]] = []
-        seen: set[str] = set()
-        for layer in rank(layers):
-            if layer.single_loss <= 1e-6 and not layer.markers:
-                break
-            new = [t for t in step1.graph.repair_group(layer.tensor) if t not in seen]
-            if new:
-                groups.append(new)
-                seen.update(new)
-        return groups, baseline
-
-    def _analysis(self, samples: int) -> tuple[list[LayerSummary], Candidate]:
-        key = self._key({"hybrid_analysis": samples})
-        entry = self.cache.entry(key)
-        saved = entry / f"analysis-{self.evalset.digest[:16]}.json"
-        built = not saved.is_file()
-        if built:
-            self.builds += 1
-            self.say(f"build {self.builds}: int8 baseline with per-layer analysis")
-            workdir = self.cache.workdir("hybrid-job")
-            (workdir / "outputs").mkdir()
-            picked = self.evaluation.pick(samples)
-            request = {
-                "job": "analyze", "recipe": self.recipe, "export_path": str(workdir / "model.rknn"),
-                "analysis": {"samples": [[str(f) for f in s] for s in picked],
-                             "output_dir": str(workdir / "outputs"), "keep_dumps": False},
-                "evaluate": self.evalset.request(workdir / "outputs"),
-            }
-            result = run_job(request, workdir, self.options.worker,
-                             what=f"{self.prepared.config.model} (analysis)")
-            layers = summarize([parse_error_analysis(Path(p).read_text()) for p in result["reports"]])
-            baseline = self._candidate("int8", {}, [], result)
-            shutil.rmtree(workdir / "outputs", ignore_errors=True)
-            (workdir / "request.json").unlink(missing_ok=True)
-            (workdir / saved.name).write_text(json.dumps(
-                {"layers": [asdict(layer) for layer in layers], "baseline": baseline.to_dict()}, indent=1))
-            entry = self.cache.store(key, workdir)
-        data = json.loads(saved.read_text())
-        layers = [LayerSummary(**dict(layer, markers=tuple(layer["markers"]))) for layer in data["layers"]]
-        base = data["baseline"]
-        base["outputs"] = [OutputAgreement(**o) for o in base["outputs"]]
-        base = {k: v for k, v in base.items() if k not in ("board_p50_ms", "board_p99_ms", "key")}
-        baseline = Candidate(**dict(base, cached=not built, rknn=str(entry / "model.rknn")))
-        self.say(f"  -> int8: cos mean {baseline.cos_mean:.5f} min {baseline.cos_min:.5f}")
-        return layers, baseline
+__all__ = ["Candidate", "HybridRecord", "HybridSession", "Step1", "build_from_cfg", "check_names",
+           "not_reached", "search", "with_partners", "write_artifacts"]
 
 
 def check_names(names: list[str], step1: Step1) -> None:
@@ -278,6 +35,22 @@ def check_names(names: list[str], step1: Step1) -> None:
             raise UsageError(f"--float '{name}' is not a tensor of this model the toolkit can "
                              f"quantize{hint} (all names: `rkbench hybrid MODEL --proposal`, or the "
                              "quantize_parameters of a step-1 cfg)")
+
+
+def check_dtypes(layers: dict[str, str], step1: Step1) -> None:
+    """Said before building: an entry the toolkit will refuse in its dtype, with the one that works."""
+    problems = []
+    for name, dtype in layers.items():
+        if dtype not in HIGH:
+            continue
+        why = step1.rules.refusal(name, dtype)
+        if why is None:
+            continue
+        works = other(dtype) if step1.rules.refusal(name, other(dtype)) is None else None
+        problems.append(f"'{name}' cannot be {dtype}: {why}; "
+                        + (f"use {name}:{works}" if works else "leave it in int8 (neither float16 nor int16 works)"))
+    if problems:
+        raise UsageError("--float: " + "; ".join(problems))
 
 
 def with_partners(requested: dict[str, str], step1: Step1) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -292,18 +65,45 @@ def with_partners(requested: dict[str, str], step1: Step1) -> tuple[dict[str, st
     return layers, added
 
 
-def merged(groups: list[list[str]], dtype: str) -> dict[str, str]:
-    return {tensor: dtype for group in groups for tensor in group}
+@dataclass
+class Plan:
+    """Candidates as sets of repair groups (indices into the ranked list), each group in
+    the dtype the search prefers for the moment, unless the rules say it cannot be."""
+
+    groups: list[list[str]]
+    step1: Step1
+
+    def layers(self, chosen: list[int], dtype: str) -> dict[str, str]:
+        tensors = [t for index in sorted(chosen) for t in self.groups[index]]
+        return self.step1.rules.assign(tensors, dtype)
+
+    def describe(self, chosen: list[int], layers: dict[str, str]) -> list[str]:
+        """'dtype:first tensor' per group (the group's most common dtype)."""
+        found = []
+        for index in sorted(chosen):
+            dtypes = [layers[t] for t in self.groups[index] if t in layers]
+            if dtypes:
+                found.append(f"{max(set(dtypes), key=dtypes.count)}:{self.groups[index][-1]}")
+        return found
 
 
 def search(session: HybridSession, step1: Step1, record: HybridRecord, target: float,
-           max_builds: int, dtype: str) -> Candidate:
-    """Smallest set of repair groups whose output cosine reaches the target.
+           max_builds: int, dtype: str = "auto") -> Candidate:
+    """The fewest repair groups whose output cosine reaches the target, by measurement.
 
-    Candidates are prefixes of the ranked groups: grow geometrically (1, 2, 4, ...) until
-    one passes, bisect between the last failing and the first passing prefix, then try
-    dropping earlier groups one at a time while builds remain. A float16 candidate whose
-    outputs are not finite (an outlier overflowing float16) is retried in int16.
+    1. The analysis (one build) gives the int8 baseline and the ranked repair groups; every
+       other layer follows them, so the list ends with "all layers".
+    2. Ceilings: all layers in float16 and all layers in int16 (with the dtype rules), built
+       side by side. They say which dtype repairs this model (float16 may overflow or hurt)
+       and whether the target can be reached at all.
+    3. Shrink: prefixes of the ranked groups, in the better dtype, between the largest
+       prefix known to miss and the smallest known to pass, at geometric points (as many per
+       round as builds run in parallel). Only a measured pass moves the upper end: accuracy
+       is not monotonic in the number of float layers.
+    4. Drop: remove chunks of the passing set, least suspected first, keeping a removal only
+       when it measures as passing; the other dtype for the final set while builds remain.
+    A failed build (crash, hang, refusal, NaN) is an infeasible candidate; the tensors the
+    toolkit names are kept out of later candidates of that dtype, and the search goes on.
     """
     groups, baseline = session.ranked_groups(step1)
     record.candidates.append(baseline)
@@ -313,57 +113,136 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
                             f">= {target} on the evaluation set; no layer needs float")
         return baseline
     if not groups:
-        record.notes.append("the analysis found no layer with a measurable error to float")
+        record.notes.append("step 1 left no tensor that can be kept in float16 or int16")
         return baseline
+    plan = Plan(groups, step1)
+    everything = list(range(len(groups)))
+    tried: dict[tuple, Candidate] = {}
 
-    def budget() -> bool:
-        return session.builds < max_builds
+    def room() -> int:
+        return max(0, max_builds - session.builds)
 
-    def attempt(chosen: list[list[str]], label: str) -> Candidate:
-        nonlocal dtype
-        candidate = session.evaluate(step1, merged(chosen, dtype), label)
-        if candidate.cos_mean != candidate.cos_mean and dtype == "float16" and budget():
-            record.notes.append(f"{label}: float16 outputs were not finite (overflow); "
-                                "switching to int16 for the search")
+    def measure(wanted: list[tuple[list[int], str, str]]) -> list[Candidate | None]:
+        """(group indices, dtype, label) -> candidates; None where no build was left."""
+        batch, results = [], []
+        for chosen, wanted_dtype, label in wanted:
+            layers = plan.layers(chosen, wanted_dtype)
+            signature = tuple(sorted(layers.items()))
+            if signature in tried:
+                results.append(tried[signature])
+            elif not layers:
+                results.append(None)
+            else:
+                batch.append((layers, label, signature, chosen))
+                results.append(signature)
+        fresh = [item for item in batch if item[2] not in tried]
+        unique = list({item[2]: item for item in fresh}.values())
+        # What the cache holds costs no build; what is left is cut to the builds remaining.
+        keep, spare = [], room()
+        for item in unique:
+            if session.is_cached(item[0]) or spare > 0:
+                keep.append(item)
+                if not session.is_cached(item[0]):
+                    spare -= 1
+        built = session.evaluate_many(step1, [(layers, label) for layers, label, _, _ in keep])
+        for (layers, label, signature, chosen), candidate in zip(keep, built):
+            candidate.meets_target = candidate.feasible and candidate.cos_mean >= target
+            candidate.groups = plan.describe(chosen, layers)
+            tried[signature] = candidate
             record.candidates.append(candidate)
-            dtype = "int16"
-            candidate = session.evaluate(step1, merged(chosen, dtype), label + " int16")
-        candidate.meets_target = candidate.cos_mean >= target
-        record.candidates.append(candidate)
-        return candidate
+        return [tried.get(r) if isinstance(r, tuple) else r for r in results]
 
-    passing: tuple[int, Candidate] | None = None
-    failing = 0
-    k = 1
-    while budget():
-        k = min(k, len(groups))
-        candidate = attempt(groups[:k], f"top {k} group(s)")
-        if candidate.meets_target:
-            passing = (k, candidate)
+    def passes(candidate: Candidate | None) -> bool:
+        return candidate is not None and bool(candidate.meets_target)
+
+    # 2. ceilings, with one retry per dtype when the toolkit named what it refused
+    dtypes = list(HIGH) if dtype == "auto" else [dtype]
+    ceilings: dict[str, Candidate] = {}
+    for attempt in range(2):
+        todo = [d for d in dtypes if d not in ceilings or (attempt and not ceilings[d].feasible)]
+        if not todo or room() == 0:
             break
-        failing = k
-        if k == len(groups):
-            break
-        k *= 2
-    if passing is None:
-        return max(record.candidates, key=lambda c: (c.cos_mean == c.cos_mean, c.cos_mean))
-    hi, best = passing
-    while hi - failing > 1 and budget():
-        mid = (hi + failing) // 2
-        candidate = attempt(groups[:mid], f"top {mid} group(s)")
-        if candidate.meets_target:
-            hi, best = mid, candidate
-        else:
-            failing = mid
-    chosen = list(groups[:hi])
-    for group in reversed(groups[:hi - 1]):
-        if not budget():
-            break
-        trial = [g for g in chosen if g is not group]
-        candidate = attempt(trial, f"without {group[-1]}")
-        if candidate.meets_target and len(candidate.layers) < len(best.layers):
-            chosen, best = trial, candidate
+        for d, candidate in zip(todo, measure([(everything, d, f"all layers {d}") for d in todo])):
+            if candidate is not None:
+                ceilings[d] = candidate
+    feasible = {d: c for d, c in ceilings.items() if c.feasible}
+    if not feasible:
+        record.notes.append("no all-layers candidate could be built or evaluated: "
+                            + "; ".join(f"{d}: {c.failure}" for d, c in ceilings.items()))
+        return best_of(record.candidates) or baseline
+    dtype = max(feasible, key=lambda d: feasible[d].cos_mean)
+    for d, c in ceilings.items():
+        if d != dtype:
+            why = c.failure or f"{c.cos_mean:.5f} with every layer in {d}, {feasible[dtype].cos_mean:.5f} in {dtype}"
+            record.notes.append(f"{dtype} chosen over {d} by measurement ({why})")
+    if feasible[dtype].cos_mean < baseline.cos_mean:
+        record.notes.append(f"every layer in {dtype} measures below int8 ({feasible[dtype].cos_mean:.5f} < "
+                            f"{baseline.cos_mean:.5f})")
+    best = feasible[dtype]
+    if not best.meets_target:
+        record.notes.append(f"even every layer in float16/int16 reaches only {best.cos_mean:.5f} < {target}: "
+                            "the target is out of reach for hybrid quantization with this calibration set")
+        return best_of(record.candidates) or baseline
+
+    # 3. shrink: prefixes between the largest known miss and the smallest known pass
+    low, high = 0, len(groups)
+    while high - low > 1 and room() > 0:
+        sizes = _points(low, high, min(session.jobs, room()))
+        results = measure([(list(range(k)), dtype, f"top {k} group(s)") for k in sizes])
+        for k, candidate in zip(sizes, results):
+            if candidate is None:
+                continue
+            if passes(candidate):
+                high, best = k, candidate
+                break
+            if candidate.failure and plan.layers(list(range(k)), dtype) != candidate.layers:
+                continue  # the toolkit named what it refused: the same prefix without it is next
+            low = max(low, k)
+    chosen = list(range(high))
+
+    # 4. drop chunks of the passing set, least suspected (last ranked) first, ddmin-like:
+    # every chunk of one size is tried before the size halves
+    chunk, end = max(1, len(chosen) // 2), len(chosen)
+    while room() > 0 and len(chosen) > 1:
+        removals, start = [], end
+        while len(removals) < min(session.jobs, room()) and start > 0:
+            stop, start = start, max(0, start - chunk)
+            if stop - start < len(chosen):
+                removals.append((start, chosen[start:stop]))
+        if removals:
+            results = measure([([g for g in chosen if g not in r], dtype, f"top {len(chosen)} without {len(r)}")
+                               for _, r in removals])
+            won = [(at, r, c) for (at, r), c in zip(removals, results)
+                   if passes(c) and len(c.layers) < len(best.layers)]
+            if won:
+                at, removal, best = max(won, key=lambda item: len(item[1]))
+                chosen = [g for g in chosen if g not in removal]
+                start = at
+            end = min(start, len(chosen))
+        if not removals or end <= 0:
+            if chunk == 1:
+                break
+            chunk, end = max(1, chunk // 2), len(chosen)
+
+    # the other dtype for the chosen set, if builds remain and both dtypes were in play
+    if room() > 0 and len(dtypes) > 1:
+        flipped = measure([(chosen, other(dtype), f"chosen set in {other(dtype)}")])[0]
+        if passes(flipped) and len(flipped.layers) <= len(best.layers) and flipped.cos_mean > best.cos_mean:
+            best = flipped
     return best
+
+
+def _points(low: int, high: int, count: int) -> list[int]:
+    """`count` prefix sizes strictly between low and high, spaced geometrically (the groups
+    that matter are more likely among the first few)."""
+    start = max(low, 0.5)
+    points = []
+    for i in range(1, count + 1):
+        k = int(round(start * (high / start) ** (i / (count + 1))))
+        k = min(high - 1, max(low + 1, k))
+        if k not in points:
+            points.append(k)
+    return points
 
 
 def write_artifacts(record: HybridRecord, step1: Step1 | None, out_dir: Path) -> dict[str, Path]:
@@ -376,39 +255,19 @@ def write_artifacts(record: HybridRecord, step1: Step1 | None, out_dir: Path) ->
         if step1 is not None:
             paths["cfg"] = out_dir / "hybrid.quantization.cfg"
             paths["cfg"].write_text(step1.cfg.with_custom(chosen.layers).text())
-    paths["record"].write_text(json.dumps(record.to_dict(), indent=2))
+    text = json.dumps(record.to_dict(), indent=2, default=lambda v: None)
+    paths["record"].write_text(text.replace("NaN", "null"))
     return paths
 
 
 def not_reached(record: HybridRecord, target: float, max_builds: int) -> TargetNotReached:
     best = record.chosen
+    cos = "nothing feasible" if best is None or not math.isfinite(best.cos_mean) else f"{best.cos_mean:.5f}"
     return TargetNotReached(
         f"output cosine {target} not reached within {max_builds} builds: the best candidate "
-        f"({best.label}, {len(best.layers)} float layer(s)) reaches {best.cos_mean:.5f}; it is "
-        "written out; raise --max-builds, lower --target-cos, or try --dtype int16"
+        f"({best.label if best else '-'}, {len(best.layers) if best else 0} entries) reaches {cos}; it is "
+        "written out; raise --max-builds or lower --target-cos"
     )
-
-
-def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: Say,
-                     min_seconds: float = 2.0) -> None:
-    """Latency of each candidate's model on a board's NPU, so the trade-off table shows
-    accuracy and speed together. Hybrid models need the NPU: the simulator backend of a
-    board without one rebuilds from the recipe and cannot run a hybrid build."""
-    from rkbench.run.session import board_python, run_on_board
-    from rkbench.results.stats import summarize
-
-    python = board_python(board.board, board.python)
-    with board.open() as transport:
-        for candidate in candidates:
-            if not candidate.rknn:
-                continue
-            say(f"measuring {candidate.label} on {board.board}")
-            spec = {"model": {"rknn": candidate.rknn}, "inputs": evalset.arrays,
-                    "data_format": evalset.data_format, "backend": "rknnlite", "warmup": 5,
-                    "min_runs": 50, "min_seconds": min_seconds, "save_outputs": False}
-            outcome = run_on_board(transport, spec, python=python)
-            stats = summarize(outcome.results[0].samples_ns)
-            candidate.board_p50_ms, candidate.board_p99_ms = stats.p50_ms, stats.p99_ms
 
 
 def build_from_cfg(prepared: Prepared, cfg: Path, evaluation: Dataset, options: BuildOptions,
@@ -421,6 +280,10 @@ def build_from_cfg(prepared: Prepared, cfg: Path, evaluation: Dataset, options: 
         requested = read_cfg(cfg).custom
         check_names(list(requested), step1)
         layers, _ = with_partners(requested, step1)
-        return session.evaluate(step1, layers, f"hybrid {cfg.name}")
+        candidate = session.evaluate(step1, layers, f"hybrid {cfg.name}")
+        if candidate.failure:
+            from rkbench.errors import ConversionError
+            raise ConversionError(f"the hybrid model of {cfg} could not be built: {candidate.failure}")
+        return candidate
     finally:
         session.close()
