@@ -39,9 +39,24 @@ class Outlier:
     scale: float
 
 
+def _constants_to_initializers(graph) -> None:
+    """Paddle2ONNX exports weights as Constant nodes; make them initializers."""
+    from onnx import helper
+
+    for node in [n for n in graph.node if n.op_type == "Constant"]:
+        value = next((a for a in node.attribute if a.name == "value"), None)
+        if value is None:
+            continue
+        tensor = helper.get_attribute_value(value)
+        tensor.name = node.output[0]
+        graph.initializer.append(tensor)
+        graph.node.remove(node)
+
+
 def _graph_maps(graph):
     from onnx import numpy_helper
 
+    _constants_to_initializers(graph)
     inits = {i.name: i for i in graph.initializer}
     consumers: dict[str, list] = {}
     for node in graph.node:

@@ -184,23 +184,33 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
                             "the target is out of reach for hybrid quantization with this calibration set")
         return best_of(record.candidates) or baseline
 
-    # 3. shrink: prefixes between the largest known miss and the smallest known pass
+    # 3. shrink: prefixes between the largest known miss and the smallest known pass; close
+    # enough is enough (a quarter of the passing size): step 4 uses the rest better
     low, high = 0, len(groups)
-    while high - low > 1 and room() > 0:
+    prefix = {0: baseline}
+    while high - low > max(1, high // 4) and room() > 0:
         sizes = _points(low, high, min(session.jobs, room()))
         results = measure([(list(range(k)), dtype, f"top {k} group(s)") for k in sizes])
         for k, candidate in zip(sizes, results):
             if candidate is None:
                 continue
+            if candidate.feasible:
+                prefix[k] = candidate
             if passes(candidate):
                 high, best = k, candidate
                 break
             if candidate.failure and plan.layers(list(range(k)), dtype) != candidate.layers:
                 continue  # the toolkit named what it refused: the same prefix without it is next
             low = max(low, k)
+    prefix[high] = best
     chosen = list(range(high))
 
-    # 4. drop chunks of the passing set, least suspected (last ranked) first, ddmin-like:
+    # 4. drop what measured as useless. Consecutive measured prefixes split the passing set
+    # into segments, each with the cosine it added; the segments that added least (or took
+    # away) go first, as many as the margin over the target allows (then bolder, in parallel).
+    chosen, best = _drop_segments(chosen, best, prefix, target, session, room, measure, passes, dtype)
+
+    # 5. then ddmin-like: chunks of the passing set, least suspected (last ranked) first;
     # every chunk of one size is tried before the size halves
     chunk, end = max(1, len(chosen) // 2), len(chosen)
     while room() > 0 and len(chosen) > 1:
@@ -210,7 +220,7 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
             if stop - start < len(chosen):
                 removals.append((start, chosen[start:stop]))
         if removals:
-            results = measure([([g for g in chosen if g not in r], dtype, f"top {len(chosen)} without {len(r)}")
+            results = measure([([g for g in chosen if g not in r], dtype, f"{len(chosen)} groups less {len(r)}")
                                for _, r in removals])
             won = [(at, r, c) for (at, r), c in zip(removals, results)
                    if passes(c) and len(c.layers) < len(best.layers)]
@@ -230,6 +240,36 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
         if passes(flipped) and len(flipped.layers) <= len(best.layers) and flipped.cos_mean > best.cos_mean:
             best = flipped
     return best
+
+
+def _drop_segments(chosen, best, prefix, target, session, room, measure, passes, dtype):
+    """Step 4 of the search: remove the segments of the passing prefix that measured as
+    adding least, as many as the margin over the target allows (assuming their gains add
+    up), and one more segment in parallel when a second worker is free."""
+    sizes = sorted(k for k in prefix if k <= len(chosen))
+    segments = sorted(((prefix[b].cos_mean - prefix[a].cos_mean, list(range(a, b)))
+                       for a, b in zip(sizes, sizes[1:])), key=lambda s: s[0] / len(s[1]))
+    while segments and room() > 0:
+        margin, spent, taken = best.cos_mean - target, 0.0, 0
+        for gain, _ in segments:
+            if spent + max(gain, 0.0) > margin:
+                break
+            spent, taken = spent + max(gain, 0.0), taken + 1
+        counts = [c for c in (taken, taken + 1)[:session.jobs] if 0 < c <= len(segments)]
+        plans = [(c, [g for _, part in segments[:c] for g in part]) for c in counts]
+        plans = [(c, removal) for c, removal in plans if len(removal) < len(chosen)]
+        if not plans:
+            break
+        results = measure([([g for g in chosen if g not in removal], dtype,
+                            f"{len(chosen)} groups less {len(removal)} (measured)") for _, removal in plans])
+        won = [(c, removal, r) for (c, removal), r in zip(plans, results)
+               if passes(r) and len(r.layers) < len(best.layers)]
+        if not won:
+            break
+        count, removal, best = max(won, key=lambda item: item[0])
+        chosen = [g for g in chosen if g not in removal]
+        segments = segments[count:]
+    return chosen, best
 
 
 def _points(low: int, high: int, count: int) -> list[int]:
