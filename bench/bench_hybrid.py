@@ -1,13 +1,13 @@
 """Hybrid quantization on models like real ones: our search against the vendor's proposal
 and auto_hybrid, on the same calibration and evaluation sets.
 
-    python -m bench.bench_hybrid [--quick] [--only NAME]
+    python -m bench.bench_hybrid [--all | --quick] [--only NAME]
 
 Cases (bench/hybrid_cases.py): a real YOLO-family detector from a PyPI wheel (ddddocr's
-YOLOX at 320x320) as it is and with activation outliers injected early, in the middle and
-late (x1000 on one channel, x100 on four; compensated downstream so fp32 is unchanged),
-the real PP-OCRv4 detector (a segmenter) as it is and with an outlier, and the real PP-OCR
-direction classifier. Each runs `rkbench hybrid --auto --target-cos 0.999 --max-builds 12
+YOLOX at 320x320) with activation outliers injected early, in the middle and late (x1000 on
+one channel, x100 on four; compensated downstream so fp32 is unchanged), the real PP-OCRv4
+detector (a segmenter) at 320x320 and the real PP-OCR direction classifier; --all adds the
+YOLOX without outliers and a PP-OCRv4 variant with an outlier. Each runs `rkbench hybrid --auto --target-cos 0.999 --max-builds 12
 --compare-vendor` with a fresh build cache.
 
 Targets, on every case:
@@ -82,9 +82,10 @@ def row(name: str, candidate: dict | None, builds: str = "") -> str:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="only the first YOLOX variant and PP-OCR cls")
+    parser.add_argument("--all", action="store_true", help="also the YOLOX without outliers and a PP-OCRv4 det variant")
     parser.add_argument("--only", help="run the cases whose name contains this")
     parser.add_argument("--calibration", type=int, default=6)
-    parser.add_argument("--evaluation", type=int, default=3)
+    parser.add_argument("--evaluation", type=int, default=6)
     args = parser.parse_args()
     started = time.monotonic()
     results = []
@@ -96,6 +97,8 @@ def main() -> int:
         except RuntimeError as err:  # no network for the wheel: say so, run the rest
             print(f"YOLOX cases skipped: {err}")
         cases += ppocr_cases(tmp, args.calibration, args.evaluation)
+        if not args.all:
+            cases = [c for c in cases if c.name not in ("YOLOX (ddddocr) real", "PP-OCRv4 det conv x1000")]
         if args.quick:
             cases = [c for c in cases if c.name in ("YOLOX early conv x1000", "PP-OCR cls real")]
         if args.only:

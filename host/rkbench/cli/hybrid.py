@@ -13,7 +13,7 @@ from rkbench.model.dataset import load_dataset
 from rkbench.errors import ConversionError, UsageError
 from rkbench.cli.boards import connection_options, labgrid_options
 from rkbench.accuracy.hybrid.board import measure_on_board
-from rkbench.accuracy.hybrid.candidates import Candidate, HybridRecord, best_of
+from rkbench.accuracy.hybrid.candidates import Candidate, HybridRecord, best_of, json_safe
 from rkbench.accuracy.hybrid.cfg import DTYPES, read_cfg
 from rkbench.accuracy.hybrid.search import (check_dtypes, check_names, not_reached, search, with_partners,
                                             write_artifacts)
@@ -153,7 +153,7 @@ def hybrid_command(model: Path, eval_path: Path | None, mode: str, float_names: 
     finally:
         session.close()
     if as_json:
-        click.echo(json.dumps(record.to_dict(), indent=2, default=lambda v: None).replace("NaN", "null"))
+        click.echo(json.dumps(json_safe(record.to_dict()), indent=2))
     else:
         click.echo(format_tradeoff(record))
         click.echo("")
@@ -228,7 +228,8 @@ def format_tradeoff(record: HybridRecord) -> str:
     chosen = record.chosen
     if chosen is not None:
         lines.append("")
-        groups = f"; groups: {', '.join(chosen.groups)}" if chosen.groups else ""
+        shown = chosen.groups[:12] + ([f"... {len(chosen.groups) - 12} more"] if len(chosen.groups) > 12 else [])
+        groups = f"; groups (dtype:last tensor): {', '.join(shown)}" if chosen.groups else ""
         lines.append(f"Chosen: {chosen.label}: {len(chosen.layers)} entries ({_dtypes(chosen)})"
                      + (f": {', '.join(f'{t}:{d}' for t, d in chosen.layers.items())}"
                         if chosen.layers and len(chosen.layers) <= 24 else "") + groups

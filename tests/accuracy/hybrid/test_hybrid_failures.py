@@ -86,7 +86,7 @@ def test_real_toolkit_crash_is_an_infeasible_candidate_that_teaches(yolo_head, t
     assert "int32" in step1.rules.refusal("x2y2-rs", "int16")
 
 
-@pytest.mark.parametrize("fault", ["segfault-int16", "hang-int16"])
+@pytest.mark.parametrize("fault", ["segfault-int16", pytest.param("hang-int16", marks=pytest.mark.slow)])
 def test_search_goes_on_after_a_crash_or_a_hang(cli, outlier, tmp_path, fault):
     done = run(cli, outlier, tmp_path, "--target-cos", "0.999", "--max-builds", "8", "--jobs", "1",
                "--toolkit-python", fault_interpreter(tmp_path), "--timeout", "20", "--no-cache",
@@ -133,3 +133,5 @@ def test_ctrl_c_keeps_what_was_measured(outlier, tmp_path):
     assert record["chosen"] is not None and (tmp_path / "out" / "model.rknn").exists()
     left = subprocess.run(["pgrep", "-f", str(tmp_path / "cache")], capture_output=True, text=True)
     assert left.stdout.strip() == ""  # no toolkit worker left running
+    # the builds killed by the interrupt are not cached as failures: a rerun builds them
+    assert not list((tmp_path / "cache").glob("builds/*/failure.json"))

@@ -187,3 +187,12 @@ def test_tiny_budgets(max_builds):
     session = ScriptedSession(needs(0), jobs=2)
     search(session, step1(), record(), 0.99, max_builds=max_builds)
     assert session.builds <= max_builds
+
+
+def test_out_of_reach_still_looks_for_fewer_entries_near_the_ceiling():
+    def score(layers):
+        return 0.98 if {"t0a", "t0b", "t1a", "t1b"} <= set(layers) else 0.9
+    session = ScriptedSession(score)
+    rec = record()
+    best = search(session, step1(), rec, 0.99, max_builds=12)
+    assert not best.meets_target and best.cos_mean == 0.98 and len(best.layers) < 20

@@ -47,6 +47,17 @@ class Candidate:
                    meets_target=False)
 
 
+def json_safe(value):
+    """NaN and infinities (a candidate that overflowed) as null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def best_of(candidates: list[Candidate]) -> Candidate | None:
     """The feasible candidate with the highest output cosine (fewer entries on a tie)."""
     feasible = [c for c in candidates if c.feasible]

@@ -14,13 +14,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rkbench.accuracy.hybrid.candidates import Candidate, HybridRecord, best_of
+from rkbench.accuracy.hybrid.candidates import Candidate, HybridRecord, best_of, json_safe
 from rkbench.accuracy.hybrid.cfg import read_cfg
 from rkbench.accuracy.hybrid.dtypes import HIGH, other
 from rkbench.accuracy.hybrid.session import HybridSession, Step1
 from rkbench.errors import TargetNotReached, UsageError
 from rkbench.model.build import BuildOptions, Prepared, Say
 from rkbench.model.dataset import Dataset
+
+KEEP_OF_GAIN = 0.02  # out of reach: a candidate may give up 2% of what all layers gain over int8
 
 __all__ = ["Candidate", "HybridRecord", "HybridSession", "Step1", "build_from_cfg", "check_names",
            "not_reached", "search", "with_partners", "write_artifacts"]
@@ -100,8 +102,11 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
        prefix known to miss and the smallest known to pass, at geometric points (as many per
        round as builds run in parallel). Only a measured pass moves the upper end: accuracy
        is not monotonic in the number of float layers.
-    4. Drop: remove chunks of the passing set, least suspected first, keeping a removal only
-       when it measures as passing; the other dtype for the final set while builds remain.
+    4. Drop what measured as useless: the prefixes measured in 3 split the passing set into
+       segments, each with the cosine it added; those that added least (or took away) are
+       removed, as many as the margin over the target allows.
+    5. Then chunks of the passing set, least suspected first (ddmin-like), each removal kept
+       only when it measures as passing; the chosen set in the other dtype if builds remain.
     A failed build (crash, hang, refusal, NaN) is an infeasible candidate; the tensors the
     toolkit names are kept out of later candidates of that dtype, and the search goes on.
     """
@@ -152,8 +157,10 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
             record.candidates.append(candidate)
         return [tried.get(r) if isinstance(r, tuple) else r for r in results]
 
+    goal = target  # what a candidate must reach to count as passing (below: when out of reach)
+
     def passes(candidate: Candidate | None) -> bool:
-        return candidate is not None and bool(candidate.meets_target)
+        return candidate is not None and candidate.feasible and candidate.cos_mean >= goal
 
     # 2. ceilings, with one retry per dtype when the toolkit named what it refused
     dtypes = list(HIGH) if dtype == "auto" else [dtype]
@@ -180,9 +187,12 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
                             f"{baseline.cos_mean:.5f})")
     best = feasible[dtype]
     if not best.meets_target:
+        # Out of reach: look for the fewest entries that keep (nearly) all that float gives.
+        goal = best.cos_mean - KEEP_OF_GAIN * max(0.0, best.cos_mean - baseline.cos_mean)
         record.notes.append(f"even every layer in float16/int16 reaches only {best.cos_mean:.5f} < {target}: "
-                            "the target is out of reach for hybrid quantization with this calibration set")
-        return best_of(record.candidates) or baseline
+                            "the target is out of reach for hybrid quantization with this calibration set; "
+                            f"searching the fewest entries that reach {goal:.5f} instead "
+                            f"({1 - KEEP_OF_GAIN:.0%} of what all layers gain over int8)")
 
     # 3. shrink: prefixes between the largest known miss and the smallest known pass; close
     # enough is enough (a quarter of the passing size): step 4 uses the rest better
@@ -208,7 +218,7 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
     # 4. drop what measured as useless. Consecutive measured prefixes split the passing set
     # into segments, each with the cosine it added; the segments that added least (or took
     # away) go first, as many as the margin over the target allows (then bolder, in parallel).
-    chosen, best = _drop_segments(chosen, best, prefix, target, session, room, measure, passes, dtype)
+    chosen, best = _drop_segments(chosen, best, prefix, goal, session, room, measure, passes, dtype)
 
     # 5. then ddmin-like: chunks of the passing set, least suspected (last ranked) first;
     # every chunk of one size is tried before the size halves
@@ -295,8 +305,7 @@ def write_artifacts(record: HybridRecord, step1: Step1 | None, out_dir: Path) ->
         if step1 is not None:
             paths["cfg"] = out_dir / "hybrid.quantization.cfg"
             paths["cfg"].write_text(step1.cfg.with_custom(chosen.layers).text())
-    text = json.dumps(record.to_dict(), indent=2, default=lambda v: None)
-    paths["record"].write_text(text.replace("NaN", "null"))
+    paths["record"].write_text(json.dumps(json_safe(record.to_dict()), indent=2))
     return paths
 
 

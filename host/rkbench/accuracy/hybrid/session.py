@@ -86,6 +86,7 @@ class HybridSession:
         self.recipe = prepared.config.recipe(self.calibration_txt)
         self.builds = 0
         self.jobs = jobs or 1
+        self.stopping = False  # set on Ctrl-C: the builds killed then are not failures to cache
 
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -143,6 +144,7 @@ class HybridSession:
             for index, future in futures:
                 results[index] = future.result()
         except BaseException:
+            self.stopping = True
             _stop_toolkit_jobs()  # Ctrl-C: the workers run in their own sessions
             raise
         finally:
@@ -184,6 +186,8 @@ class HybridSession:
         if line and line not in reason:
             reason += f"; the toolkit said: {line}"
         candidate = Candidate.failed(label, layers, reason)
+        if self.stopping:
+            return candidate
         for sentence in step1.rules.learn(text, layers, step1.graph):
             self.say(f"  learned: {sentence}")
         self.say(f"  -> failed: {reason}")
