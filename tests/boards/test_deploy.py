@@ -1,16 +1,16 @@
 """deploy: the content-addressed cache on the board, over real SSH and locally."""
 
 import hashlib
+import io
 import os
 import tarfile
-import io
 
 import pytest
 
 from rkbench.boards import deploy as dep
 from rkbench.boards.deploy import DeployStats, ensure_blob, ensure_runner, runner_tarball
-from rkbench.boards.transport.local import LocalTransport
 from rkbench.boards.transport import open_transport
+from rkbench.boards.transport.local import LocalTransport
 from rkbench.errors import BoardError, DiskFullError
 
 

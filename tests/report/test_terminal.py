@@ -64,11 +64,13 @@ def test_previous_run_comparison(results, history):
 def test_previous_run_skips_failed_runs_and_the_run_itself():
     r = run(n=300, run_id=50)
     key = run_key(r)
-    history = {key: [
-        HistoryPoint(run_id=48, started="2024-05-01T00:00:00Z", p50_ms=r.stats.p50_ms / 2, p99_ms=None),
-        HistoryPoint(run_id=49, started="2024-05-02T00:00:00Z", p50_ms=None, p99_ms=None, status="failed"),
-        HistoryPoint(run_id=50, started="2024-06-01T00:00:00Z", p50_ms=1.0, p99_ms=1.0),
-    ]}
+    history = {
+        key: [
+            HistoryPoint(run_id=48, started="2024-05-01T00:00:00Z", p50_ms=r.stats.p50_ms / 2, p99_ms=None),
+            HistoryPoint(run_id=49, started="2024-05-02T00:00:00Z", p50_ms=None, p99_ms=None, status="failed"),
+            HistoryPoint(run_id=50, started="2024-06-01T00:00:00Z", p50_ms=1.0, p99_ms=1.0),
+        ]
+    }
     assert "+100.0% vs run 48" in summary([r], history)
 
 
@@ -130,11 +132,32 @@ def test_history_from_store_like_rows():
     from rkbench.report import group_history
 
     r = run(n=300, run_id=60)
-    rows = [SimpleNamespace(run_id=58, started="2024-05-01T00:00:00Z", model=r.model, board=r.board,
-                            backend=r.backend, core_mask=r.core_mask, status="ok", p50_ms=r.stats.p50_ms / 1.1,
-                            p99_ms=r.stats.p99_ms, throttled=False, cos_fp32=0.99),
-            SimpleNamespace(run_id=59, started="2024-05-02T00:00:00Z", model=r.model, board=r.board,
-                            backend="onnxruntime", core_mask=None, status="ok", p50_ms=1.0, p99_ms=2.0)]
+    rows = [
+        SimpleNamespace(
+            run_id=58,
+            started="2024-05-01T00:00:00Z",
+            model=r.model,
+            board=r.board,
+            backend=r.backend,
+            core_mask=r.core_mask,
+            status="ok",
+            p50_ms=r.stats.p50_ms / 1.1,
+            p99_ms=r.stats.p99_ms,
+            throttled=False,
+            cos_fp32=0.99,
+        ),
+        SimpleNamespace(
+            run_id=59,
+            started="2024-05-02T00:00:00Z",
+            model=r.model,
+            board=r.board,
+            backend="onnxruntime",
+            core_mask=None,
+            status="ok",
+            p50_ms=1.0,
+            p99_ms=2.0,
+        ),
+    ]
     history = group_history(rows)
     assert len(history) == 2
     assert "p50 +10.0% vs run 58" in summary([r], history)

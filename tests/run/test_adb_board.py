@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from rkbench.boards.connect import open_board
 from rkbench.boards.health import board_info
-from rkbench.run.session import open_board, run_on_board
-
-
-from tests.support.boards import BOARD_PYTHON
-from tests.support.boards import ort_outputs
+from rkbench.run.session import run_on_board
+from tests.support.boards import BOARD_PYTHON, ort_outputs
 
 
 def test_run_and_info_over_adb(adb_server, adbd_standin, spec, files, model_files, tmp_path):  # noqa: F811

@@ -13,12 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rkbench.boards.connect import open_board
+from rkbench.boards.runner_command import RunnerFailed, signal_of
 from rkbench.errors import BoardError, InputFileError, UsageError
-from rkbench.run.session import RunnerFailed, open_board, run_on_board, signal_of, soc_matches
+from rkbench.run.session import run_on_board, soc_matches
 from rkbench_wire import summarize_ns
-
-from tests.support.boards import BOARD_PYTHON
-from tests.support.boards import FIXTURES, REPO, noisy_python, ort_outputs, pid_alive, python_without_numpy
+from tests.support.boards import (
+    BOARD_PYTHON,
+    FIXTURES,
+    REPO,
+    noisy_python,
+    ort_outputs,
+    pid_alive,
+    python_without_numpy,
+)
 
 
 def run(board, spec, files, **kw):
@@ -183,8 +191,14 @@ def test_soc_mismatch_is_refused(local_board, spec, files):
     rk3588 = str(FIXTURES / "rk3588")
     pids = []
     with pytest.raises(UsageError) as err:
-        run(local_board, spec, files, target="rk3566", sysfs_root=rk3588,
-            on_event=lambda e: pids.append(e.pid) if e.type == "hello" else None)
+        run(
+            local_board,
+            spec,
+            files,
+            target="rk3566",
+            sysfs_root=rk3588,
+            on_event=lambda e: pids.append(e.pid) if e.type == "hello" else None,
+        )
     msg = str(err.value)
     assert "rk3588 board" in msg and "built for rk3566" in msg and "--target rk3588" in msg
     deadline = time.monotonic() + 5

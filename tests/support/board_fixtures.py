@@ -3,11 +3,9 @@ an SSH board (a real sshd on loopback) opened as transports."""
 
 from __future__ import annotations
 
-
 import pytest
 
-from rkbench.run.session import open_board
-
+from rkbench.boards.connect import open_board
 from tests.support.boards import make_inputs, make_model
 
 

@@ -9,19 +9,40 @@ import numpy as np
 import pytest
 
 from rkbench_wire import (
-    EVENT_TYPES, PROTOCOL_VERSION, BuildRecipe, Done, Error, Hello, ModelRef, Progress, ProtocolError,
-    Result, RunSpec, Samples, Telemetry, decode_board_info, decode_event, encode_board_info, encode_event,
-    percentile, summarize_ns,
+    EVENT_TYPES,
+    PROTOCOL_VERSION,
+    BuildRecipe,
+    Done,
+    Error,
+    Hello,
+    ModelRef,
+    Progress,
+    ProtocolError,
+    Result,
+    RunSpec,
+    Samples,
+    Telemetry,
+    decode_board_info,
+    decode_event,
+    encode_board_info,
+    encode_event,
+    percentile,
+    summarize_ns,
 )
 
 
 def spec_dict():
     return {
         "v": 1,
-        "model": {"rknn": "/b/m.rknn", "onnx": "/b/m.onnx",
-                  "build_recipe": {"config": {"target_platform": "rk3566", "mean_values": [[0, 0, 0]]},
-                                   "load": {"kind": "onnx", "kwargs": {"outputs": ["scores"]}},
-                                   "build": {"do_quantization": True, "dataset": "/b/ds.txt"}}},
+        "model": {
+            "rknn": "/b/m.rknn",
+            "onnx": "/b/m.onnx",
+            "build_recipe": {
+                "config": {"target_platform": "rk3566", "mean_values": [[0, 0, 0]]},
+                "load": {"kind": "onnx", "kwargs": {"outputs": ["scores"]}},
+                "build": {"do_quantization": True, "dataset": "/b/ds.txt"},
+            },
+        },
         "inputs": [["/b/a.npy", "/b/b.npy"], ["/b/c.npy", "/b/d.npy"]],
         "output_dir": "/b/out",
         "backend": "auto",
@@ -37,38 +58,45 @@ def test_run_spec_round_trip_keeps_every_field():
     again = RunSpec.from_json(line)
     assert again == spec
     assert again.model.build_recipe == BuildRecipe(
-        config={"target_platform": "rk3566", "mean_values": [[0, 0, 0]]}, load_kind="onnx",
-        load_kwargs={"outputs": ["scores"]}, do_quantization=True, dataset="/b/ds.txt")
+        config={"target_platform": "rk3566", "mean_values": [[0, 0, 0]]},
+        load_kind="onnx",
+        load_kwargs={"outputs": ["scores"]},
+        do_quantization=True,
+        dataset="/b/ds.txt",
+    )
     assert json.loads(line)["v"] == PROTOCOL_VERSION
     assert again.core_masks == ["auto", "0_1"] and again.data_format == ["nhwc", None]
     # defaults filled in for what the host left out
     assert again.warmup == 3 and again.min_runs == 10 and again.lock_path.endswith("board.lock")
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda d: d.pop("output_dir"), "run spec.output_dir"),
-    (lambda d: d.pop("model"), "run spec.model"),
-    (lambda d: d.update(min_runs="ten"), "min_runs"),
-    (lambda d: d.update(min_runs=0), "min_runs"),
-    (lambda d: d.update(max_runs=5, min_runs=10), "max_runs"),
-    (lambda d: d.update(min_seconds=-1), "min_seconds"),
-    (lambda d: d.update(backend="tensorrt"), "backend"),
-    (lambda d: d.update(core_masks=["0_2"]), "core_masks[0]"),
-    (lambda d: d.update(core_masks=[]), "core_masks"),
-    (lambda d: d.update(inputs=[]), "inputs"),
-    (lambda d: d.update(inputs=[["/a.npy"], ["/b.npy", "/c.npy"]]), "inputs[1]"),
-    (lambda d: d.update(inputs=[["/a.npy", 3]]), "inputs[0][1]"),
-    (lambda d: d.update(data_format=["nhwc"]), "data_format"),
-    (lambda d: d.update(data_format=["hwcn", None]), "data_format[0]"),
-    (lambda d: d.update(save_outputs="yes"), "save_outputs"),
-    (lambda d: d.update(inject_slowdown=-0.1), "inject_slowdown"),
-    (lambda d: d.update(min_runs=True), "min_runs"),
-    (lambda d: d.update(surprise=1), "surprise"),
-    (lambda d: d["model"].update(rknn=None, onnx=None), "model"),
-    (lambda d: d["model"]["build_recipe"]["build"].update(dataset=None), "model.build_recipe.build.dataset"),
-    (lambda d: d["model"]["build_recipe"]["load"].update(kind="tflite"), "model.build_recipe.load.kind"),
-    (lambda d: d.update(backend="rknnlite", model={"onnx": "/m.onnx"}), "model.rknn"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d.pop("output_dir"), "run spec.output_dir"),
+        (lambda d: d.pop("model"), "run spec.model"),
+        (lambda d: d.update(min_runs="ten"), "min_runs"),
+        (lambda d: d.update(min_runs=0), "min_runs"),
+        (lambda d: d.update(max_runs=5, min_runs=10), "max_runs"),
+        (lambda d: d.update(min_seconds=-1), "min_seconds"),
+        (lambda d: d.update(backend="tensorrt"), "backend"),
+        (lambda d: d.update(core_masks=["0_2"]), "core_masks[0]"),
+        (lambda d: d.update(core_masks=[]), "core_masks"),
+        (lambda d: d.update(inputs=[]), "inputs"),
+        (lambda d: d.update(inputs=[["/a.npy"], ["/b.npy", "/c.npy"]]), "inputs[1]"),
+        (lambda d: d.update(inputs=[["/a.npy", 3]]), "inputs[0][1]"),
+        (lambda d: d.update(data_format=["nhwc"]), "data_format"),
+        (lambda d: d.update(data_format=["hwcn", None]), "data_format[0]"),
+        (lambda d: d.update(save_outputs="yes"), "save_outputs"),
+        (lambda d: d.update(inject_slowdown=-0.1), "inject_slowdown"),
+        (lambda d: d.update(min_runs=True), "min_runs"),
+        (lambda d: d.update(surprise=1), "surprise"),
+        (lambda d: d["model"].update(rknn=None, onnx=None), "model"),
+        (lambda d: d["model"]["build_recipe"]["build"].update(dataset=None), "model.build_recipe.build.dataset"),
+        (lambda d: d["model"]["build_recipe"]["load"].update(kind="tflite"), "model.build_recipe.load.kind"),
+        (lambda d: d.update(backend="rknnlite", model={"onnx": "/m.onnx"}), "model.rknn"),
+    ],
+)
 def test_run_spec_rejects_bad_fields_naming_them(mutate, field):
     data = copy.deepcopy(spec_dict())
     mutate(data)
@@ -100,16 +128,40 @@ def test_run_spec_without_version_or_not_json():
 def all_events():
     stats = summarize_ns([1_000_000, 2_000_000, 4_000_000])
     return [
-        Hello(runner_version="0.1.0", python="3.8.10", numpy="1.24.4", soc="rk3588", backend="rknnlite",
-              backend_reason="auto: ...", soc_compatible=["rockchip,rk3588"], npu_cores=3,
-              backend_versions={"librknnrt": "2.3.0", "rknn_toolkit_lite2": None}, pid=12, hostname="b"),
+        Hello(
+            runner_version="0.1.0",
+            python="3.8.10",
+            numpy="1.24.4",
+            soc="rk3588",
+            backend="rknnlite",
+            backend_reason="auto: ...",
+            soc_compatible=["rockchip,rk3588"],
+            npu_cores=3,
+            backend_versions={"librknnrt": "2.3.0", "rknn_toolkit_lite2": None},
+            pid=12,
+            hostname="b",
+        ),
         Progress(stage="load", message="loading"),
         Samples(core_mask="0_1", offset=10, latencies_ns=[1, 2, 3]),
-        Telemetry(timestamp=1.5, npu_load_pct=[21, 11, 0], npu_freq_hz=1_000_000_000, npu_governor="userspace",
-                  cpu=[{"policy": "policy0", "cur_khz": 1800000}], temperatures_c={"soc-thermal": 45.2}),
-        Result(core_mask=None, backend="onnxruntime", counts={"warmup": 3, "runs": 3, "distinct_inputs": 1},
-               stats=stats, memory={"after_load": {"vm_hwm_kb": 1, "vm_rss_kb": 1}}, throttled=True,
-               throttle_reasons=["x"], outputs=[{"sample": 0, "files": []}], load_s=0.5),
+        Telemetry(
+            timestamp=1.5,
+            npu_load_pct=[21, 11, 0],
+            npu_freq_hz=1_000_000_000,
+            npu_governor="userspace",
+            cpu=[{"policy": "policy0", "cur_khz": 1800000}],
+            temperatures_c={"soc-thermal": 45.2},
+        ),
+        Result(
+            core_mask=None,
+            backend="onnxruntime",
+            counts={"warmup": 3, "runs": 3, "distinct_inputs": 1},
+            stats=stats,
+            memory={"after_load": {"vm_hwm_kb": 1, "vm_rss_kb": 1}},
+            throttled=True,
+            throttle_reasons=["x"],
+            outputs=[{"sample": 0, "files": []}],
+            load_s=0.5,
+        ),
         Error(kind="board_busy", message="busy", detail="tail"),
         Done(ok=True, exit_code=0, results=1),
     ]
@@ -146,9 +198,11 @@ def test_decoder_rejects_unknown_types_and_bad_fields():
     with pytest.raises(ProtocolError, match=r"samples\.latencies_ns\[1\]"):
         decode_event('{"v": 1, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1, "2"]}')
     with pytest.raises(ProtocolError, match=r"result\.stats\.p99_ms: missing"):
-        decode_event('{"v": 1, "type": "result", "core_mask": null, "backend": "x", "counts": {},'
-                     ' "stats": {"n": 1, "min_ms": 1, "mean_ms": 1, "std_ms": 0, "p50_ms": 1, "p90_ms": 1,'
-                     ' "max_ms": 1}}')
+        decode_event(
+            '{"v": 1, "type": "result", "core_mask": null, "backend": "x", "counts": {},'
+            ' "stats": {"n": 1, "min_ms": 1, "mean_ms": 1, "std_ms": 0, "p50_ms": 1, "p90_ms": 1,'
+            ' "max_ms": 1}}'
+        )
     with pytest.raises(ProtocolError, match="not JSON"):
         decode_event("Loading model... done")
     with pytest.raises(ProtocolError, match="expected a JSON object"):
@@ -156,10 +210,31 @@ def test_decoder_rejects_unknown_types_and_bad_fields():
 
 
 def test_board_info_envelope_is_versioned():
-    line = encode_board_info({k: None for k in (
-        "runner_version", "soc", "soc_compatible", "npu_cores", "kernel", "os", "python", "numpy",
-        "rknn_toolkit_lite2", "librknnrt", "npu_driver", "npu_devfreq", "cpufreq", "temperatures_c",
-        "memory", "cache_dir", "disk_free_bytes", "backends")})
+    line = encode_board_info(
+        {
+            k: None
+            for k in (
+                "runner_version",
+                "soc",
+                "soc_compatible",
+                "npu_cores",
+                "kernel",
+                "os",
+                "python",
+                "numpy",
+                "rknn_toolkit_lite2",
+                "librknnrt",
+                "npu_driver",
+                "npu_devfreq",
+                "cpufreq",
+                "temperatures_c",
+                "memory",
+                "cache_dir",
+                "disk_free_bytes",
+                "backends",
+            )
+        }
+    )
     assert decode_board_info(line)["type"] == "board_info"
     data = json.loads(line)
     data["v"] = 2

@@ -67,8 +67,7 @@ def _read_onnx(path: Path) -> ModelInfo:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
         raise InputFileError(
-            f"{path} is not a valid ONNX model ({type(err).__name__}): export it again from "
-            "the training framework"
+            f"{path} is not a valid ONNX model ({type(err).__name__}): export it again from the training framework"
         ) from None
     graph = model.graph
     if not graph.node:
@@ -77,9 +76,7 @@ def _read_onnx(path: Path) -> ModelInfo:
 
     def info(value) -> TensorInfo:
         tensor = value.type.tensor_type
-        dims = tuple(
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim
-        )
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
         dtype = TensorProto.DataType.Name(tensor.elem_type).lower() if tensor.elem_type else "unknown"
         return TensorInfo(value.name, dims, dtype)
 
@@ -93,8 +90,7 @@ def _read_tflite(path: Path) -> ModelInfo:
         import tensorflow as tf  # noqa: F401  (load_tflite in the toolkit needs it too)
     except ImportError:
         raise UsageError(
-            f"{path}: TFLite models need TensorFlow: `pip install 'tensorflow-cpu<=2.14'` in the "
-            "toolkit's environment"
+            f"{path}: TFLite models need TensorFlow: `pip install 'tensorflow-cpu<=2.14'` in the toolkit's environment"
         ) from None
     interpreter = tf.lite.Interpreter(model_path=str(path))
     inputs = tuple(

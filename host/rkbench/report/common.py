@@ -5,8 +5,9 @@ measurement time), each worked out once here so the four reports never disagree.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 from rkbench.results.model import LatencyStats, LayerError, OutputError, RunResult, Threshold
 
@@ -69,11 +70,16 @@ class HistoryPoint:
         if isinstance(row, HistoryPoint):
             return row
         return cls(
-            run_id=getattr(row, "run_id", None), started=getattr(row, "started", "") or "",
-            p50_ms=getattr(row, "p50_ms", None), p99_ms=getattr(row, "p99_ms", None),
-            mean_ms=getattr(row, "mean_ms", None), status=getattr(row, "status", "ok"),
-            passed=getattr(row, "passed", None), cos_min_fp32=getattr(row, "cos_min_fp32", None),
-            peak_rss_mb=getattr(row, "peak_rss_mb", None), throttled=bool(getattr(row, "throttled", False)),
+            run_id=getattr(row, "run_id", None),
+            started=getattr(row, "started", "") or "",
+            p50_ms=getattr(row, "p50_ms", None),
+            p99_ms=getattr(row, "p99_ms", None),
+            mean_ms=getattr(row, "mean_ms", None),
+            status=getattr(row, "status", "ok"),
+            passed=getattr(row, "passed", None),
+            cos_min_fp32=getattr(row, "cos_min_fp32", None),
+            peak_rss_mb=getattr(row, "peak_rss_mb", None),
+            throttled=bool(getattr(row, "throttled", False)),
             group=getattr(row, "group", None),
         )
 
@@ -122,6 +128,7 @@ def pct_change(new: float | None, old: float | None) -> float | None:
 
 
 # -- verdicts --------------------------------------------------------------------------
+
 
 def outcome(result: RunResult) -> str:
     """ERROR: the run did not finish (failed, aborted, still running); FAIL: a threshold
@@ -180,6 +187,7 @@ def threshold_text(t: Threshold) -> str:
 
 # -- derived numbers -------------------------------------------------------------------
 
+
 def latency_stats(result: RunResult) -> LatencyStats | None:
     """The recorded stats, or stats worked out from the raw samples when none were."""
     if result.stats is not None:
@@ -189,8 +197,16 @@ def latency_stats(result: RunResult) -> LatencyStats | None:
     from rkbench_wire.stats import summarize_ns
 
     s = summarize_ns(result.latency_ns)
-    return LatencyStats(count=s.n, min_ms=s.min_ms, mean_ms=s.mean_ms, std_ms=s.std_ms, p50_ms=s.p50_ms,
-                        p90_ms=s.p90_ms, p99_ms=s.p99_ms, max_ms=s.max_ms)
+    return LatencyStats(
+        count=s.n,
+        min_ms=s.min_ms,
+        mean_ms=s.mean_ms,
+        std_ms=s.std_ms,
+        p50_ms=s.p50_ms,
+        p90_ms=s.p90_ms,
+        p99_ms=s.p99_ms,
+        max_ms=s.max_ms,
+    )
 
 
 _PEAK_KEYS = ("vm_hwm_kb", "VmHWM", "peak_rss_kb")

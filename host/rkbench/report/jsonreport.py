@@ -15,13 +15,14 @@ import datetime as _dt
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rkbench import __version__
-from rkbench.results.model import LatencyStats, LayerError, OutputError, RunResult, TelemetrySample, Threshold
 from rkbench.report import common as c
+from rkbench.results.model import LatencyStats, LayerError, OutputError, RunResult, TelemetrySample, Threshold
 
 SCHEMA = "rkbench.report"
 SCHEMA_VERSION = 1
@@ -49,9 +50,14 @@ def derived(result: RunResult, history: c.History | None = None) -> dict:
     if result.stats is None and stats is not None:
         out["stats"] = _asdict(stats)
     if prev is not None and stats is not None:
-        out["previous"] = {"run_id": prev.run_id, "started": prev.started, "p50_ms": prev.p50_ms,
-                           "p99_ms": prev.p99_ms, "p50_change_pct": c.pct_change(stats.p50_ms, prev.p50_ms),
-                           "p99_change_pct": c.pct_change(stats.p99_ms, prev.p99_ms)}
+        out["previous"] = {
+            "run_id": prev.run_id,
+            "started": prev.started,
+            "p50_ms": prev.p50_ms,
+            "p99_ms": prev.p99_ms,
+            "p50_change_pct": c.pct_change(stats.p50_ms, prev.p50_ms),
+            "p99_change_pct": c.pct_change(stats.p99_ms, prev.p99_ms),
+        }
     return out
 
 
@@ -68,14 +74,14 @@ def report_dict(results: Sequence[RunResult], samples: bool = False, history: c.
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "rkbench_version": __version__,
         "samples_included": samples,
-        "summary": {"runs": len(results), "passed": tally[c.PASS], "failed": tally[c.FAIL],
-                    "errors": tally[c.ERROR]},
+        "summary": {"runs": len(results), "passed": tally[c.PASS], "failed": tally[c.FAIL], "errors": tally[c.ERROR]},
         "runs": _finite(runs),
     }
 
 
-def write_json(results: Sequence[RunResult], path: str | os.PathLike, samples: bool = False,
-               history: c.History | None = None) -> Path:
+def write_json(
+    results: Sequence[RunResult], path: str | os.PathLike, samples: bool = False, history: c.History | None = None
+) -> Path:
     """Write the report to `path` (atomically); returns the path. Non-finite floats
     (NaN, inf) are written as null: the file is strict JSON."""
     path = Path(path)
@@ -94,11 +100,13 @@ def read_json(path: str | os.PathLike) -> list[RunResult]:
     except (OSError, ValueError) as exc:
         raise ReportFormatError(f"{path}: cannot read the JSON report: {exc}") from exc
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ReportFormatError(f"{path}: not an rkbench JSON report (no \"schema\": \"{SCHEMA}\")")
+        raise ReportFormatError(f'{path}: not an rkbench JSON report (no "schema": "{SCHEMA}")')
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise ReportFormatError(f"{path}: report schema version {version!r}, this rkbench reads version "
-                                f"{SCHEMA_VERSION}: use the rkbench that wrote it, or regenerate the report")
+        raise ReportFormatError(
+            f"{path}: report schema version {version!r}, this rkbench reads version "
+            f"{SCHEMA_VERSION}: use the rkbench that wrote it, or regenerate the report"
+        )
     return [run_from_dict(run) for run in data.get("runs", [])]
 
 

@@ -18,20 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from rkbench.accuracy.layers import LayerSummary
 from rkbench.accuracy.analyze import AnalyzeOptions, analyze
-from rkbench.model.build import BuildOptions, Prepared, Say, build, prepare
-from rkbench.model.config import BuildConfig
-from rkbench.run.compare import Limits, check_thresholds, output_errors
-from rkbench.model.dataset import Dataset, load_dataset
-from rkbench.errors import RkbenchError, UsageError
 from rkbench.accuracy.evalset import EvalSet, prepare_eval
 from rkbench.accuracy.hybrid.search import build_from_cfg
-from rkbench.run.perlayer import DebugModel, onnx_node_outputs, per_layer_errors
+from rkbench.accuracy.layers import LayerSummary
+from rkbench.boards.connect import board_python, open_board
+from rkbench.errors import RkbenchError, UsageError
+from rkbench.model.build import BuildOptions, Prepared, Say, build, prepare
+from rkbench.model.config import BuildConfig
+from rkbench.model.dataset import Dataset, load_dataset
 from rkbench.results.model import LatencyStats, RunResult, TelemetrySample
-from rkbench.run.session import RunOutcome, board_python, open_board, run_on_board
 from rkbench.results.stats import summarize
 from rkbench.results.store import Store
+from rkbench.run.compare import Limits, check_thresholds, output_errors
+from rkbench.run.perlayer import DebugModel, onnx_node_outputs, per_layer_errors
+from rkbench.run.session import RunOutcome, run_on_board
 
 
 @dataclass
@@ -46,9 +47,15 @@ class BoardOptions:
     labgrid: dict = field(default_factory=dict)  # client, coordinator, acquire_timeout
 
     def open(self):
-        return open_board(self.board, trust_new=self.trust_new, known_hosts=self.known_hosts,
-                          identity_files=tuple(self.identity), ssh_config=self.ssh_config,
-                          connect_timeout=self.connect_timeout, labgrid=self.labgrid)
+        return open_board(
+            self.board,
+            trust_new=self.trust_new,
+            known_hosts=self.known_hosts,
+            identity_files=tuple(self.identity),
+            ssh_config=self.ssh_config,
+            connect_timeout=self.connect_timeout,
+            labgrid=self.labgrid,
+        )
 
 
 @dataclass
@@ -119,8 +126,9 @@ class Analyses:
     def __init__(self, options: BuildOptions):
         self.options = options
 
-    def get(self, prepared: Prepared, build_key: str, inputs: Dataset, keep_tensors: bool,
-            say: Say, simulate: bool = True) -> tuple[EvalSet, list[LayerSummary], list[list[str]], list[dict]]:
+    def get(
+        self, prepared: Prepared, build_key: str, inputs: Dataset, keep_tensors: bool, say: Say, simulate: bool = True
+    ) -> tuple[EvalSet, list[LayerSummary], list[list[str]], list[dict]]:
         simulate = simulate and prepared.config.quantized
         key = hashlib.sha256(json.dumps([build_key, inputs.digest, keep_tensors, simulate]).encode()).hexdigest()
         entry = self.options.cache.root / "analyses" / key
@@ -133,11 +141,15 @@ class Analyses:
             else:
                 work = self.options.cache.workdir("run-analysis")
                 names = sorted(onnx_node_outputs(prepared.config.model)) if keep_tensors else None
-                report = analyze(prepared, self.options,
-                                 AnalyzeOptions(files=inputs.samples, keep_tensors=names, keep_dir=work), say)
+                report = analyze(
+                    prepared, self.options, AnalyzeOptions(files=inputs.samples, keep_tensors=names, keep_dir=work), say
+                )
                 evalset = report.evalset
-                data = {"layers": [asdict(layer) for layer in report.layers],
-                        "sim_outputs": report.sim_outputs, "tensors": report.tensors}
+                data = {
+                    "layers": [asdict(layer) for layer in report.layers],
+                    "sim_outputs": report.sim_outputs,
+                    "tensors": report.tensors,
+                }
             golden_paths = []
             for index, sample in enumerate(evalset.golden or []):
                 paths = []
@@ -146,9 +158,14 @@ class Analyses:
                     np.save(path, array)
                     paths.append(str(path))
                 golden_paths.append(paths)
-            data.update(arrays=evalset.arrays, data_format=evalset.data_format, golden=golden_paths,
-                        output_names=evalset.output_names, digest=evalset.digest,
-                        files=[[str(f) for f in s] for s in evalset.files])
+            data.update(
+                arrays=evalset.arrays,
+                data_format=evalset.data_format,
+                golden=golden_paths,
+                output_names=evalset.output_names,
+                digest=evalset.digest,
+                files=[[str(f) for f in s] for s in evalset.files],
+            )
             text = json.dumps(data).replace(str(work), "@ENTRY@")
             (work / "analysis.json").write_text(text)
             entry.parent.mkdir(parents=True, exist_ok=True)
@@ -160,8 +177,14 @@ class Analyses:
             say("simulator analysis: cached (same build, same inputs)")
         data = json.loads(manifest.read_text().replace("@ENTRY@", str(entry)))
         golden = [[np.load(p) for p in sample] for sample in data["golden"]] or None
-        evalset = EvalSet(tuple(tuple(Path(f) for f in s) for s in data["files"]), data["arrays"],
-                          data["data_format"], golden, data["output_names"], data["digest"])
+        evalset = EvalSet(
+            tuple(tuple(Path(f) for f in s) for s in data["files"]),
+            data["arrays"],
+            data["data_format"],
+            golden,
+            data["output_names"],
+            data["digest"],
+        )
         layers = [LayerSummary(**dict(layer, markers=tuple(layer["markers"]))) for layer in data["layers"]]
         return evalset, layers, data["sim_outputs"], data["tensors"]
 
@@ -197,8 +220,10 @@ class LiveStore:
             if time.monotonic() - self.last_print > 1.0:
                 self.last_print = time.monotonic()
                 median = float(np.median(self.recent)) / 1e6
-                self.say(f"board: {event.offset + len(event.latencies_ns)} runs, "
-                         f"median {median:.3f} ms (core mask {event.core_mask or '-'})")
+                self.say(
+                    f"board: {event.offset + len(event.latencies_ns)} runs, "
+                    f"median {median:.3f} ms (core mask {event.core_mask or '-'})"
+                )
         elif kind == "telemetry" and self.current in self.run_ids:
             self.store.add_telemetry(self.run_ids[self.current], [self.telemetry(event)])
 
@@ -209,8 +234,14 @@ class LiveStore:
 
     def _run_for(self, mask: str | None) -> int:
         if mask not in self.run_ids:
-            result = replace(self.template, backend=self.backend, core_mask=mask, started=_now(),
-                             board_soc=self.soc or self.template.board_soc, latency_ns=[])
+            result = replace(
+                self.template,
+                backend=self.backend,
+                core_mask=mask,
+                started=_now(),
+                board_soc=self.soc or self.template.board_soc,
+                latency_ns=[],
+            )
             self.run_ids[mask] = self.store.begin_run(result)
             self.started[mask] = time.monotonic()
         self.current = mask
@@ -238,8 +269,10 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             soc = _board_info(transport, python).get("soc")
             target = soc or "rk3588"
             if not soc and request.config is not None:  # an already built .rknn is not built again
-                say(f"board {board_options.board}: no Rockchip SoC found; building for {target} "
-                    "(the simulator stands in for the NPU here)")
+                say(
+                    f"board {board_options.board}: no Rockchip SoC found; building for {target} "
+                    "(the simulator stands in for the NPU here)"
+                )
         timings["board"] = time.monotonic() - mark
 
         mark = time.monotonic()
@@ -265,8 +298,13 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             # A hybrid model has no simulator side here (the analysis would be the plain int8
             # build's): only the fp32 reference, and the board is compared with fp32 alone.
             evalset, layers, sim_outputs, kept = Analyses(build_options).get(
-                prepared, build_result.record["cache_key"], inputs, request.measure.per_layer, say,
-                simulate=hybrid is None)
+                prepared,
+                build_result.record["cache_key"],
+                inputs,
+                request.measure.per_layer,
+                say,
+                simulate=hybrid is None,
+            )
             spec_inputs, formats = evalset.arrays, evalset.data_format
         else:
             spec_inputs, formats = _rknn_inputs(request.measure)
@@ -276,22 +314,37 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             group=request.group or f"run-{datetime.datetime.now():%Y%m%d-%H%M%S}",
             model=(request.config.name if request.config else rknn.stem),
             model_sha256=(prepared.model_sha256 if prepared else _sha256(rknn)),
-            board=request.board_label or board_options.board, backend=request.measure.backend, core_mask=None,
+            board=request.board_label or board_options.board,
+            backend=request.measure.backend,
+            core_mask=None,
             build_key=build_key,
-            target=target, quant=request.config.quant if request.config else None, board_soc=soc,
+            target=target,
+            quant=request.config.quant if request.config else None,
+            board_soc=soc,
             suite=request.suite,
-            settings={"warmup": request.measure.warmup, "min_runs": request.measure.min_runs,
-                      "min_seconds": request.measure.min_seconds, "inputs": len(spec_inputs)},
+            settings={
+                "warmup": request.measure.warmup,
+                "min_runs": request.measure.min_runs,
+                "min_seconds": request.measure.min_seconds,
+                "inputs": len(spec_inputs),
+            },
             versions={"toolkit": toolkit},
         )
         spec = {
-            "model": {"rknn": str(rknn),
-                      "onnx": str(prepared.config.model) if prepared and prepared.info.framework == "onnx" else None,
-                      "build_recipe": _board_recipe(prepared, work) if prepared and not hybrid else None},
-            "inputs": spec_inputs, "data_format": formats, "backend": request.measure.backend,
-            "core_masks": request.measure.core_masks, "warmup": request.measure.warmup,
-            "min_runs": request.measure.min_runs, "min_seconds": request.measure.min_seconds,
-            "max_seconds": request.measure.max_seconds, "lock_timeout_s": request.measure.lock_timeout_s,
+            "model": {
+                "rknn": str(rknn),
+                "onnx": str(prepared.config.model) if prepared and prepared.info.framework == "onnx" else None,
+                "build_recipe": _board_recipe(prepared, work) if prepared and not hybrid else None,
+            },
+            "inputs": spec_inputs,
+            "data_format": formats,
+            "backend": request.measure.backend,
+            "core_masks": request.measure.core_masks,
+            "warmup": request.measure.warmup,
+            "min_runs": request.measure.min_runs,
+            "min_seconds": request.measure.min_seconds,
+            "max_seconds": request.measure.max_seconds,
+            "lock_timeout_s": request.measure.lock_timeout_s,
         }
         if request.measure.inject_slowdown:
             spec["inject_slowdown"] = request.measure.inject_slowdown
@@ -300,8 +353,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         live = LiveStore(store, template, say)
         mark = time.monotonic()
         try:
-            outcome = run_on_board(transport, spec, on_event=live, target=target,
-                                   python=python, out_dir=work / "board")
+            outcome = run_on_board(transport, spec, on_event=live, target=target, python=python, out_dir=work / "board")
             soc = soc or outcome.hello.soc
         except BaseException as err:
             live.abort(_abort_reason(err))
@@ -315,9 +367,16 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             if request.measure.per_layer and prepared is not None and layers:
                 try:
                     board_layers = per_layer_errors(
-                        prepared, layers, kept, evalset.output_names, evalset, build_options,
+                        prepared,
+                        layers,
+                        kept,
+                        evalset.output_names,
+                        evalset,
+                        build_options,
                         lambda model: _run_debug(transport, model, spec, python, target, work),
-                        work, say)
+                        work,
+                        say,
+                    )
                 except RkbenchError as err:  # the measurement stands without the per-layer table
                     say(f"per-layer board error not available: {err}")
                     template.settings["per_layer_error"] = str(err)
@@ -328,16 +387,30 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                 run_id = live.run_ids.get(mask_run.core_mask)
                 board_outputs = _outputs_by_sample(mask_run)
                 result = replace(
-                    template, run_id=run_id, backend=mask_run.backend, core_mask=mask_run.core_mask,
-                    status="ok", started=template.started or _now(), finished=_now(), board_soc=soc,
-                    latency_ns=list(mask_run.samples_ns), stats=summarize(mask_run.samples_ns),
-                    npu_stats=_convert_stats(mask_run.result.npu_stats), memory=dict(mask_run.result.memory),
-                    throttled=mask_run.result.throttled, throttle_reasons=list(mask_run.result.throttle_reasons),
+                    template,
+                    run_id=run_id,
+                    backend=mask_run.backend,
+                    core_mask=mask_run.core_mask,
+                    status="ok",
+                    started=template.started or _now(),
+                    finished=_now(),
+                    board_soc=soc,
+                    latency_ns=list(mask_run.samples_ns),
+                    stats=summarize(mask_run.samples_ns),
+                    npu_stats=_convert_stats(mask_run.result.npu_stats),
+                    memory=dict(mask_run.result.memory),
+                    throttled=mask_run.result.throttled,
+                    throttle_reasons=list(mask_run.result.throttle_reasons),
                     layers=board_layers,
-                    versions=dict(template.versions, runner=outcome.hello.runner_version,
-                                  python=outcome.hello.python, **outcome.hello.backend_versions),
-                    settings=dict(template.settings, elapsed_s=mask_run.result.elapsed_s,
-                                  stopped_by=mask_run.result.stopped_by),
+                    versions=dict(
+                        template.versions,
+                        runner=outcome.hello.runner_version,
+                        python=outcome.hello.python,
+                        **outcome.hello.backend_versions,
+                    ),
+                    settings=dict(
+                        template.settings, elapsed_s=mask_run.result.elapsed_s, stopped_by=mask_run.result.stopped_by
+                    ),
                 )
                 if evalset is not None and evalset.golden:
                     result.outputs += output_errors(board_outputs, evalset.golden, evalset.output_names, "fp32")
@@ -370,8 +443,10 @@ def _abort_reason(err: BaseException) -> str:
 
 def _check_hybrid(request: RunRequest) -> None:
     if request.measure.backend == "simulator":
-        raise UsageError("a hybrid model runs on the NPU (rknnlite): the board's simulator backend builds from "
-                         "the recipe and cannot run a hybrid build; evaluate it with `rkbench hybrid --cfg`")
+        raise UsageError(
+            "a hybrid model runs on the NPU (rknnlite): the board's simulator backend builds from "
+            "the recipe and cannot run a hybrid build; evaluate it with `rkbench hybrid --cfg`"
+        )
     if request.measure.per_layer:
         raise UsageError("--per-layer is not available for hybrid models yet")
 
@@ -393,14 +468,19 @@ def _board_recipe(prepared: Prepared, work: Path) -> dict:
 
 def _rknn_inputs(options: MeasureOptions):
     if options.inputs is None:
-        raise UsageError("an already built .rknn needs --inputs: .npy files in the layout the model "
-                         "takes (a folder, or a dataset.txt)")
+        raise UsageError(
+            "an already built .rknn needs --inputs: .npy files in the layout the model "
+            "takes (a folder, or a dataset.txt)"
+        )
     folder = options.inputs
-    files = sorted(folder.glob("*.npy")) if folder.is_dir() else [
-        (folder.parent / line.split()[0]).resolve() for line in folder.read_text().splitlines() if line.strip()]
+    files = (
+        sorted(folder.glob("*.npy"))
+        if folder.is_dir()
+        else [(folder.parent / line.split()[0]).resolve() for line in folder.read_text().splitlines() if line.strip()]
+    )
     if not files:
         raise UsageError(f"{folder}: no .npy inputs")
-    arrays = [[str(f)] for f in files[:options.input_count]]
+    arrays = [[str(f)] for f in files[: options.input_count]]
     first = np.load(arrays[0][0], mmap_mode="r")
     return arrays, ["nhwc" if first.ndim == 4 and first.shape[-1] in (1, 3, 4) else None]
 
@@ -417,10 +497,12 @@ def _run_debug(transport, model: DebugModel, spec: dict, python: str, target, wo
     there is no NPU (the local board) the board's simulator backend builds the same debug
     graph from the recipe and stands in for it."""
     debug_model = dict(spec["model"], rknn=str(model.rknn), build_recipe=_debug_recipe(model, spec))
-    debug_spec = dict(spec, model=debug_model, core_masks=[spec["core_masks"][0]], warmup=0,
-                      min_runs=1, min_seconds=0.0)
-    outcome = run_on_board(transport, debug_spec, target=target, python=python,
-                           out_dir=work / f"debug-{model.rknn.parent.name}")
+    debug_spec = dict(
+        spec, model=debug_model, core_masks=[spec["core_masks"][0]], warmup=0, min_runs=1, min_seconds=0.0
+    )
+    outcome = run_on_board(
+        transport, debug_spec, target=target, python=python, out_dir=work / f"debug-{model.rknn.parent.name}"
+    )
     return [dict(zip(model.outputs, map(str, sample))) for sample in _outputs_by_sample(outcome.results[0])]
 
 
@@ -434,8 +516,14 @@ def _debug_recipe(model: DebugModel, spec: dict) -> dict | None:
 
 
 def _previous(store: Store, result: RunResult) -> RunResult | None:
-    rows = store.previous_runs(result.model_sha256, result.board, result.core_mask,
-                               before_run_id=result.run_id, limit=1, backend=result.backend)
+    rows = store.previous_runs(
+        result.model_sha256,
+        result.board,
+        result.core_mask,
+        before_run_id=result.run_id,
+        limit=1,
+        backend=result.backend,
+    )
     return store.get_run(rows[0].run_id) if rows else None
 
 

@@ -19,144 +19,55 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import shlex
 import signal
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any
 
+from rkbench.boards import deploy
+from rkbench.boards.connect import DEFAULT_PYTHON
+from rkbench.boards.deploy import DeployStats
+from rkbench.boards.runner_command import (
+    RunnerFailed,
+    board_name,
+    runner_argv,
+    signal_of,
+    signal_text,
+    start_failure,
+    tail_lines,
+)
+from rkbench.boards.transport import RemoteProcess, Transport, TransportTimeout
+from rkbench.errors import BoardError, InputFileError, UsageError
 from rkbench_wire import (
-    PROTOCOL_VERSION, Done, Error, Event, Hello, ProtocolError, Progress, Result, RunSpec, Samples,
-    Telemetry, decode_event,
+    PROTOCOL_VERSION,
+    Done,
+    Error,
+    Event,
+    Hello,
+    Progress,
+    ProtocolError,
+    Result,
+    RunSpec,
+    Samples,
+    Telemetry,
+    decode_event,
 )
 from rkbench_wire.constants import ERR_BOARD_BUSY
 from rkbench_wire.spec import BuildRecipe, ModelRef
 
-from rkbench.boards import deploy
-from rkbench.boards.address import BoardAddress, parse_board
-from rkbench.boards.deploy import DeployStats
-from rkbench.boards.transport import RemoteProcess, Transport, TransportTimeout, open_transport
-from rkbench.errors import BoardError, InputFileError, UsageError
-
-DEFAULT_PYTHON = "python3"
-
-
-def board_python(board: str, python: Optional[str] = None) -> str:
-    """The board's interpreter: as given, else python3 -- except on the local board, which
-    is this machine: its runner uses this interpreter (it has onnxruntime, and in rkbench's
-    own environment rknn-toolkit2 for the simulator backend)."""
-    if python:
-        return python
-    return sys.executable if board == "local" else DEFAULT_PYTHON
-RUNNER_MODULE = "rkbench_device"
-#: Runs argv and exits with its status; a death by signal N becomes 128+N (what a
-#: shell reports), the same on ssh, adb and local.
-EXIT_WRAPPER = '"$@"; exit $?'
-#: How long the runner may stay silent (no event) before the host stops it, on top
-#: of the lock wait of the spec. The runner streams samples every 0.25 s and
-#: telemetry every telemetry_interval_s while it measures; loading a big model is the
-#: longest quiet stretch.
 SILENCE_S = 120.0
 SILENCE_SIMULATOR_S = 1800.0  # the simulator builds the model first (minutes for big ones)
 #: SoC names whose NPUs run the same .rknn (the toolkit's target_platform on the left).
 SOC_FAMILIES = ({"rk3588", "rk3588s"}, {"rk3566", "rk3568"})
 
-PROVISION_HINT = "run `rkbench provision {board}`"
-
 
 # ----------------------------------------------------------------------------------
 # opening a board
 # ----------------------------------------------------------------------------------
-def open_board(
-    board: Union[str, BoardAddress],
-    trust_new: bool = False,
-    *,
-    known_hosts: Optional[str] = None,
-    identity_files: Sequence[str] = (),
-    ssh_config: Optional[str] = None,
-    connect_timeout: float = 10.0,
-    log: Optional[Callable[[str], None]] = None,
-    labgrid: Optional[Mapping[str, Any]] = None,
-    **transport_opts: Any,
-) -> Transport:
-    """Parse a --board string and open its transport (ssh, adb, local, or the SSH
-    NetworkService of a labgrid place: `labgrid:PLACE`, acquired now and released when
-    the transport is closed; `labgrid` holds client, coordinator, acquire_timeout).
-
-    The ssh options (trust_new, known_hosts, identity_files, ssh_config,
-    connect_timeout) are ignored for adb and local boards. `transport_opts` go to
-    the transport as they are (local: home, env; adb: adb_path, server_port, ...).
-    `log` gets one-line notices (e.g. "trusting new host key ... recorded in ...").
-    """
-    if isinstance(board, str):
-        from rkbench.boards.labgrid import parse_labgrid_board
-
-        place = parse_labgrid_board(board)
-        if place is not None:
-            return _open_labgrid(place, trust_new, known_hosts, identity_files, ssh_config,
-                                 connect_timeout, log, labgrid)
-    address = parse_board(board) if isinstance(board, str) else board
-    opts: Dict[str, Any] = dict(transport_opts)
-    if address.kind == "ssh":
-        opts.update(
-            known_hosts=known_hosts,
-            trust_new=trust_new,
-            identity_files=list(identity_files),
-            ssh_config=ssh_config,
-            connect_timeout=connect_timeout,
-        )
-        if log is not None:
-            opts["log"] = log
-    elif address.kind == "adb" and log is not None:
-        opts.setdefault("log", log)
-    return open_transport(address, **opts)
-
-
-def _open_labgrid(place: str, trust_new: bool, known_hosts: Optional[str], identity_files: Sequence[str],
-                  ssh_config: Optional[str], connect_timeout: float, log: Optional[Callable[[str], None]],
-                  labgrid: Optional[Mapping[str, Any]]) -> Transport:
-    from rkbench.boards.labgrid import open_labgrid_board
-
-    transport, release = open_labgrid_board(
-        place, log=log, trust_new=trust_new, known_hosts=known_hosts, identity_files=list(identity_files),
-        ssh_config=ssh_config, connect_timeout=connect_timeout, **dict(labgrid or {}))
-    close = transport.close
-
-    def close_and_release() -> None:
-        try:
-            close()
-        finally:
-            release()
-
-    transport.close = close_and_release  # the place is released with the connection
-    return transport
-
-
-def python_argv(python: Union[str, Sequence[str]]) -> List[str]:
-    """The board's Python as argv words: "python3", "/opt/py/bin/python3", or a
-    command with options ("python3 -X faulthandler")."""
-    words = shlex.split(python) if isinstance(python, str) else [str(w) for w in python]
-    if not words:
-        raise UsageError("--python: empty; give the board's Python, e.g. python3 or /usr/bin/python3")
-    return words
-
-
-def runner_argv(runner_dir: str, python: Union[str, Sequence[str]], command: str, *args: str) -> List[str]:
-    """argv of `python3 -m rkbench_device COMMAND ARGS...` with the runner on PYTHONPATH."""
-    return ["sh", "-c", EXIT_WRAPPER, "sh", "env", f"PYTHONPATH={runner_dir}",
-            *python_argv(python), "-m", RUNNER_MODULE, command, *args]
-
-
-def board_name(transport: Transport) -> str:
-    """What `rkbench provision BOARD` should say for this board."""
-    address = getattr(transport, "address", None)
-    if address is None:
-        return "BOARD"
-    return address.raw or address.display
 
 
 # ----------------------------------------------------------------------------------
@@ -168,8 +79,8 @@ class OutputFile:
 
     sample: int
     index: int
-    name: Optional[str]
-    shape: List[int]
+    name: str | None
+    shape: list[int]
     dtype: str
     remote_path: str
     local_path: Path
@@ -179,10 +90,10 @@ class OutputFile:
 class MaskRun:
     """The outcome for one core mask (core_mask None: the backend has no core masks)."""
 
-    core_mask: Optional[str]
+    core_mask: str | None
     result: Result
-    samples_ns: List[int]
-    outputs: List[OutputFile] = field(default_factory=list)
+    samples_ns: list[int]
+    outputs: list[OutputFile] = field(default_factory=list)
 
     @property
     def backend(self) -> str:
@@ -216,10 +127,10 @@ class RunOutcome:
     board: str
     transport: str
     hello: Hello
-    results: List[MaskRun]
-    telemetry: List[Telemetry]
-    progress: List[Progress]
-    output_dir: Optional[Path]
+    results: list[MaskRun]
+    telemetry: list[Telemetry]
+    progress: list[Progress]
+    output_dir: Path | None
     deploy: DeployStats
     timings: RunTimings
     remote_run_dir: str
@@ -235,91 +146,19 @@ class RunOutcome:
         return self.hello.backend_reason
 
     @property
-    def output_files(self) -> List[Path]:
+    def output_files(self) -> list[Path]:
         return [o.local_path for r in self.results for o in r.outputs]
 
-    def result_for(self, core_mask: Optional[str]) -> MaskRun:
+    def result_for(self, core_mask: str | None) -> MaskRun:
         for run in self.results:
             if run.core_mask == core_mask:
                 return run
         raise KeyError(core_mask)
 
 
-class RunnerFailed(BoardError):
-    """The runner reported an error, crashed, hung, or could not start.
-
-    kind: the runner's error kind (rkbench_wire ERR_*) or one of "crashed",
-    "silent", "protocol", "python_missing", "python_too_old", "numpy_missing",
-    "runner_missing", "start_failed". detail: traceback/stderr tail (multi-line)."""
-
-    def __init__(self, message: str, kind: str, detail: str = "", exit_code: Optional[int] = None,
-                 signal_number: Optional[int] = None):
-        super().__init__(message)
-        self.kind = kind
-        self.detail = detail
-        self.runner_exit_code = exit_code
-        self.signal_number = signal_number
-
-
 # ----------------------------------------------------------------------------------
 # helpers shared with health/provision
 # ----------------------------------------------------------------------------------
-def signal_of(returncode: Optional[int]) -> Optional[int]:
-    """The signal that ended a command: rc < 0 (subprocess), or > 128 (a shell)."""
-    if returncode is None:
-        return None
-    if returncode < 0:
-        return -returncode
-    if 128 < returncode < 128 + 65:
-        return returncode - 128
-    return None
-
-
-def signal_text(number: int) -> str:
-    try:
-        name = signal.Signals(number).name
-    except ValueError:
-        name = f"signal {number}"
-    return f"signal {number} ({name})"
-
-
-def tail_lines(text: str, lines: int = 3, width: int = 300) -> str:
-    """The last non-empty lines of `text` joined with " | " (for one-line messages)."""
-    kept = [ln.strip()[-width:] for ln in (text or "").splitlines() if ln.strip()]
-    kept = [ln for ln in kept if not ln.startswith("rkbench-device: stdin closed")]
-    return " | ".join(kept[-lines:])
-
-
-def start_failure(board: str, board_arg: str, python: Union[str, Sequence[str]], returncode: Optional[int],
-                  stderr: str, what: str = "the runner") -> RunnerFailed:
-    """Why `python3 -m rkbench_device ...` ended before saying anything, as a message
-    that says what to do."""
-    py = " ".join(python_argv(python))
-    hint = PROVISION_HINT.format(board=board_arg)
-    text = stderr or ""
-    low = text.lower()
-    tail = tail_lines(text)
-    if returncode == 127 or (py.split()[0] in text and ("not found" in low or "no such file" in low)):
-        return RunnerFailed(
-            f"{board}: {py} is not on the board (or not on the login PATH): install Python 3.8+ with numpy "
-            f"from the board's OS (e.g. apt-get install python3 python3-numpy) or give its path with "
-            f"--python, then {hint}", "python_missing", text, returncode)
-    if "no module named 'numpy'" in low or 'no module named "numpy"' in low:
-        return RunnerFailed(
-            f"{board}: numpy is missing from {py} on the board: {hint} (it pushes a numpy wheel that "
-            f"matches the board, no internet needed on the board)", "numpy_missing", text, returncode)
-    if "syntaxerror" in low or "future feature annotations" in low:
-        return RunnerFailed(
-            f"{board}: {py} on the board is too old for the runner (it needs Python 3.8+): install a newer "
-            f"python3 or point --python at one, then {hint}", "python_too_old", text, returncode)
-    if "no module named 'rkbench_device'" in low or "no module named 'rkbench_wire'" in low:
-        return RunnerFailed(
-            f"{board}: the runner files on the board are incomplete ({tail}); delete ~/.cache/rkbench/runner "
-            f"on the board and run again", "runner_missing", text, returncode)
-    sig = signal_of(returncode)
-    how = f"died from {signal_text(sig)}" if sig else f"exited with code {returncode}"
-    return RunnerFailed(f"{board}: {what} {how} before saying hello" + (f"; stderr: {tail}" if tail else ""),
-                        "start_failed", text, returncode, sig)
 
 
 def soc_matches(target: str, soc: str) -> bool:
@@ -329,14 +168,15 @@ def soc_matches(target: str, soc: str) -> bool:
     return any(t in family and s in family for family in SOC_FAMILIES)
 
 
-def check_target(target: Optional[str], soc: Optional[str], board: str) -> None:
+def check_target(target: str | None, soc: str | None, board: str) -> None:
     """Refuse a model built for another SoC than the board's (both names in the message)."""
     if not target or not soc:
         return
     if not soc_matches(target, soc):
         raise UsageError(
             f"{board} is an {soc} board but the model was built for {target.lower()}: rebuild with "
-            f"--target {soc} (an .rknn only runs on the NPU it was built for)")
+            f"--target {soc} (an .rknn only runs on the NPU it was built for)"
+        )
 
 
 # ----------------------------------------------------------------------------------
@@ -353,17 +193,29 @@ def _text(name: Any) -> Any:
 
 def _remote_rel(path: str, root: str) -> str:
     if path.startswith(root.rstrip("/") + "/"):
-        return path[len(root.rstrip("/")) + 1:]
+        return path[len(root.rstrip("/")) + 1 :]
     return os.path.basename(path)
 
 
 class _Session:
     """The state of one run; `run()` does it all. One class, one job."""
 
-    def __init__(self, transport: Transport, spec_fields: Mapping[str, Any], local_files: Mapping[str, Any],
-                 on_event: Optional[Callable[[Event], None]], *, target: Optional[str], python, cache: Optional[str],
-                 out_dir: Optional[Any], silence_timeout: Optional[float], keep_remote: bool,
-                 sysfs_root: Optional[str], runner_dirs: Optional[Sequence[Any]]):
+    def __init__(
+        self,
+        transport: Transport,
+        spec_fields: Mapping[str, Any],
+        local_files: Mapping[str, Any],
+        on_event: Callable[[Event], None] | None,
+        *,
+        target: str | None,
+        python,
+        cache: str | None,
+        out_dir: Any | None,
+        silence_timeout: float | None,
+        keep_remote: bool,
+        sysfs_root: str | None,
+        runner_dirs: Sequence[Any] | None,
+    ):
         self.t = transport
         self.spec_fields = dict(spec_fields)
         self.local_files = dict(local_files)
@@ -380,17 +232,17 @@ class _Session:
         self.board_arg = board_name(transport)
         self.stats = DeployStats()
         self.timings = RunTimings()
-        self.proc: Optional[RemoteProcess] = None
-        self.hello: Optional[Hello] = None
+        self.proc: RemoteProcess | None = None
+        self.hello: Hello | None = None
         self.stage = "starting"
-        self.progress: List[Progress] = []
-        self.telemetry: List[Telemetry] = []
-        self.results: List[MaskRun] = []
-        self.pending: Dict[Optional[str], List[int]] = {}
-        self.error: Optional[Error] = None
-        self.done: Optional[Done] = None
-        self.stray: List[str] = []
-        self.local_names: Dict[str, str] = {}
+        self.progress: list[Progress] = []
+        self.telemetry: list[Telemetry] = []
+        self.results: list[MaskRun] = []
+        self.pending: dict[str | None, list[int]] = {}
+        self.error: Error | None = None
+        self.done: Done | None = None
+        self.stray: list[str] = []
+        self.local_names: dict[str, str] = {}
         self.runner_dir = "?"
 
     # -- spec -----------------------------------------------------------------------
@@ -432,8 +284,11 @@ class _Session:
         if stray:
             raise UsageError(f"run spec: unknown model field(s) {', '.join(stray)} (rknn, onnx, build_recipe)")
         inputs = fields.pop("inputs", None)
-        if not isinstance(inputs, (list, tuple)) or not inputs or \
-                not all(isinstance(sample, (list, tuple)) for sample in inputs):
+        if (
+            not isinstance(inputs, (list, tuple))
+            or not inputs
+            or not all(isinstance(sample, (list, tuple)) for sample in inputs)
+        ):
             raise UsageError("run spec: 'inputs' must list samples, each a list of .npy files (one per model input)")
         backend = fields.get("backend", "auto")
         # only what the backend can use travels (an .rknn is useless to onnxruntime, and big)
@@ -446,8 +301,12 @@ class _Session:
                 # a copy: the dataset path is rewritten below
                 recipe = BuildRecipe.from_dict(raw.to_dict() if isinstance(raw, BuildRecipe) else dict(raw))
             # check every setting before pushing anything
-            RunSpec(model=ModelRef(rknn=_text(rknn), onnx=_text(onnx), build_recipe=recipe),
-                    inputs=[[_text(p) for p in sample] for sample in inputs], output_dir=f"{run_dir}/out", **fields)
+            RunSpec(
+                model=ModelRef(rknn=_text(rknn), onnx=_text(onnx), build_recipe=recipe),
+                inputs=[[_text(p) for p in sample] for sample in inputs],
+                output_dir=f"{run_dir}/out",
+                **fields,
+            )
         except (ProtocolError, TypeError) as exc:
             raise UsageError(f"run spec: {exc}") from None
         # the local files exist before the first byte moves
@@ -461,17 +320,23 @@ class _Session:
         remote_onnx = self._push(onnx, "model.onnx") if onnx else None
         if recipe is not None and recipe.dataset:
             recipe.dataset = self._push(recipe.dataset, "model.build_recipe.build.dataset")
-        remote_inputs = [[self._push(p, f"inputs[{i}][{k}]") for k, p in enumerate(sample)]
-                         for i, sample in enumerate(inputs)]
-        return RunSpec(model=ModelRef(rknn=remote_rknn, onnx=remote_onnx, build_recipe=recipe),
-                       inputs=remote_inputs, output_dir=f"{run_dir}/out", **fields)
+        remote_inputs = [
+            [self._push(p, f"inputs[{i}][{k}]") for k, p in enumerate(sample)] for i, sample in enumerate(inputs)
+        ]
+        return RunSpec(
+            model=ModelRef(rknn=remote_rknn, onnx=remote_onnx, build_recipe=recipe),
+            inputs=remote_inputs,
+            output_dir=f"{run_dir}/out",
+            **fields,
+        )
 
     # -- events ---------------------------------------------------------------------
-    def _fail(self, message: str, kind: str, detail: str = "", rc: Optional[int] = None,
-              sig: Optional[int] = None) -> RunnerFailed:
+    def _fail(
+        self, message: str, kind: str, detail: str = "", rc: int | None = None, sig: int | None = None
+    ) -> RunnerFailed:
         return RunnerFailed(message, kind, detail, rc, sig)
 
-    def _decode(self, raw: bytes) -> Optional[Event]:
+    def _decode(self, raw: bytes) -> Event | None:
         text = raw.decode("utf-8", "replace").strip()
         if not text:
             return None
@@ -484,8 +349,9 @@ class _Session:
                 # a login script printing on stdout before the runner starts: ignore, keep for errors
                 self.stray.append(text[:200])
                 return None
-            raise self._fail(f"{self.board}: the runner printed something that is not an event: {text[:120]!r}",
-                             "protocol")
+            raise self._fail(
+                f"{self.board}: the runner printed something that is not an event: {text[:120]!r}", "protocol"
+            )
         try:
             return decode_event(text)
         except ProtocolError as exc:
@@ -493,15 +359,21 @@ class _Session:
                 raise self._fail(
                     f"{self.board}: refusing the runner's events: {exc} (this host speaks protocol version "
                     f"{PROTOCOL_VERSION}; the runner in {self.runner_dir} is not the one this rkbench deployed: "
-                    f"delete that folder on the board and run again)", "protocol") from None
-            raise self._fail(f"{self.board}: the runner sent a message this host does not understand: {exc}",
-                             "protocol") from None
+                    f"delete that folder on the board and run again)",
+                    "protocol",
+                ) from None
+            raise self._fail(
+                f"{self.board}: the runner sent a message this host does not understand: {exc}", "protocol"
+            ) from None
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, Hello):
             if event.protocol_version != PROTOCOL_VERSION:
-                raise self._fail(f"{self.board}: the runner speaks protocol version {event.protocol_version}, "
-                                 f"this host {PROTOCOL_VERSION}; redeploy (delete {self.runner_dir})", "protocol")
+                raise self._fail(
+                    f"{self.board}: the runner speaks protocol version {event.protocol_version}, "
+                    f"this host {PROTOCOL_VERSION}; redeploy (delete {self.runner_dir})",
+                    "protocol",
+                )
             self.hello = event
             self.timings.start_s = time.monotonic() - self._started
             self._hello_at = time.monotonic()
@@ -513,8 +385,11 @@ class _Session:
         elif isinstance(event, Samples):
             got = self.pending.setdefault(event.core_mask, [])
             if event.offset != len(got):
-                raise self._fail(f"{self.board}: latency samples for core mask {event.core_mask} arrived out of "
-                                 f"order (offset {event.offset}, expected {len(got)})", "protocol")
+                raise self._fail(
+                    f"{self.board}: latency samples for core mask {event.core_mask} arrived out of "
+                    f"order (offset {event.offset}, expected {len(got)})",
+                    "protocol",
+                )
             got.extend(event.latencies_ns)
         elif isinstance(event, Telemetry):
             self.telemetry.append(event)
@@ -522,8 +397,11 @@ class _Session:
             samples = self.pending.pop(event.core_mask, [])
             runs = int(event.counts.get("runs", len(samples)))
             if len(samples) != runs:
-                raise self._fail(f"{self.board}: the result for core mask {event.core_mask} counts {runs} runs "
-                                 f"but {len(samples)} latencies arrived", "protocol")
+                raise self._fail(
+                    f"{self.board}: the result for core mask {event.core_mask} counts {runs} runs "
+                    f"but {len(samples)} latencies arrived",
+                    "protocol",
+                )
             self.results.append(MaskRun(core_mask=event.core_mask, result=event, samples_ns=samples))
         elif isinstance(event, Error):
             self.error = event
@@ -535,7 +413,7 @@ class _Session:
             check_target(self.target, event.soc, self.board)
 
     # -- failures -------------------------------------------------------------------
-    def _exit_status(self, wait_s: float = 10.0) -> Optional[int]:
+    def _exit_status(self, wait_s: float = 10.0) -> int | None:
         assert self.proc is not None
         try:
             return self.proc.wait(wait_s)
@@ -567,14 +445,16 @@ class _Session:
             msg += "; a SIGKILL nobody sent comes from the kernel's out-of-memory killer (check `dmesg` on the board)"
         return self._fail(msg, "crashed", stderr, rc, sig)
 
-    def _error_event_failure(self, rc: Optional[int]) -> RunnerFailed:
+    def _error_event_failure(self, rc: int | None) -> RunnerFailed:
         err = self.error
         assert err is not None
         where = f" on core mask {err.core_mask}" if err.core_mask else ""
         detail = err.detail or ""
         if err.kind == ERR_BOARD_BUSY:
-            msg = (f"{self.board}: {err.message}; another host may be measuring on this board right now: "
-                   f"wait until it finishes, then run again")
+            msg = (
+                f"{self.board}: {err.message}; another host may be measuring on this board right now: "
+                f"wait until it finishes, then run again"
+            )
         else:
             msg = f"{self.board}: the runner failed{where} ({err.kind}): {self._local_words(err.message)}"
             last = tail_lines(detail, 1)
@@ -586,8 +466,9 @@ class _Session:
     # -- the whole run ----------------------------------------------------------------
     def run(self) -> RunOutcome:
         t0 = time.monotonic()
-        self.runner_dir = deploy.ensure_runner(self.t, stats=self.stats, cache=self.cache,
-                                               package_dirs=self.runner_dirs)
+        self.runner_dir = deploy.ensure_runner(
+            self.t, stats=self.stats, cache=self.cache, package_dirs=self.runner_dirs
+        )
         cache_root = deploy.cache_dir(self.t, self.cache)
         run_dir = f"{cache_root}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         spec = self.build_spec(run_dir)
@@ -621,9 +502,19 @@ class _Session:
                 self.timings.cleanup_s = time.monotonic() - c0
         self.timings.total_s = time.monotonic() - t0
         assert self.hello is not None
-        return RunOutcome(board=self.board, transport=self.t.kind, hello=self.hello, results=self.results,
-                          telemetry=self.telemetry, progress=self.progress, output_dir=self.out_dir,
-                          deploy=self.stats, timings=self.timings, remote_run_dir=run_dir, spec=spec)
+        return RunOutcome(
+            board=self.board,
+            transport=self.t.kind,
+            hello=self.hello,
+            results=self.results,
+            telemetry=self.telemetry,
+            progress=self.progress,
+            output_dir=self.out_dir,
+            deploy=self.stats,
+            timings=self.timings,
+            remote_run_dir=run_dir,
+            spec=spec,
+        )
 
     def _read_events(self, silence: float) -> None:
         proc = self.proc
@@ -634,9 +525,12 @@ class _Session:
             except TransportTimeout:
                 proc.kill()  # hung: closing stdin may not reach it
                 tail = tail_lines(proc.stderr_tail())
-                raise self._fail(f"{self.board}: the runner sent nothing for {silence:g} s while at [{self.stage}]; "
-                                 f"stopped it" + (f"; stderr: {tail}" if tail else ""), "silent",
-                                 proc.stderr_tail()) from None
+                raise self._fail(
+                    f"{self.board}: the runner sent nothing for {silence:g} s while at [{self.stage}]; "
+                    f"stopped it" + (f"; stderr: {tail}" if tail else ""),
+                    "silent",
+                    proc.stderr_tail(),
+                ) from None
             if not raw:
                 break
             event = self._decode(raw)
@@ -651,8 +545,12 @@ class _Session:
         rc = self._exit_status()
         if self.error is not None or not self.done.ok:
             if self.error is None:
-                raise self._fail(f"{self.board}: the runner ended with exit code {self.done.exit_code} and "
-                                 f"no error message", "crashed", proc.stderr_tail(), self.done.exit_code)
+                raise self._fail(
+                    f"{self.board}: the runner ended with exit code {self.done.exit_code} and no error message",
+                    "crashed",
+                    proc.stderr_tail(),
+                    self.done.exit_code,
+                )
             raise self._error_event_failure(rc)
         if self.hello is None:
             raise self._fail(f"{self.board}: the runner finished without saying hello", "protocol")
@@ -672,8 +570,9 @@ class _Session:
             raise
 
     def _fetch_outputs(self, spec: RunSpec, run_dir: str) -> None:
-        wanted = [(run, entry, f) for run in self.results for entry in run.result.outputs
-                  for f in entry.get("files", [])]
+        wanted = [
+            (run, entry, f) for run in self.results for entry in run.result.outputs for f in entry.get("files", [])
+        ]
         if not wanted:
             return
         if self.out_dir is None:
@@ -686,9 +585,17 @@ class _Session:
             self.t.get(remote, local)
             name = os.path.basename(remote)
             index = int(name.rsplit("_", 1)[-1].split(".")[0]) if name.startswith("out_") else len(run.outputs)
-            run.outputs.append(OutputFile(sample=int(entry.get("sample", 0)), index=index, name=f.get("name"),
-                                          shape=list(f.get("shape") or []), dtype=str(f.get("dtype")),
-                                          remote_path=remote, local_path=local))
+            run.outputs.append(
+                OutputFile(
+                    sample=int(entry.get("sample", 0)),
+                    index=index,
+                    name=f.get("name"),
+                    shape=list(f.get("shape") or []),
+                    dtype=str(f.get("dtype")),
+                    remote_path=remote,
+                    local_path=local,
+                )
+            )
 
     def _cleanup(self, run_dir: str) -> None:
         try:
@@ -700,17 +607,17 @@ class _Session:
 def run_on_board(
     transport: Transport,
     spec_fields: Mapping[str, Any],
-    local_files: Optional[Mapping[str, Any]] = None,
-    on_event: Optional[Callable[[Event], None]] = None,
+    local_files: Mapping[str, Any] | None = None,
+    on_event: Callable[[Event], None] | None = None,
     *,
-    target: Optional[str] = None,
-    python: Union[str, Sequence[str]] = DEFAULT_PYTHON,
-    cache: Optional[str] = None,
-    out_dir: Optional[Any] = None,
-    silence_timeout: Optional[float] = None,
+    target: str | None = None,
+    python: str | Sequence[str] = DEFAULT_PYTHON,
+    cache: str | None = None,
+    out_dir: Any | None = None,
+    silence_timeout: float | None = None,
     keep_remote: bool = False,
-    sysfs_root: Optional[str] = None,
-    runner_dirs: Optional[Sequence[Any]] = None,
+    sysfs_root: str | None = None,
+    runner_dirs: Sequence[Any] | None = None,
 ) -> RunOutcome:
     """Run one spec on a board and return everything it measured.
 
@@ -733,7 +640,18 @@ def run_on_board(
     board did wrong, UsageError for a bad spec or a SoC mismatch, InputFileError for
     a missing local file. Ctrl-C closes the runner's stdin (it exits) and re-raises.
     """
-    session = _Session(transport, spec_fields, local_files or {}, on_event, target=target, python=python,
-                       cache=cache, out_dir=out_dir, silence_timeout=silence_timeout, keep_remote=keep_remote,
-                       sysfs_root=sysfs_root, runner_dirs=runner_dirs)
+    session = _Session(
+        transport,
+        spec_fields,
+        local_files or {},
+        on_event,
+        target=target,
+        python=python,
+        cache=cache,
+        out_dir=out_dir,
+        silence_timeout=silence_timeout,
+        keep_remote=keep_remote,
+        sysfs_root=sysfs_root,
+        runner_dirs=runner_dirs,
+    )
     return session.run()

@@ -16,10 +16,25 @@ from pathlib import Path
 
 from rkbench.errors import InputFileError
 
-ACTIVATIONS = frozenset({
-    "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "PRelu", "Tanh",
-    "Elu", "Selu", "Softplus", "Gelu", "Mish", "Swish", "Relu6",
-})
+ACTIVATIONS = frozenset(
+    {
+        "Relu",
+        "LeakyRelu",
+        "Clip",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "PRelu",
+        "Tanh",
+        "Elu",
+        "Selu",
+        "Softplus",
+        "Gelu",
+        "Mish",
+        "Swish",
+        "Relu6",
+    }
+)
 
 
 @dataclass(frozen=True)

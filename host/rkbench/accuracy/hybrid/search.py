@@ -15,14 +15,14 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rkbench.accuracy.layers import LayerSummary, parse_error_analysis, rank, summarize
-from rkbench.model.build import BuildOptions, Prepared, Say
-from rkbench.model.cache import build_key, file_sha256
-from rkbench.model.dataset import Dataset
-from rkbench.errors import TargetNotReached, UsageError
 from rkbench.accuracy.evalset import EvalSet, OutputAgreement, prepare_eval, summary_cos
 from rkbench.accuracy.hybrid.cfg import ProposalEntry, QuantizationCfg, read_cfg
 from rkbench.accuracy.hybrid.groups import LayerGraph, read_layer_graph
+from rkbench.accuracy.layers import LayerSummary, parse_error_analysis, rank, summarize
+from rkbench.errors import TargetNotReached, UsageError
+from rkbench.model.build import BuildOptions, Prepared, Say
+from rkbench.model.cache import build_key, file_sha256
+from rkbench.model.dataset import Dataset
 from rkbench.toolkit.worker import run_job, toolkit_version
 
 FLOATED = re.compile(r"Meet hybrid type, dtype: (\w+), tensor: (\S+)")
@@ -77,12 +77,17 @@ class HybridRecord:
 
     def to_dict(self) -> dict:
         return {
-            "mode": self.mode, "target_cos": self.target_cos, "builds": self.builds,
-            "calibration": self.calibration, "evaluation": self.evaluation,
+            "mode": self.mode,
+            "target_cos": self.target_cos,
+            "builds": self.builds,
+            "calibration": self.calibration,
+            "evaluation": self.evaluation,
             "candidates": [c.to_dict() for c in self.candidates],
             "chosen": self.chosen.to_dict() if self.chosen else None,
             "vendor": [c.to_dict() for c in self.vendor],
-            "vendor_builds": self.vendor_builds, "added_partners": self.added, "notes": self.notes,
+            "vendor_builds": self.vendor_builds,
+            "added_partners": self.added,
+            "notes": self.notes,
             "proposal": {"int8_cos": self.proposal_baseline, "entries": [asdict(e) for e in self.proposal]},
         }
 
@@ -90,8 +95,15 @@ class HybridRecord:
 class HybridSession:
     """One model, calibration set and evaluation set; counts the builds it really runs."""
 
-    def __init__(self, prepared: Prepared, calibration: Dataset, evaluation: Dataset,
-                 options: BuildOptions, say: Say, max_eval: int = 16):
+    def __init__(
+        self,
+        prepared: Prepared,
+        calibration: Dataset,
+        evaluation: Dataset,
+        options: BuildOptions,
+        say: Say,
+        max_eval: int = 16,
+    ):
         self.prepared = prepared
         self.calibration = calibration
         self.options = options
@@ -109,13 +121,17 @@ class HybridSession:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _key(self, extra: dict) -> str:
-        return build_key(self.prepared.model_sha256, self.calibration.digest,
-                         dict(self.recipe, **extra), self.version)
+        return build_key(self.prepared.model_sha256, self.calibration.digest, dict(self.recipe, **extra), self.version)
 
     def _job(self, request: dict, label: str) -> tuple[dict, Path]:
         workdir = self.cache.workdir("hybrid-job")
-        result = run_job(request, workdir, self.options.worker,
-                         on_step=lambda step, detail: None, what=f"{self.prepared.config.model} ({label})")
+        result = run_job(
+            request,
+            workdir,
+            self.options.worker,
+            on_step=lambda step, detail: None,
+            what=f"{self.prepared.config.model} ({label})",
+        )
         return result, workdir
 
     # -- step 1 ---------------------------------------------------------------------------
@@ -125,9 +141,11 @@ class HybridSession:
         manifest = entry / "step1.json"
         if not manifest.is_file():
             self.say("hybrid step 1" + (" with the vendor's proposal" if proposal else ""))
-            request = {"job": "hybrid_step1", "recipe": self.recipe,
-                       "step1": {"proposal": proposal,
-                                 "proposal_dataset_size": min(4, len(self.calibration.samples))}}
+            request = {
+                "job": "hybrid_step1",
+                "recipe": self.recipe,
+                "step1": {"proposal": proposal, "proposal_dataset_size": min(4, len(self.calibration.samples))},
+            }
             result, workdir = self._job(request, "hybrid step 1")
             files = {k: Path(result[k]).name for k in ("model", "data", "cfg")}
             (workdir / "step1.json").write_text(json.dumps(files))
@@ -170,8 +188,12 @@ class HybridSession:
         self.say(f"build {self.builds}: vendor auto_hybrid=True")
         workdir = self.cache.workdir("hybrid-job")
         (workdir / "outputs").mkdir()
-        request = {"job": "auto_hybrid", "recipe": self.recipe, "export_path": str(workdir / "model.rknn"),
-                   "evaluate": self.evalset.request(workdir / "outputs")}
+        request = {
+            "job": "auto_hybrid",
+            "recipe": self.recipe,
+            "export_path": str(workdir / "model.rknn"),
+            "evaluate": self.evalset.request(workdir / "outputs"),
+        }
         result = run_job(request, workdir, self.options.worker, what=f"{self.prepared.config.model} (auto_hybrid)")
         return self._record(key, workdir, result, "vendor auto_hybrid", {})
 
@@ -179,8 +201,17 @@ class HybridSession:
         outputs = self.evalset.agreement(result["outputs"])
         cos_mean, cos_min = summary_cos(outputs)
         tops = [o.top1_agreement for o in outputs if o.top1_agreement is not None]
-        return Candidate(label, layers, floated, result["rknn_bytes"], cos_mean, cos_min,
-                         tops[0] if tops else None, outputs, cached=False)
+        return Candidate(
+            label,
+            layers,
+            floated,
+            result["rknn_bytes"],
+            cos_mean,
+            cos_min,
+            tops[0] if tops else None,
+            outputs,
+            cached=False,
+        )
 
     def _eval_file(self, entry: Path) -> Path:
         return entry / f"eval-{self.evalset.digest[:16]}.json"
@@ -192,8 +223,7 @@ class HybridSession:
             return None
         data = json.loads(path.read_text())
         data["outputs"] = [OutputAgreement(**o) for o in data["outputs"]]
-        return Candidate(**dict(data, label=label, layers=layers, cached=True, rknn=str(entry / "model.rknn"),
-                                key=key))
+        return Candidate(**dict(data, label=label, layers=layers, cached=True, rknn=str(entry / "model.rknn"), key=key))
 
     def _record(self, key: str, workdir: Path, result: dict, label: str, layers: dict) -> Candidate:
         log = (workdir / "toolkit.log").read_text(errors="replace")
@@ -201,9 +231,13 @@ class HybridSession:
         candidate = self._candidate(label, layers, floated, result)
         shutil.rmtree(workdir / "outputs", ignore_errors=True)
         (workdir / "request.json").unlink(missing_ok=True)
-        record = {"toolkit_version": result["toolkit_version"], "recipe": self.recipe,
-                  "hybrid_layers": layers, "label": label,
-                  "rknn": {"bytes": result["rknn_bytes"], "sha256": file_sha256(workdir / "model.rknn")}}
+        record = {
+            "toolkit_version": result["toolkit_version"],
+            "recipe": self.recipe,
+            "hybrid_layers": layers,
+            "label": label,
+            "rknn": {"bytes": result["rknn_bytes"], "sha256": file_sha256(workdir / "model.rknn")},
+        }
         (workdir / "build.json").write_text(json.dumps(record, indent=2))
         data = candidate.to_dict()
         for name in ("label", "layers", "cached", "rknn", "board_p50_ms", "board_p99_ms", "key"):
@@ -213,8 +247,7 @@ class HybridSession:
         if not self._eval_file(entry).exists():  # a twin got there first with another eval set
             shutil.copyfile(self._eval_file(workdir), self._eval_file(entry))
         candidate.rknn, candidate.key = str(entry / "model.rknn"), key
-        self.say(f"  -> cos mean {candidate.cos_mean:.5f} min {candidate.cos_min:.5f}, "
-                 f"{candidate.rknn_bytes} bytes")
+        self.say(f"  -> cos mean {candidate.cos_mean:.5f} min {candidate.cos_min:.5f}, {candidate.rknn_bytes} bytes")
         return candidate
 
     # -- the analysis that ranks layers ---------------------------------------------------
@@ -245,19 +278,24 @@ class HybridSession:
             (workdir / "outputs").mkdir()
             picked = self.evaluation.pick(samples)
             request = {
-                "job": "analyze", "recipe": self.recipe, "export_path": str(workdir / "model.rknn"),
-                "analysis": {"samples": [[str(f) for f in s] for s in picked],
-                             "output_dir": str(workdir / "outputs"), "keep_dumps": False},
+                "job": "analyze",
+                "recipe": self.recipe,
+                "export_path": str(workdir / "model.rknn"),
+                "analysis": {
+                    "samples": [[str(f) for f in s] for s in picked],
+                    "output_dir": str(workdir / "outputs"),
+                    "keep_dumps": False,
+                },
                 "evaluate": self.evalset.request(workdir / "outputs"),
             }
-            result = run_job(request, workdir, self.options.worker,
-                             what=f"{self.prepared.config.model} (analysis)")
+            result = run_job(request, workdir, self.options.worker, what=f"{self.prepared.config.model} (analysis)")
             layers = summarize([parse_error_analysis(Path(p).read_text()) for p in result["reports"]])
             baseline = self._candidate("int8", {}, [], result)
             shutil.rmtree(workdir / "outputs", ignore_errors=True)
             (workdir / "request.json").unlink(missing_ok=True)
-            (workdir / saved.name).write_text(json.dumps(
-                {"layers": [asdict(layer) for layer in layers], "baseline": baseline.to_dict()}, indent=1))
+            (workdir / saved.name).write_text(
+                json.dumps({"layers": [asdict(layer) for layer in layers], "baseline": baseline.to_dict()}, indent=1)
+            )
             entry = self.cache.store(key, workdir)
         data = json.loads(saved.read_text())
         layers = [LayerSummary(**dict(layer, markers=tuple(layer["markers"]))) for layer in data["layers"]]
@@ -275,9 +313,11 @@ def check_names(names: list[str], step1: Step1) -> None:
         if name not in known:
             near = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
             hint = f"; nearest: {', '.join(near)}" if near else ""
-            raise UsageError(f"--float '{name}' is not a tensor of this model the toolkit can "
-                             f"quantize{hint} (all names: `rkbench hybrid MODEL --proposal`, or the "
-                             "quantize_parameters of a step-1 cfg)")
+            raise UsageError(
+                f"--float '{name}' is not a tensor of this model the toolkit can "
+                f"quantize{hint} (all names: `rkbench hybrid MODEL --proposal`, or the "
+                "quantize_parameters of a step-1 cfg)"
+            )
 
 
 def with_partners(requested: dict[str, str], step1: Step1) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -296,8 +336,9 @@ def merged(groups: list[list[str]], dtype: str) -> dict[str, str]:
     return {tensor: dtype for group in groups for tensor in group}
 
 
-def search(session: HybridSession, step1: Step1, record: HybridRecord, target: float,
-           max_builds: int, dtype: str) -> Candidate:
+def search(
+    session: HybridSession, step1: Step1, record: HybridRecord, target: float, max_builds: int, dtype: str
+) -> Candidate:
     """Smallest set of repair groups whose output cosine reaches the target.
 
     Candidates are prefixes of the ranked groups: grow geometrically (1, 2, 4, ...) until
@@ -309,8 +350,10 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
     record.candidates.append(baseline)
     baseline.meets_target = baseline.cos_mean >= target
     if baseline.meets_target:
-        record.notes.append(f"int8 already meets the target: output cosine {baseline.cos_mean:.5f} "
-                            f">= {target} on the evaluation set; no layer needs float")
+        record.notes.append(
+            f"int8 already meets the target: output cosine {baseline.cos_mean:.5f} "
+            f">= {target} on the evaluation set; no layer needs float"
+        )
         return baseline
     if not groups:
         record.notes.append("the analysis found no layer with a measurable error to float")
@@ -323,8 +366,9 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
         nonlocal dtype
         candidate = session.evaluate(step1, merged(chosen, dtype), label)
         if candidate.cos_mean != candidate.cos_mean and dtype == "float16" and budget():
-            record.notes.append(f"{label}: float16 outputs were not finite (overflow); "
-                                "switching to int16 for the search")
+            record.notes.append(
+                f"{label}: float16 outputs were not finite (overflow); switching to int16 for the search"
+            )
             record.candidates.append(candidate)
             dtype = "int16"
             candidate = session.evaluate(step1, merged(chosen, dtype), label + " int16")
@@ -356,7 +400,7 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
         else:
             failing = mid
     chosen = list(groups[:hi])
-    for group in reversed(groups[:hi - 1]):
+    for group in reversed(groups[: hi - 1]):
         if not budget():
             break
         trial = [g for g in chosen if g is not group]
@@ -389,13 +433,13 @@ def not_reached(record: HybridRecord, target: float, max_builds: int) -> TargetN
     )
 
 
-def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: Say,
-                     min_seconds: float = 2.0) -> None:
+def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: Say, min_seconds: float = 2.0) -> None:
     """Latency of each candidate's model on a board's NPU, so the trade-off table shows
     accuracy and speed together. Hybrid models need the NPU: the simulator backend of a
     board without one rebuilds from the recipe and cannot run a hybrid build."""
-    from rkbench.run.session import board_python, run_on_board
+    from rkbench.boards.connect import board_python
     from rkbench.results.stats import summarize
+    from rkbench.run.session import run_on_board
 
     python = board_python(board.board, board.python)
     with board.open() as transport:
@@ -403,16 +447,22 @@ def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: 
             if not candidate.rknn:
                 continue
             say(f"measuring {candidate.label} on {board.board}")
-            spec = {"model": {"rknn": candidate.rknn}, "inputs": evalset.arrays,
-                    "data_format": evalset.data_format, "backend": "rknnlite", "warmup": 5,
-                    "min_runs": 50, "min_seconds": min_seconds, "save_outputs": False}
+            spec = {
+                "model": {"rknn": candidate.rknn},
+                "inputs": evalset.arrays,
+                "data_format": evalset.data_format,
+                "backend": "rknnlite",
+                "warmup": 5,
+                "min_runs": 50,
+                "min_seconds": min_seconds,
+                "save_outputs": False,
+            }
             outcome = run_on_board(transport, spec, python=python)
             stats = summarize(outcome.results[0].samples_ns)
             candidate.board_p50_ms, candidate.board_p99_ms = stats.p50_ms, stats.p99_ms
 
 
-def build_from_cfg(prepared: Prepared, cfg: Path, evaluation: Dataset, options: BuildOptions,
-                   say: Say) -> Candidate:
+def build_from_cfg(prepared: Prepared, cfg: Path, evaluation: Dataset, options: BuildOptions, say: Say) -> Candidate:
     """The hybrid model a cfg describes (its custom_quantize_layers, with fused partners),
     built from one cached step 1 and evaluated on `evaluation`; cached like any build."""
     session = HybridSession(prepared, prepared.dataset, evaluation, options, say)
