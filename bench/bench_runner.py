@@ -91,6 +91,7 @@ def main(argv=None) -> int:
 
     from rkbench.boards.connect import open_board
     from rkbench.run.session import run_on_board
+    from rkbench_wire import ModelRef, RunSpec
     from tests.support.boards import make_inputs, make_model
 
     with tempfile.TemporaryDirectory(prefix="rkbench-bench-runner-") as tmp:
@@ -115,18 +116,19 @@ def main(argv=None) -> int:
         else:
             board = open_board("local", home=str(tmp / "board-home"))
 
-        spec = {
-            "backend": "onnxruntime",
-            "model": {"onnx": str(model)},
-            "inputs": [[str(p)] for p in inputs],
-            "warmup": 20,
-            "min_runs": 10,
-            "min_seconds": args.seconds,
-            "max_seconds": args.seconds * 5 + 5,
-            "telemetry_interval_s": 0.5,
-            "lock_path": str(tmp / "board.lock"),
-            "lock_timeout_s": 5.0,
-        }
+        spec = RunSpec(
+            model=ModelRef(onnx=str(model)),
+            inputs=[[str(p)] for p in inputs],
+            output_dir="out",
+            backend="onnxruntime",
+            warmup=20,
+            min_runs=10,
+            min_seconds=args.seconds,
+            max_seconds=args.seconds * 5 + 5,
+            telemetry_interval_s=0.5,
+            lock_path=str(tmp / "board.lock"),
+            lock_timeout_s=5.0,
+        )
         options = ort.SessionOptions()
         options.log_severity_level = 3  # what the runner's backend sets
         session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
                 order = ("runner", "bare") if r % 2 == 0 else ("bare", "runner")
                 for side in order:
                     if side == "runner":
-                        out = run_on_board(board, spec, {}, python=sys.executable, out_dir=tmp / f"out{r}")
+                        out = run_on_board(board, spec, python=sys.executable, out_dir=tmp / f"out{r}")
                         timings.append(out.timings)
                         runner_medians.append(statistics.median(out.results[0].samples_ns))
                     else:

@@ -5,6 +5,7 @@ the timed region."""
 from __future__ import annotations
 
 import gc
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Sequence
@@ -69,6 +70,26 @@ def measure(calls: Sequence[Callable[[], Any]], min_runs: int, min_seconds: floa
     if sent < count:
         on_batch(sent, samples[sent:count])
     return Measurement(samples_ns=samples, elapsed_s=(end - start) / 1e9, stopped_by=stopped_by)
+
+
+#: Test-only knob, outside the protocol: extra busy time inside each timed iteration as a
+#: fraction of the iteration's own time (0.10 = 10% slower), so benchmarks can check that
+#: regression detection fires. Never set it for a real measurement.
+SLOWDOWN_ENV = "RKBENCH_TEST_INJECT_SLOWDOWN"
+
+
+def test_slowdown() -> float:
+    """The slowdown asked for in the environment (0.0 when unset); a bad value is an error."""
+    text = os.environ.get(SLOWDOWN_ENV, "").strip()
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("%s=%r: expected a fraction such as 0.10" % (SLOWDOWN_ENV, text)) from None
+    if not 0.0 <= value <= 10.0:
+        raise ValueError("%s=%r: must be within 0..10" % (SLOWDOWN_ENV, text))
+    return value
 
 
 def slowed(call: Callable[[], Any], fraction: float) -> Callable[[], Any]:

@@ -26,7 +26,7 @@ from .backends import Backend, Prepared, backend_versions, choose_backend, creat
 from .coremask import check_core_masks
 from .errors import RunnerError
 from .lock import BoardLock
-from .measure import measure, slowed
+from .measure import measure, slowed, test_slowdown
 from .stream import EventWriter, StderrTee
 from .telemetry import TelemetrySampler, throttle_verdict
 from .versions import numpy_version
@@ -172,8 +172,9 @@ class Runner:
                 outputs_meta.append({"sample": j, "files": self._save_outputs(backend, outputs, j, out_dir)})
 
         calls = [backend.bind(item.feed) for item in prepared]
-        if spec.inject_slowdown > 0:
-            calls = [slowed(call, spec.inject_slowdown) for call in calls]
+        slowdown = test_slowdown()
+        if slowdown > 0:
+            calls = [slowed(call, slowdown) for call in calls]
         self._progress("measure", "measuring%s: at least %d runs and %.1f s (at most %d runs, %.1f s)"
                        % (where, spec.min_runs, spec.min_seconds, spec.max_runs, spec.max_seconds))
         sampler = self._sampler

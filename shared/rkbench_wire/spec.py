@@ -116,10 +116,6 @@ class RunSpec:
     temp_limit_c: float = 85.0
     lock_path: str = DEFAULT_LOCK_PATH
     lock_timeout_s: float = 30.0
-    #: Test-only: extra busy time added inside each timed iteration, as a fraction
-    #: of that iteration's own time (0.10 = 10% slower). Used to check that
-    #: regression detection fires; never set it for a real measurement.
-    inject_slowdown: float = 0.0
     #: CPU threads for CPU backends (onnxruntime); 0 = the backend's default (all cores).
     #: A fixed count keeps a CPU baseline steady when the host shares the cores.
     cpu_threads: int = 0
@@ -177,7 +173,6 @@ class RunSpec:
         f.as_float(self.temp_limit_c, "temp_limit_c")
         f.as_nonempty_str(self.lock_path, "lock_path")
         f.as_float(self.lock_timeout_s, "lock_timeout_s", 0.0)
-        f.as_float(self.inject_slowdown, "inject_slowdown", 0.0, 10.0)
         f.as_int(self.cpu_threads, "cpu_threads", 0)
         if self.backend == "rknnlite" and not self.model.rknn:
             raise ProtocolError("model.rknn: required for backend 'rknnlite'")
@@ -207,7 +202,6 @@ class RunSpec:
             "temp_limit_c": self.temp_limit_c,
             "lock_path": self.lock_path,
             "lock_timeout_s": self.lock_timeout_s,
-            "inject_slowdown": self.inject_slowdown,
             "cpu_threads": self.cpu_threads,
         }
 
@@ -237,7 +231,7 @@ class RunSpec:
                 continue
             value = data[name]
             if name in ("min_seconds", "max_seconds", "telemetry_interval_s", "temp_limit_c",
-                        "lock_timeout_s", "inject_slowdown"):
+                        "lock_timeout_s"):
                 value = f.as_float(value, name)
             kwargs[name] = value
         return cls(**kwargs)

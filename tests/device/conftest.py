@@ -51,5 +51,4 @@ def base_spec(model_dir: Path, tmp_path: Path) -> Dict[str, Any]:
         "temp_limit_c": 85.0,
         "lock_path": str(tmp_path / "board.lock"),
         "lock_timeout_s": 5.0,
-        "inject_slowdown": 0.0,
     }

@@ -16,17 +16,7 @@ HOSTILE_TENSOR = '<img src=x onerror="alert(1)">conv_7'
 
 
 def stats_of(latency_ns) -> LatencyStats:
-    s = summarize_ns(latency_ns)
-    return LatencyStats(
-        count=s.n,
-        min_ms=s.min_ms,
-        mean_ms=s.mean_ms,
-        std_ms=s.std_ms,
-        p50_ms=s.p50_ms,
-        p90_ms=s.p90_ms,
-        p99_ms=s.p99_ms,
-        max_ms=s.max_ms,
-    )
+    return summarize_ns(latency_ns)
 
 
 def latencies(n: int, median_ms: float, seed: int, slow_from: float = 0.6, slowdown: float = 1.25) -> list[int]:

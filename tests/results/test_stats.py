@@ -30,7 +30,7 @@ def test_summarize_matches_numpy_linear_percentiles():
     ns = np.random.default_rng(0).integers(5_000_000, 9_000_000, 1001)
     s = summarize(ns)
     ms = ns / 1e6
-    assert s.count == 1001
+    assert s.n == 1001
     assert s.p50_ms == pytest.approx(np.percentile(ms, 50))
     assert s.p90_ms == pytest.approx(np.percentile(ms, 90))
     assert s.p99_ms == pytest.approx(np.percentile(ms, 99))

@@ -28,7 +28,7 @@ def test_round_trip_10k_samples(store, db):
         got = again.get_run(run_id)
     assert got.latency_ns == expected
     assert got.status == "ok" and got.run_id == run_id and got.finished
-    assert got.stats.count == 10_000
+    assert got.stats.n == 10_000
     assert got.stats.p50_ms == pytest.approx(sorted(expected)[4999] / 1e6 * 0.5 + sorted(expected)[5000] / 1e6 * 0.5)
     for field in (
         "group",
@@ -85,7 +85,7 @@ def test_written_as_it_goes(store, db):
     store.finish_run(run_id, run)
     got = store.get_run(run_id)
     assert got.status == "failed" and got.error == "runner crashed"
-    assert got.stats.count == 4  # computed from the stored samples
+    assert got.stats.n == 4  # computed from the stored samples
     with pytest.raises(RunStateError, match="already failed"):
         store.add_samples(run_id, 4, [1])
 
@@ -106,7 +106,7 @@ def test_abort_keeps_samples(store):
     store.abort_run(run_id, "twice is harmless")
     got = store.get_run(run_id)
     assert got.status == "aborted" and got.error == "board unreachable: connection reset"
-    assert len(got.latency_ns) == 50 and got.stats.count == 50
+    assert len(got.latency_ns) == 50 and got.stats.n == 50
     with pytest.raises(RunStateError):
         store.finish_run(run_id, make_result())
 
@@ -160,7 +160,7 @@ def test_killed_writer_leaves_an_aborted_run_with_its_samples(db):
     assert got.status == "aborted"
     assert "interrupted" in got.error and f"process {proc.pid}" in got.error
     assert got.latency_ns == [7_000_000 + i for i in range(3000)]
-    assert got.stats.count == 3000
+    assert got.stats.n == 3000
 
 
 def test_reused_pid_does_not_keep_a_dead_run_alive(db, store):

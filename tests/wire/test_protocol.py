@@ -88,7 +88,6 @@ def test_run_spec_round_trip_keeps_every_field():
         (lambda d: d.update(data_format=["nhwc"]), "data_format"),
         (lambda d: d.update(data_format=["hwcn", None]), "data_format[0]"),
         (lambda d: d.update(save_outputs="yes"), "save_outputs"),
-        (lambda d: d.update(inject_slowdown=-0.1), "inject_slowdown"),
         (lambda d: d.update(min_runs=True), "min_runs"),
         (lambda d: d.update(surprise=1), "surprise"),
         (lambda d: d["model"].update(rknn=None, onnx=None), "model"),

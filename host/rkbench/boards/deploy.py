@@ -21,8 +21,8 @@ import re
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rkbench import errors
@@ -48,15 +48,6 @@ class DeployStats:
         self.blobs_pushed += other.blobs_pushed
         self.blobs_reused += other.blobs_reused
         return self
-
-
-@dataclass
-class Deployment:
-    """What `deploy()` put on the board."""
-
-    runner_dir: str | None
-    blobs: dict[str, str] = field(default_factory=dict)  # local path -> remote path
-    stats: DeployStats = field(default_factory=DeployStats)
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
@@ -257,22 +248,3 @@ def ensure_runner(
     res = transport.run(["sh", "-c", _EXTRACT_SCRIPT, "sh", blob, tmpdir, final], timeout=120)
     transport.check_result(res, f"unpacking the runner into {final}")
     return final
-
-
-def deploy(
-    transport: Transport,
-    files: Iterable = (),
-    *,
-    runner: bool = True,
-    cache: str | None = None,
-    progress: Progress | None = None,
-) -> Deployment:
-    """Runner + blobs in one call; returns where everything is and what moved."""
-    stats = DeployStats()
-    runner_dir = ensure_runner(transport, stats=stats, cache=cache) if runner else None
-    blobs = {}
-    for f in files:
-        key = os.fspath(f)
-        if key not in blobs:
-            blobs[key] = ensure_blob(transport, key, stats=stats, cache=cache, progress=progress)
-    return Deployment(runner_dir=runner_dir, blobs=blobs, stats=stats)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rkbench.boards.transport import Transport
 from rkbench.errors import BoardError, UsageError
@@ -37,8 +37,12 @@ def python_argv(python: str | Sequence[str]) -> list[str]:
     return words
 
 
-def runner_argv(runner_dir: str, python: str | Sequence[str], command: str, *args: str) -> list[str]:
-    """argv of `python3 -m rkbench_device COMMAND ARGS...` with the runner on PYTHONPATH."""
+def runner_argv(
+    runner_dir: str, python: str | Sequence[str], command: str, *args: str, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """argv of `python3 -m rkbench_device COMMAND ARGS...` with the runner on PYTHONPATH and
+    `env` (NAME=value words for env(1)) in its environment."""
+    settings = [f"{name}={value}" for name, value in sorted((env or {}).items())]
     return [
         "sh",
         "-c",
@@ -46,6 +50,7 @@ def runner_argv(runner_dir: str, python: str | Sequence[str], command: str, *arg
         "sh",
         "env",
         f"PYTHONPATH={runner_dir}",
+        *settings,
         *python_argv(python),
         "-m",
         RUNNER_MODULE,

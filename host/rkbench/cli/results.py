@@ -146,7 +146,7 @@ def format_show(run: RunResult, previous: list[RunSummary], layer_count: int) ->
         s = run.stats
         lines.append("")
         lines.append(
-            f"Latency, {s.count} samples (ms): p50 {_f(s.p50_ms)}  p90 {_f(s.p90_ms)}  "
+            f"Latency, {s.n} samples (ms): p50 {_f(s.p50_ms)}  p90 {_f(s.p90_ms)}  "
             f"p99 {_f(s.p99_ms)}  mean {_f(s.mean_ms)} ± {_f(s.std_ms)}  "
             f"min {_f(s.min_ms)}  max {_f(s.max_ms)}"
         )
@@ -283,10 +283,10 @@ def show_command(run: str, layer_count: int, db: Path | None, as_json: bool) -> 
 
 def _stat_rows(a: RunResult, b: RunResult) -> list[dict]:
     rows = []
-    for name in ("count", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms"):
+    for name in ("n", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms"):
         va = getattr(a.stats, name) if a.stats else None
         vb = getattr(b.stats, name) if b.stats else None
-        rel = (vb / va - 1.0) if (va and vb is not None and name != "count") else None
+        rel = (vb / va - 1.0) if (va and vb is not None and name != "n") else None
         rows.append({"stat": name, "a": va, "b": vb, "relative": rel})
     return rows
 
@@ -433,7 +433,7 @@ def compare_command(
         )
         lines.append(f"  {'':<8} {'A':>10} {'B':>10} {'B vs A':>8}")
         for row in stats_rows:
-            digits = 0 if row["stat"] == "count" else 3
+            digits = 0 if row["stat"] == "n" else 3
             lines.append(
                 f"  {row['stat'].replace('_ms', ''):<8} {_f(row['a'], digits):>10} "
                 f"{_f(row['b'], digits):>10} {_pct(row['relative']):>8}"

@@ -14,7 +14,10 @@ from rkbench.model.info import check_readable
 from rkbench.report import group_history, summary, write_html, write_json, write_junit
 from rkbench.results.store import Store
 from rkbench.run.compare import Limits
-from rkbench.run.pipeline import BoardOptions, MeasureOptions, RunRequest, run_model
+from rkbench.run.pipeline import BoardOptions, RunRequest, run_model
+from rkbench.run.plan import MeasureOptions
+
+DEFAULTS = MeasureOptions()  # the one place measurement defaults live
 
 BACKENDS = ("auto", "rknnlite", "onnxruntime", "simulator")
 
@@ -35,16 +38,16 @@ def run_options(func):
             type=click.Choice(["auto", "0", "1", "2", "0_1", "0_1_2"]),
             help="NPU cores (repeat to measure several; multi-core masks on RK3588/RK3576 only).",
         ),
-        click.option("--warmup", type=click.IntRange(0), default=5, show_default=True),
-        click.option("--min-runs", type=click.IntRange(1), default=100, show_default=True),
-        click.option("--min-seconds", type=click.FloatRange(0), default=2.0, show_default=True),
-        click.option("--max-seconds", type=click.FloatRange(0), default=300.0, show_default=True),
+        click.option("--warmup", type=click.IntRange(0), default=DEFAULTS.warmup, show_default=True),
+        click.option("--min-runs", type=click.IntRange(1), default=DEFAULTS.min_runs, show_default=True),
+        click.option("--min-seconds", type=click.FloatRange(0), default=DEFAULTS.min_seconds, show_default=True),
+        click.option("--max-seconds", type=click.FloatRange(0), default=DEFAULTS.max_seconds, show_default=True),
         click.option(
             "--inputs",
             type=click.Path(path_type=Path),
             help="Inputs to measure with (images/.npy folder or dataset.txt); default: a held-out slice of --dataset.",
         ),
-        click.option("--input-count", type=click.IntRange(1), default=8, show_default=True),
+        click.option("--input-count", type=click.IntRange(1), default=DEFAULTS.input_count, show_default=True),
         click.option(
             "--cpu-threads",
             type=click.IntRange(0),
@@ -211,11 +214,11 @@ def demo_command(example: str, out_dir: Path, db: Path | None, toolkit_python: s
         "connect_timeout": 10.0,
         "backend": "auto",
         "core_masks": (),
-        "warmup": 5,
-        "min_runs": 50,
-        "min_seconds": 2.0,
-        "max_seconds": 120.0,
-        "input_count": 8,
+        "warmup": DEFAULTS.warmup,
+        "min_runs": DEFAULTS.min_runs,
+        "min_seconds": DEFAULTS.min_seconds,
+        "max_seconds": DEFAULTS.max_seconds,
+        "input_count": DEFAULTS.input_count,
         "per_layer": True,
         "min_cos": 0.98,
         "toolkit_python": toolkit_python,

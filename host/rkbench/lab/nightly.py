@@ -28,7 +28,10 @@ from rkbench.results.model import RunResult
 from rkbench.results.stats import DIFFERENT, REGRESSION, SAME, UNKNOWN, Verdict, compare_latency
 from rkbench.results.store import Store
 from rkbench.run.compare import Limits
-from rkbench.run.pipeline import Analyses, BoardOptions, MeasureOptions, RunRequest, measured_inputs, run_model
+from rkbench.run.pipeline import Analyses, BoardOptions, RunRequest, measured_inputs, run_model
+from rkbench.run.plan import MeasureOptions
+
+DEFAULTS = MeasureOptions()
 
 # Cell outcomes.
 PASSED, REGRESSED, IMPROVED, FAILED, UNSTABLE, NO_BASELINE, OFFLINE, ERROR = (
@@ -233,14 +236,14 @@ class Nightly:
             measure=MeasureOptions(
                 backend=measure.get("backend", self.options.backend),
                 core_masks=[cell.core_mask],
-                warmup=int(measure.get("warmup", 5)),
-                min_runs=int(measure.get("min_runs", 100)),
-                min_seconds=float(measure.get("min_seconds", 2.0)),
-                max_seconds=float(measure.get("max_seconds", 300.0)),
+                warmup=int(measure.get("warmup", DEFAULTS.warmup)),
+                min_runs=int(measure.get("min_runs", DEFAULTS.min_runs)),
+                min_seconds=float(measure.get("min_seconds", DEFAULTS.min_seconds)),
+                max_seconds=float(measure.get("max_seconds", DEFAULTS.max_seconds)),
                 inputs=cell.model.inputs,
                 lock_timeout_s=self.options.lock_timeout_s,
                 inject_slowdown=self.options.inject_slowdown,
-                cpu_threads=int(measure.get("cpu_threads", 0)),
+                cpu_threads=int(measure.get("cpu_threads", DEFAULTS.cpu_threads)),
             ),
             limits=Limits(
                 min_cos_fp32=cell.model.thresholds.min_cos_fp32,

@@ -196,17 +196,7 @@ def latency_stats(result: RunResult) -> LatencyStats | None:
         return None
     from rkbench_wire.stats import summarize_ns
 
-    s = summarize_ns(result.latency_ns)
-    return LatencyStats(
-        count=s.n,
-        min_ms=s.min_ms,
-        mean_ms=s.mean_ms,
-        std_ms=s.std_ms,
-        p50_ms=s.p50_ms,
-        p90_ms=s.p90_ms,
-        p99_ms=s.p99_ms,
-        max_ms=s.max_ms,
-    )
+    return summarize_ns(result.latency_ns)
 
 
 _PEAK_KEYS = ("vm_hwm_kb", "VmHWM", "peak_rss_kb")
@@ -235,7 +225,7 @@ def measurement_seconds(result: RunResult) -> float | None:
         return sum(result.latency_ns) / 1e9
     stats = latency_stats(result)
     if stats is not None:
-        return stats.mean_ms * stats.count / 1000.0
+        return stats.mean_ms * stats.n / 1000.0
     return None
 
 

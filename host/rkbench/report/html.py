@@ -132,7 +132,7 @@ def _summary_table(results: Sequence[RunResult], history: c.History | None, ids:
             (e(c.soc_of(r)), c.soc_of(r)),
             (e(r.backend), r.backend),
             (e(c.core_mask_text(r)), c.core_mask_text(r)),
-            _num(stats.count if stats else None, "{:d}"),
+            _num(stats.n if stats else None, "{:d}"),
             _num(stats.p50_ms if stats else None),
             _num(stats.p99_ms if stats else None),
             _num(stats.mean_ms if stats else None),
@@ -273,7 +273,7 @@ def _latency(r: RunResult, history: c.History | None) -> str:
     for name, s in (("end to end", c.latency_stats(r)), ("NPU only (runtime's timing)", r.npu_stats)):
         if s is not None:
             rows.append(
-                [e(name), e(s.count)]
+                [e(name), e(s.n)]
                 + [e(f"{v:.3f}") for v in (s.min_ms, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms, s.mean_ms, s.std_ms)]
             )
     if not rows:

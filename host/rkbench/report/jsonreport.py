@@ -3,7 +3,7 @@ reports derive from it (verdict, breached thresholds, peak RSS, comparison with 
 previous run), under a schema name and version. Raw latency samples only when asked
 (`samples=True`); `read_json` gives the `RunResult`s back.
 
-    {"schema": "rkbench.report", "schema_version": 1, "generated": "...Z",
+    {"schema": "rkbench.report", "schema_version": 2, "generated": "...Z",
      "rkbench_version": "0.1.0", "samples_included": false,
      "summary": {"runs": 3, "passed": 1, "failed": 1, "errors": 1},
      "runs": [{...RunResult fields..., "derived": {...}}, ...]}
@@ -22,10 +22,12 @@ from typing import Any
 
 from rkbench import __version__
 from rkbench.report import common as c
-from rkbench.results.model import LatencyStats, LayerError, OutputError, RunResult, TelemetrySample, Threshold
+from rkbench.results.model import LayerError, OutputError, RunResult, TelemetrySample, Threshold, stats_from_dict
 
 SCHEMA = "rkbench.report"
-SCHEMA_VERSION = 1
+#: 2: latency stats name their sample count `n` (the wire's field); 1 said `count` (still read).
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class ReportFormatError(ValueError):
@@ -102,7 +104,7 @@ def read_json(path: str | os.PathLike) -> list[RunResult]:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ReportFormatError(f'{path}: not an rkbench JSON report (no "schema": "{SCHEMA}")')
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ReportFormatError(
             f"{path}: report schema version {version!r}, this rkbench reads version "
             f"{SCHEMA_VERSION}: use the rkbench that wrote it, or regenerate the report"
@@ -115,7 +117,7 @@ def run_from_dict(data: dict) -> RunResult:
     kw = {k: v for k, v in data.items() if k in known}
     for key in ("stats", "npu_stats"):
         if kw.get(key) is not None:
-            kw[key] = LatencyStats(**kw[key])
+            kw[key] = stats_from_dict(kw[key])
     kw["telemetry"] = [TelemetrySample(**t) for t in kw.get("telemetry", [])]
     kw["outputs"] = [OutputError(**o) for o in kw.get("outputs", [])]
     kw["layers"] = [LayerError(**layer) for layer in kw.get("layers", [])]

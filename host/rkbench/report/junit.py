@@ -60,7 +60,7 @@ def properties(result: RunResult) -> dict[str, str]:
     }
     if stats is not None:
         props.update(
-            samples=stats.count,
+            samples=stats.n,
             p50_ms=f"{stats.p50_ms:.4f}",
             p99_ms=f"{stats.p99_ms:.4f}",
             mean_ms=f"{stats.mean_ms:.4f}",

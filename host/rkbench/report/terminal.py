@@ -90,7 +90,7 @@ def _rows(r: RunResult, history: c.History | None) -> list[tuple[str, str, str |
 
     stats = c.latency_stats(r)
     if stats is not None:
-        rows.append(("latency", f"p50 {stats.p50_ms:.3f} ms  p99 {stats.p99_ms:.3f} ms  (n={stats.count})", None))
+        rows.append(("latency", f"p50 {stats.p50_ms:.3f} ms  p99 {stats.p99_ms:.3f} ms  (n={stats.n})", None))
         rows.append(
             (
                 "",

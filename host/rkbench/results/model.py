@@ -9,19 +9,29 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from rkbench_wire.stats import LatencyStats
+
+__all__ = [
+    "STATUSES",
+    "LatencyStats",
+    "LayerError",
+    "OutputError",
+    "RunResult",
+    "TelemetrySample",
+    "Threshold",
+    "stats_from_dict",
+]
+
 STATUSES = ("running", "ok", "failed", "aborted")
 
 
-@dataclass
-class LatencyStats:
-    count: int
-    min_ms: float
-    mean_ms: float
-    std_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
+def stats_from_dict(data: dict) -> LatencyStats:
+    """Latency stats as stored or reported: the wire's fields (`n`); stores and reports
+    written before the types were one spelled the sample count `count`."""
+    data = dict(data)
+    if "n" not in data and "count" in data:
+        data["n"] = data.pop("count")
+    return LatencyStats.from_dict(data)
 
 
 @dataclass

@@ -70,7 +70,7 @@ def summarize(latency_ns: Sequence[int] | np.ndarray) -> LatencyStats:
     ms = x * 1e-6
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
     return LatencyStats(
-        count=int(ms.size),
+        n=int(ms.size),
         min_ms=float(ms.min()),
         mean_ms=float(ms.mean()),
         std_ms=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,

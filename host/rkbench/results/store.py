@@ -59,7 +59,16 @@ from functools import wraps
 from pathlib import Path
 
 from rkbench.errors import DiskFullError, InputFileError, RkbenchError, UsageError
-from rkbench.results.model import STATUSES, LatencyStats, LayerError, OutputError, RunResult, TelemetrySample, Threshold
+from rkbench.results.model import (
+    STATUSES,
+    LatencyStats,
+    LayerError,
+    OutputError,
+    RunResult,
+    TelemetrySample,
+    Threshold,
+    stats_from_dict,
+)
 from rkbench.results.stats import summarize
 
 SCHEMA_VERSION = 1
@@ -1039,8 +1048,8 @@ class Store:
                     target=target,
                     quant=quant,
                     board_soc=soc,
-                    stats=LatencyStats(**stats_obj) if stats_obj else None,
-                    npu_stats=LatencyStats(**npu_obj) if npu_obj else None,
+                    stats=stats_from_dict(stats_obj) if stats_obj else None,
+                    npu_stats=stats_from_dict(npu_obj) if npu_obj else None,
                     memory=self._loads(memory, rid, "memory", {}),
                     versions=self._loads(versions, rid, "versions", {}),
                     settings=self._loads(settings, rid, "settings", {}),

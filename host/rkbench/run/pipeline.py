@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -27,12 +28,14 @@ from rkbench.errors import RkbenchError, UsageError
 from rkbench.model.build import BuildOptions, Prepared, Say, build, prepare
 from rkbench.model.config import BuildConfig
 from rkbench.model.dataset import Dataset, load_dataset
-from rkbench.results.model import LatencyStats, RunResult, TelemetrySample
+from rkbench.results.model import RunResult, TelemetrySample
 from rkbench.results.stats import summarize
 from rkbench.results.store import Store
 from rkbench.run.compare import Limits, check_thresholds, output_errors
 from rkbench.run.perlayer import DebugModel, onnx_node_outputs, per_layer_errors
+from rkbench.run.plan import MeasureOptions
 from rkbench.run.session import RunOutcome, run_on_board
+from rkbench_wire import BuildRecipe, ModelRef, RunSpec
 
 
 @dataclass
@@ -56,22 +59,6 @@ class BoardOptions:
             connect_timeout=self.connect_timeout,
             labgrid=self.labgrid,
         )
-
-
-@dataclass
-class MeasureOptions:
-    backend: str = "auto"
-    core_masks: list[str] = field(default_factory=lambda: ["auto"])
-    warmup: int = 5
-    min_runs: int = 100
-    min_seconds: float = 2.0
-    max_seconds: float = 300.0
-    inputs: Path | None = None  # what to measure with; default: a held-out slice of the dataset
-    input_count: int = 8
-    per_layer: bool = False
-    lock_timeout_s: float = 30.0  # another host measuring on the board: wait this long
-    inject_slowdown: float = 0.0  # test-only runner knob (regression-detection benchmarks)
-    cpu_threads: int = 0  # CPU backends' threads; 0 = their default
 
 
 @dataclass
@@ -100,14 +87,6 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _convert_stats(stats) -> LatencyStats | None:
-    if stats is None:
-        return None
-    data = asdict(stats) if not isinstance(stats, dict) else dict(stats)
-    data["count"] = data.pop("n", data.get("count", 0))
-    return LatencyStats(**data)
-
-
 def measured_inputs(prepared: Prepared, options: MeasureOptions) -> Dataset:
     if options.inputs is not None:
         return load_dataset(options.inputs, prepared.info, prepared.shapes)
@@ -117,6 +96,28 @@ def measured_inputs(prepared: Prepared, options: MeasureOptions) -> Dataset:
     if len(data.samples) >= 4:
         data = data.split_holdout()[1]  # inputs the model was not calibrated with
     return data.subset(range(min(options.input_count, len(data.samples))))
+
+
+#: Part of the analysis cache key: 2 = paths in the manifest relative to its entry.
+ANALYSIS_SCHEMA = 2
+#: Fields of an analysis manifest that name files inside the cache entry (stored relative to it).
+ENTRY_PATHS = ("arrays", "golden", "sim_outputs", "tensors")
+
+
+def _inside(path: str, folder: Path) -> str:
+    """`path` relative to `folder` when it lies inside it, else as it is."""
+    return os.path.relpath(path, folder) if Path(path).is_relative_to(folder) else path
+
+
+def _map_paths(value, change):
+    """`value` (lists and dicts of path strings) with `change` applied to every path."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [_map_paths(item, change) for item in value]
+    if isinstance(value, dict):
+        return {key: _map_paths(item, change) for key, item in value.items()}
+    return value
 
 
 class Analyses:
@@ -130,7 +131,9 @@ class Analyses:
         self, prepared: Prepared, build_key: str, inputs: Dataset, keep_tensors: bool, say: Say, simulate: bool = True
     ) -> tuple[EvalSet, list[LayerSummary], list[list[str]], list[dict]]:
         simulate = simulate and prepared.config.quantized
-        key = hashlib.sha256(json.dumps([build_key, inputs.digest, keep_tensors, simulate]).encode()).hexdigest()
+        key = hashlib.sha256(
+            json.dumps([ANALYSIS_SCHEMA, build_key, inputs.digest, keep_tensors, simulate]).encode()
+        ).hexdigest()
         entry = self.options.cache.root / "analyses" / key
         manifest = entry / "analysis.json"
         if not manifest.is_file():
@@ -166,8 +169,9 @@ class Analyses:
                 digest=evalset.digest,
                 files=[[str(f) for f in s] for s in evalset.files],
             )
-            text = json.dumps(data).replace(str(work), "@ENTRY@")
-            (work / "analysis.json").write_text(text)
+            for key in ENTRY_PATHS:  # kept relative: the entry moves into place below
+                data[key] = _map_paths(data[key], lambda path: _inside(path, work))
+            (work / "analysis.json").write_text(json.dumps(data))
             entry.parent.mkdir(parents=True, exist_ok=True)
             try:
                 work.rename(entry)
@@ -175,7 +179,9 @@ class Analyses:
                 shutil.rmtree(work, ignore_errors=True)  # a twin finished first: same content
         else:
             say("simulator analysis: cached (same build, same inputs)")
-        data = json.loads(manifest.read_text().replace("@ENTRY@", str(entry)))
+        data = json.loads(manifest.read_text())
+        for key in ENTRY_PATHS:
+            data[key] = _map_paths(data[key], lambda path: str(entry / path) if not os.path.isabs(path) else path)
         golden = [[np.load(p) for p in sample] for sample in data["golden"]] or None
         evalset = EvalSet(
             tuple(tuple(Path(f) for f in s) for s in data["files"]),
@@ -204,7 +210,6 @@ class LiveStore:
         self.backend = template.backend
         self.soc = None
         self.last_print = 0.0
-        self.recent: list[int] = []
 
     def __call__(self, event) -> None:
         kind = event.type
@@ -216,10 +221,9 @@ class LiveStore:
         elif kind == "samples":
             run_id = self._run_for(event.core_mask)
             self.store.add_samples(run_id, event.offset, event.latencies_ns)
-            self.recent = (self.recent + list(event.latencies_ns))[-2000:]
-            if time.monotonic() - self.last_print > 1.0:
+            if time.monotonic() - self.last_print > 1.0 and event.latencies_ns:
                 self.last_print = time.monotonic()
-                median = float(np.median(self.recent)) / 1e6
+                median = float(np.median(event.latencies_ns)) / 1e6  # of this batch (~0.25 s of runs)
                 self.say(
                     f"board: {event.offset + len(event.latencies_ns)} runs, "
                     f"median {median:.3f} ms (core mask {event.core_mask or '-'})"
@@ -330,30 +334,25 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             },
             versions={"toolkit": toolkit},
         )
-        spec = {
-            "model": {
-                "rknn": str(rknn),
-                "onnx": str(prepared.config.model) if prepared and prepared.info.framework == "onnx" else None,
-                "build_recipe": _board_recipe(prepared, work) if prepared and not hybrid else None,
-            },
-            "inputs": spec_inputs,
-            "data_format": formats,
-            "backend": request.measure.backend,
-            "core_masks": request.measure.core_masks,
-            "warmup": request.measure.warmup,
-            "min_runs": request.measure.min_runs,
-            "min_seconds": request.measure.min_seconds,
-            "max_seconds": request.measure.max_seconds,
-            "lock_timeout_s": request.measure.lock_timeout_s,
-        }
-        if request.measure.inject_slowdown:
-            spec["inject_slowdown"] = request.measure.inject_slowdown
-        if request.measure.cpu_threads:
-            spec["cpu_threads"] = request.measure.cpu_threads
+        model = ModelRef(
+            rknn=str(rknn),
+            onnx=str(prepared.config.model) if prepared and prepared.info.framework == "onnx" else None,
+            build_recipe=_board_recipe(prepared, work) if prepared and not hybrid else None,
+        )
+        spec = request.measure.spec(model, spec_inputs, formats)
+        runner_env = request.measure.runner_env()
         live = LiveStore(store, template, say)
         mark = time.monotonic()
         try:
-            outcome = run_on_board(transport, spec, on_event=live, target=target, python=python, out_dir=work / "board")
+            outcome = run_on_board(
+                transport,
+                spec,
+                on_event=live,
+                target=target,
+                python=python,
+                out_dir=work / "board",
+                runner_env=runner_env,
+            )
             soc = soc or outcome.hello.soc
         except BaseException as err:
             live.abort(_abort_reason(err))
@@ -373,7 +372,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                         evalset.output_names,
                         evalset,
                         build_options,
-                        lambda model: _run_debug(transport, model, spec, python, target, work),
+                        lambda model: _run_debug(transport, model, spec, python, target, work, runner_env),
                         work,
                         say,
                     )
@@ -397,7 +396,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                     board_soc=soc,
                     latency_ns=list(mask_run.samples_ns),
                     stats=summarize(mask_run.samples_ns),
-                    npu_stats=_convert_stats(mask_run.result.npu_stats),
+                    npu_stats=mask_run.result.npu_stats,
                     memory=dict(mask_run.result.memory),
                     throttled=mask_run.result.throttled,
                     throttle_reasons=list(mask_run.result.throttle_reasons),
@@ -457,13 +456,13 @@ def _board_info(transport, python: str) -> dict:
     return board_info(transport, python=python)
 
 
-def _board_recipe(prepared: Prepared, work: Path) -> dict:
+def _board_recipe(prepared: Prepared, work: Path) -> BuildRecipe:
     """The build recipe the board's simulator/onnxruntime backends take (mean/std, or a
-    simulator build); its calibration list names files on this machine (local board)."""
+    simulator build); its calibration list is pushed with the model."""
     dataset = prepared.dataset.write_txt(work / "calibration.txt") if prepared.dataset else None
     recipe = prepared.config.recipe(dataset)
     del recipe["load"]["kwargs"]["model"]  # the board names its own copy (model.onnx)
-    return recipe
+    return BuildRecipe.from_dict(recipe)
 
 
 def _rknn_inputs(options: MeasureOptions):
@@ -492,27 +491,32 @@ def _outputs_by_sample(mask_run) -> list[list[Path]]:
     return [[paths[k] for k in sorted(paths)] for _, paths in sorted(samples.items())]
 
 
-def _run_debug(transport, model: DebugModel, spec: dict, python: str, target, work: Path) -> list[dict[str, str]]:
+def _run_debug(
+    transport, model: DebugModel, spec: RunSpec, python: str, target, work: Path, runner_env: dict
+) -> list[dict[str, str]]:
     """The debug variant on the board, once per input: its outputs by tensor name. Where
     there is no NPU (the local board) the board's simulator backend builds the same debug
     graph from the recipe and stands in for it."""
-    debug_model = dict(spec["model"], rknn=str(model.rknn), build_recipe=_debug_recipe(model, spec))
-    debug_spec = dict(
-        spec, model=debug_model, core_masks=[spec["core_masks"][0]], warmup=0, min_runs=1, min_seconds=0.0
+    recipe = spec.model.build_recipe
+    if recipe is not None:
+        recipe = replace(recipe, load_kwargs=dict(recipe.load_kwargs, outputs=list(model.outputs)))
+    debug_spec = replace(
+        spec,
+        model=replace(spec.model, rknn=str(model.rknn), build_recipe=recipe),
+        core_masks=spec.core_masks[:1],
+        warmup=0,
+        min_runs=1,
+        min_seconds=0.0,
     )
     outcome = run_on_board(
-        transport, debug_spec, target=target, python=python, out_dir=work / f"debug-{model.rknn.parent.name}"
+        transport,
+        debug_spec,
+        target=target,
+        python=python,
+        out_dir=work / f"debug-{model.rknn.parent.name}",
+        runner_env=runner_env,
     )
     return [dict(zip(model.outputs, map(str, sample))) for sample in _outputs_by_sample(outcome.results[0])]
-
-
-def _debug_recipe(model: DebugModel, spec: dict) -> dict | None:
-    recipe = spec["model"].get("build_recipe")
-    if recipe is None:
-        return None
-    recipe = json.loads(json.dumps(recipe))
-    recipe["load"]["kwargs"]["outputs"] = list(model.outputs)
-    return recipe
 
 
 def _previous(store: Store, result: RunResult) -> RunResult | None:

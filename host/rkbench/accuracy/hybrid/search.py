@@ -433,13 +433,15 @@ def not_reached(record: HybridRecord, target: float, max_builds: int) -> TargetN
     )
 
 
-def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: Say, min_seconds: float = 2.0) -> None:
+def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: Say) -> None:
     """Latency of each candidate's model on a board's NPU, so the trade-off table shows
     accuracy and speed together. Hybrid models need the NPU: the simulator backend of a
     board without one rebuilds from the recipe and cannot run a hybrid build."""
     from rkbench.boards.connect import board_python
     from rkbench.results.stats import summarize
+    from rkbench.run.plan import MeasureOptions
     from rkbench.run.session import run_on_board
+    from rkbench_wire import ModelRef
 
     python = board_python(board.board, board.python)
     with board.open() as transport:
@@ -447,16 +449,9 @@ def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: 
             if not candidate.rknn:
                 continue
             say(f"measuring {candidate.label} on {board.board}")
-            spec = {
-                "model": {"rknn": candidate.rknn},
-                "inputs": evalset.arrays,
-                "data_format": evalset.data_format,
-                "backend": "rknnlite",
-                "warmup": 5,
-                "min_runs": 50,
-                "min_seconds": min_seconds,
-                "save_outputs": False,
-            }
+            spec = MeasureOptions(backend="rknnlite").spec(
+                ModelRef(rknn=candidate.rknn), evalset.arrays, evalset.data_format, save_outputs=False
+            )
             outcome = run_on_board(transport, spec, python=python)
             stats = summarize(outcome.results[0].samples_ns)
             candidate.board_p50_ms, candidate.board_p99_ms = stats.p50_ms, stats.p99_ms

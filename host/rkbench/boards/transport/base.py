@@ -123,7 +123,7 @@ class CompletedRun:
 
 @dataclass
 class TransferStats:
-    """Bytes moved by one transport (BytesCounter)."""
+    """Bytes moved by one transport."""
 
     bytes_pushed: int = 0
     bytes_pulled: int = 0
@@ -140,9 +140,6 @@ class TransferStats:
         with self._lock:
             self.bytes_pulled += n
             self.files_pulled += files
-
-
-BytesCounter = TransferStats
 
 
 class RemoteProcess(ABC):
