@@ -158,7 +158,7 @@ static int j_value(jparser *jp, jval *out) {
     else {
         char tmp[64];
         size_t n = 0;
-        while (jp->p + n < jp->end && n < sizeof(tmp) - 1 && strchr("+-0123456789.eE", jp->p[n])) n++;
+        while (jp->p + n < jp->end && n < sizeof(tmp) - 1 && jp->p[n] && strchr("+-0123456789.eE", jp->p[n])) n++;
         if (!n) return -1;
         memcpy(tmp, jp->p, n);
         tmp[n] = 0;
@@ -393,7 +393,15 @@ static int parse_trailer(const jval *root, sm_model *m, char *err, size_t err_le
                 return -1;
             }
             io->n_dims = (uint32_t)size->n;
-            for (int d = 0; d < size->n; d++) io->dims[d] = (uint32_t)j_int(&size->items[d], 0);
+            for (int d = 0; d < size->n; d++) {
+                int dim = j_int(&size->items[d], 0);
+                if (dim <= 0) {
+                    snprintf(err, err_len, "tensor '%.64s' has a dynamic or empty dimension (the stand-in runs "
+                             "static shapes only)", io->name);
+                    return -1;
+                }
+                io->dims[d] = (uint32_t)dim;
+            }
             const char *qnt = j_str(j_get(j_get(t, "dtype"), "qnt_type"));
             /* No quantization type means the tensor stays float (float16 on the NPU). */
             if (type_from_name(qnt, &io->type)) io->type = RKNN_TENSOR_FLOAT16;

@@ -222,12 +222,14 @@ static void workload(const layer *l, const pd_config *cfg, double share[3]) {
 
 static int n_shown_cores(const pd_config *cfg) { return cfg->n_cores == 2 ? 2 : 3; }
 
+/* "a/b/c" with one entry per shown core, e.g. "100.0%/0.0%/0.0%". */
 static void per_core_text(const double v[3], int n, const char *fmt, const char *unit, char *out, size_t cap) {
-    size_t k = 0;
-    for (int c = 0; c < n && k < cap; c++) {
-        if (c) k += (size_t)snprintf(out + k, cap - k, "/");
-        k += (size_t)snprintf(out + k, cap - k, fmt, v[c]);
-        k += (size_t)snprintf(out + k, cap - k, "%s", unit);
+    out[0] = 0;
+    for (int c = 0; c < n; c++) {
+        char one[32];
+        snprintf(one, sizeof(one), fmt, v[c]);
+        size_t k = strlen(out);
+        snprintf(out + k, cap - k, "%s%s%s", c ? "/" : "", one, unit);
     }
 }
 

@@ -594,7 +594,7 @@ static uint16_t float_to_half(float f) {
     return (uint16_t)half;
 }
 
-/* The k-th value of output `which`, as the NPU would hold it in its native type. */
+/* The next value of an output's stream, as the NPU would hold it in its native type. */
 static double native_value(const sm_io *io, uint64_t *state) {
     uint64_t r = splitmix(state);
     switch (io->type) {
@@ -633,8 +633,8 @@ static void write_output(const sm_io *io, uint32_t which, uint64_t digest, const
     memset(dst, 0, total * elem);
     uint64_t n = 1;
     for (uint32_t d = 0; d < io->n_dims; d++) n *= io->dims[d];
-    uint32_t N = 1, C = 1, H = 1, W = 1;
-    if (io->n_dims == 4) { N = io->dims[0]; C = io->dims[1]; H = io->dims[2]; W = io->dims[3]; }
+    uint32_t C = 1, H = 1, W = 1;
+    if (io->n_dims == 4) { C = io->dims[1]; H = io->dims[2]; W = io->dims[3]; }
     uint64_t state = digest ^ (0xD1B54A32D192ED03ull * (which + 1));
     for (uint64_t k = 0; k < n; k++) {
         double v = native_value(io, &state);
@@ -646,7 +646,6 @@ static void write_output(const sm_io *io, uint32_t which, uint64_t digest, const
                 uint64_t c2n = a->dims[4], c1n = a->dims[1];
                 at = (((b * c1n + c / c2n) * H + h) * W + w) * c2n + c % c2n;
             }
-            (void)N;
         }
         store_value(v, a->type, a->zp, a->scale, dst + at * elem);
     }
