@@ -13,8 +13,13 @@ from tests.standins.librknnrt import build_standin, make_board_root
 from tests.standins.model_builder import built_models
 from tests.standins.rknn_caller import Runtime
 
-BOARDS = {"rk3588": None, "rk3588s": "rk3588s-orangepi-5", "rk3566": "rk3566-radxa-zero3", "rk3568": None,
-          "rk3576": None}
+BOARDS = {
+    "rk3588": None,
+    "rk3588s": "rk3588s-orangepi-5",
+    "rk3566": "rk3566-radxa-zero3",
+    "rk3568": None,
+    "rk3576": None,
+}
 
 
 @pytest.fixture(scope="session")

@@ -53,11 +53,15 @@ def make_tiny(path: Path) -> None:
         helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["scores"], transB=1),
     ]
     graph = helper.make_graph(
-        nodes, "rkbench_standin_tiny",
+        nodes,
+        "rkbench_standin_tiny",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, list(TINY_SHAPE))],
-        [helper.make_tensor_value_info("feat", TensorProto.FLOAT, [1, TINY_FEATURES, 16, 16]),
-         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 6])],
-        weights)
+        [
+            helper.make_tensor_value_info("feat", TensorProto.FLOAT, [1, TINY_FEATURES, 16, 16]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 6]),
+        ],
+        weights,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -71,8 +75,9 @@ def built_models() -> dict:
         CACHE.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="build-", dir=CACHE))
         (tmp / "work").mkdir()
-        done = subprocess.run([sys.executable, __file__, str(tmp)], cwd=tmp / "work", capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, __file__, str(tmp)], cwd=tmp / "work", capture_output=True, text=True, timeout=600
+        )
         if done.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise RuntimeError("building the test models failed:\n" + done.stdout[-3000:] + done.stderr[-3000:])
@@ -86,6 +91,7 @@ def built_models() -> dict:
 
 def main(out: Path) -> None:
     from rknn.api import RKNN
+
     from rkbench import examples
 
     work = out / "work"
@@ -108,8 +114,12 @@ def main(out: Path) -> None:
             dataset = work / "tiny.txt"
         else:
             rknn.config(mean_values=[list(cls.mean)], std_values=[list(cls.std)], target_platform=target)
-            assert rknn.load_onnx(model=str(examples.model_path(cls)), inputs=["x"],
-                                  input_size_list=[[1, 3, cls.height, cls.width]]) == 0
+            assert (
+                rknn.load_onnx(
+                    model=str(examples.model_path(cls)), inputs=["x"], input_size_list=[[1, 3, cls.height, cls.width]]
+                )
+                == 0
+            )
             dataset = cls_calib
         assert rknn.build(do_quantization=True, dataset=str(dataset)) == 0, name
         assert rknn.export_rknn(str(out / f"{name}.rknn")) == 0, name

@@ -8,17 +8,30 @@ what a C caller would.
 from __future__ import annotations
 
 import ctypes as C
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 QUERY = {
-    "IN_OUT_NUM": 0, "INPUT_ATTR": 1, "OUTPUT_ATTR": 2, "PERF_DETAIL": 3, "PERF_RUN": 4,
-    "SDK_VERSION": 5, "MEM_SIZE": 6, "CUSTOM_STRING": 7, "NATIVE_INPUT_ATTR": 8,
-    "NATIVE_OUTPUT_ATTR": 9, "NATIVE_NHWC_INPUT_ATTR": 10, "NATIVE_NHWC_OUTPUT_ATTR": 11,
-    "DEVICE_MEM_INFO": 12, "INPUT_DYNAMIC_RANGE": 13, "CURRENT_INPUT_ATTR": 14,
-    "CURRENT_OUTPUT_ATTR": 15, "CURRENT_NATIVE_INPUT_ATTR": 16, "CURRENT_NATIVE_OUTPUT_ATTR": 17,
+    "IN_OUT_NUM": 0,
+    "INPUT_ATTR": 1,
+    "OUTPUT_ATTR": 2,
+    "PERF_DETAIL": 3,
+    "PERF_RUN": 4,
+    "SDK_VERSION": 5,
+    "MEM_SIZE": 6,
+    "CUSTOM_STRING": 7,
+    "NATIVE_INPUT_ATTR": 8,
+    "NATIVE_OUTPUT_ATTR": 9,
+    "NATIVE_NHWC_INPUT_ATTR": 10,
+    "NATIVE_NHWC_OUTPUT_ATTR": 11,
+    "DEVICE_MEM_INFO": 12,
+    "INPUT_DYNAMIC_RANGE": 13,
+    "CURRENT_INPUT_ATTR": 14,
+    "CURRENT_OUTPUT_ATTR": 15,
+    "CURRENT_NATIVE_INPUT_ATTR": 16,
+    "CURRENT_NATIVE_OUTPUT_ATTR": 17,
 }
 FLOAT32, FLOAT16, INT8, UINT8 = 0, 1, 2, 3
 NCHW, NHWC, NC1HWC2, UNDEFINED = 0, 1, 2, 3
@@ -28,11 +41,24 @@ ERR_CTX_INVALID, ERR_INPUT_INVALID, ERR_OUTPUT_INVALID, ERR_TARGET_PLATFORM_UNMA
 
 
 class TensorAttr(C.Structure):
-    _fields_ = [("index", C.c_uint32), ("n_dims", C.c_uint32), ("dims", C.c_uint32 * 16),
-                ("name", C.c_char * 256), ("n_elems", C.c_uint32), ("size", C.c_uint32), ("fmt", C.c_int),
-                ("type", C.c_int), ("qnt_type", C.c_int), ("fl", C.c_int8), ("zp", C.c_int32),
-                ("scale", C.c_float), ("w_stride", C.c_uint32), ("size_with_stride", C.c_uint32),
-                ("pass_through", C.c_uint8), ("h_stride", C.c_uint32)]
+    _fields_ = [
+        ("index", C.c_uint32),
+        ("n_dims", C.c_uint32),
+        ("dims", C.c_uint32 * 16),
+        ("name", C.c_char * 256),
+        ("n_elems", C.c_uint32),
+        ("size", C.c_uint32),
+        ("fmt", C.c_int),
+        ("type", C.c_int),
+        ("qnt_type", C.c_int),
+        ("fl", C.c_int8),
+        ("zp", C.c_int32),
+        ("scale", C.c_float),
+        ("w_stride", C.c_uint32),
+        ("size_with_stride", C.c_uint32),
+        ("pass_through", C.c_uint8),
+        ("h_stride", C.c_uint32),
+    ]
 
     @property
     def shape(self) -> tuple:
@@ -40,13 +66,24 @@ class TensorAttr(C.Structure):
 
 
 class Input(C.Structure):
-    _fields_ = [("index", C.c_uint32), ("buf", C.c_void_p), ("size", C.c_uint32), ("pass_through", C.c_uint8),
-                ("type", C.c_int), ("fmt", C.c_int)]
+    _fields_ = [
+        ("index", C.c_uint32),
+        ("buf", C.c_void_p),
+        ("size", C.c_uint32),
+        ("pass_through", C.c_uint8),
+        ("type", C.c_int),
+        ("fmt", C.c_int),
+    ]
 
 
 class Output(C.Structure):
-    _fields_ = [("want_float", C.c_uint8), ("is_prealloc", C.c_uint8), ("index", C.c_uint32),
-                ("buf", C.c_void_p), ("size", C.c_uint32)]
+    _fields_ = [
+        ("want_float", C.c_uint8),
+        ("is_prealloc", C.c_uint8),
+        ("index", C.c_uint32),
+        ("buf", C.c_void_p),
+        ("size", C.c_uint32),
+    ]
 
 
 class InOutNum(C.Structure):
@@ -66,34 +103,57 @@ class SdkVersion(C.Structure):
 
 
 class MemSize(C.Structure):
-    _fields_ = [("total_weight_size", C.c_uint32), ("total_internal_size", C.c_uint32),
-                ("total_dma_allocated_size", C.c_uint64), ("total_sram_size", C.c_uint32),
-                ("free_sram_size", C.c_uint32), ("reserved", C.c_uint32 * 10)]
+    _fields_ = [
+        ("total_weight_size", C.c_uint32),
+        ("total_internal_size", C.c_uint32),
+        ("total_dma_allocated_size", C.c_uint64),
+        ("total_sram_size", C.c_uint32),
+        ("free_sram_size", C.c_uint32),
+        ("reserved", C.c_uint32 * 10),
+    ]
 
 
 class TensorMem(C.Structure):
-    _fields_ = [("virt_addr", C.c_void_p), ("phys_addr", C.c_uint64), ("fd", C.c_int32), ("offset", C.c_int32),
-                ("size", C.c_uint32), ("flags", C.c_uint32), ("priv_data", C.c_void_p)]
+    _fields_ = [
+        ("virt_addr", C.c_void_p),
+        ("phys_addr", C.c_uint64),
+        ("fd", C.c_int32),
+        ("offset", C.c_int32),
+        ("size", C.c_uint32),
+        ("flags", C.c_uint32),
+        ("priv_data", C.c_void_p),
+    ]
 
 
 class InitExtend(C.Structure):  # the 2.5.0 layout (144 bytes)
-    _fields_ = [("ctx", C.c_uint64), ("real_model_offset", C.c_int32), ("real_model_size", C.c_uint32),
-                ("model_buffer_fd", C.c_int32), ("model_buffer_flags", C.c_uint32), ("user_key", C.c_char_p),
-                ("reserved", C.c_uint8 * 112)]
+    _fields_ = [
+        ("ctx", C.c_uint64),
+        ("real_model_offset", C.c_int32),
+        ("real_model_size", C.c_uint32),
+        ("model_buffer_fd", C.c_int32),
+        ("model_buffer_flags", C.c_uint32),
+        ("user_key", C.c_char_p),
+        ("reserved", C.c_uint8 * 112),
+    ]
 
 
 class Runtime:
     """One loaded librknnrt (ctypes keeps it loaded for the life of the process)."""
 
-    def __init__(self, path: Union[str, Path]):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         lib = self.lib = C.CDLL(str(path))
         u64, u32, vp = C.c_uint64, C.c_uint32, C.c_void_p
         for name, args in {
-            "rknn_init": [C.POINTER(u64), vp, u32, u32, vp], "rknn_destroy": [u64],
-            "rknn_query": [u64, C.c_int, vp, u32], "rknn_inputs_set": [u64, u32, vp], "rknn_run": [u64, vp],
-            "rknn_outputs_get": [u64, u32, vp, vp], "rknn_outputs_release": [u64, u32, vp],
-            "rknn_set_core_mask": [u64, C.c_int], "rknn_set_input_shapes": [u64, u32, vp],
+            "rknn_init": [C.POINTER(u64), vp, u32, u32, vp],
+            "rknn_destroy": [u64],
+            "rknn_query": [u64, C.c_int, vp, u32],
+            "rknn_inputs_set": [u64, u32, vp],
+            "rknn_run": [u64, vp],
+            "rknn_outputs_get": [u64, u32, vp, vp],
+            "rknn_outputs_release": [u64, u32, vp],
+            "rknn_set_core_mask": [u64, C.c_int],
+            "rknn_set_input_shapes": [u64, u32, vp],
         }.items():
             getattr(lib, name).argtypes = args
             getattr(lib, name).restype = C.c_int
@@ -108,8 +168,7 @@ class Runtime:
         return hasattr(self.lib, symbol)
 
     # -- context --------------------------------------------------------------------------
-    def init(self, model: Union[bytes, str, Path], flags: int = 0,
-             extend: Optional[InitExtend] = None) -> Tuple[int, int]:
+    def init(self, model: bytes | str | Path, flags: int = 0, extend: InitExtend | None = None) -> tuple[int, int]:
         ctx = C.c_uint64(0)
         if isinstance(model, bytes):
             buf = C.create_string_buffer(model, len(model))
@@ -119,7 +178,7 @@ class Runtime:
             rc = self.lib.rknn_init(C.byref(ctx), path, 0, flags, C.byref(extend) if extend else None)
         return rc, ctx.value
 
-    def dup(self, ctx: int) -> Tuple[int, int]:
+    def dup(self, ctx: int) -> tuple[int, int]:
         src, out = C.c_uint64(ctx), C.c_uint64(0)
         rc = self.lib.rknn_dup_context(C.byref(src), C.byref(out))
         return rc, out.value
@@ -128,7 +187,7 @@ class Runtime:
         return self.lib.rknn_destroy(ctx)
 
     # -- queries ---------------------------------------------------------------------------
-    def query(self, ctx: int, cmd: Union[str, int], info: C.Structure, size: Optional[int] = None) -> int:
+    def query(self, ctx: int, cmd: str | int, info: C.Structure, size: int | None = None) -> int:
         cmd = QUERY[cmd] if isinstance(cmd, str) else cmd
         return self.lib.rknn_query(ctx, cmd, C.byref(info), C.sizeof(info) if size is None else size)
 
@@ -139,7 +198,7 @@ class Runtime:
         assert rc == SUCC, f"{cmd} {index}: {rc}"
         return a
 
-    def io_num(self, ctx: int) -> Tuple[int, int]:
+    def io_num(self, ctx: int) -> tuple[int, int]:
         io = InOutNum()
         assert self.query(ctx, "IN_OUT_NUM", io) == SUCC
         return io.n_input, io.n_output
@@ -149,7 +208,7 @@ class Runtime:
         assert self.query(ctx, "PERF_RUN", p) == SUCC
         return p.run_duration
 
-    def perf_detail(self, ctx: int) -> Tuple[int, str]:
+    def perf_detail(self, ctx: int) -> tuple[int, str]:
         p = PerfDetail()
         rc = self.query(ctx, "PERF_DETAIL", p)
         return rc, (p.perf_data or b"").decode() if rc == SUCC else ""
@@ -160,8 +219,14 @@ class Runtime:
         return m
 
     # -- running ---------------------------------------------------------------------------
-    def inputs_set(self, ctx: int, arrays: Sequence[np.ndarray], types: Sequence[int], fmts: Sequence[int],
-                   pass_through: bool = False) -> int:
+    def inputs_set(
+        self,
+        ctx: int,
+        arrays: Sequence[np.ndarray],
+        types: Sequence[int],
+        fmts: Sequence[int],
+        pass_through: bool = False,
+    ) -> int:
         arr = (Input * len(arrays))()
         held = [np.ascontiguousarray(a) for a in arrays]  # alive until the call has copied them
         for i, (a, t, f) in enumerate(zip(held, types, fmts)):
@@ -171,7 +236,7 @@ class Runtime:
     def run(self, ctx: int) -> int:
         return self.lib.rknn_run(ctx, None)
 
-    def outputs(self, ctx: int, n: int, want_float: bool = True) -> Tuple[int, list]:
+    def outputs(self, ctx: int, n: int, want_float: bool = True) -> tuple[int, list]:
         """rknn_outputs_get + copy to numpy + rknn_outputs_release; the arrays are flat."""
         outs = (Output * n)()
         for i in range(n):
@@ -198,7 +263,7 @@ class Runtime:
         return self.lib.rknn_set_io_mem(ctx, mem, C.byref(attr))
 
 
-def mem_bytes(mem, size: Optional[int] = None) -> bytes:
+def mem_bytes(mem, size: int | None = None) -> bytes:
     return C.string_at(mem.contents.virt_addr, size if size is not None else mem.contents.size)
 
 

@@ -22,16 +22,42 @@ import numpy as np
 import pytest
 
 from tests.standins.librknnrt import build_bare_loop, build_standin
-from tests.standins.rknn_caller import (ERR_CTX_INVALID, ERR_DEVICE_UNAVAILABLE, ERR_INPUT_INVALID, ERR_MODEL_INVALID,
-                                        ERR_OUTPUT_INVALID, ERR_PARAM_INVALID, ERR_TARGET_PLATFORM_UNMATCH, FLAG_COLLECT_PERF,
-                                        FLAG_ENABLE_SRAM, FLAG_SHARE_WEIGHT_MEM, FLOAT16, FLOAT32, INT8, NC1HWC2, NCHW, NHWC,
-                                        SUCC, UINT8, UNDEFINED, InitExtend, MemSize, Output, PerfRun, Runtime,
-                                        SdkVersion, TensorAttr, mem_bytes, mem_write)
+from tests.standins.rknn_caller import (
+    ERR_CTX_INVALID,
+    ERR_DEVICE_UNAVAILABLE,
+    ERR_INPUT_INVALID,
+    ERR_MODEL_INVALID,
+    ERR_OUTPUT_INVALID,
+    ERR_PARAM_INVALID,
+    ERR_TARGET_PLATFORM_UNMATCH,
+    FLAG_COLLECT_PERF,
+    FLAG_ENABLE_SRAM,
+    FLAG_SHARE_WEIGHT_MEM,
+    FLOAT16,
+    FLOAT32,
+    INT8,
+    NC1HWC2,
+    NCHW,
+    NHWC,
+    SUCC,
+    UINT8,
+    UNDEFINED,
+    InitExtend,
+    MemSize,
+    Output,
+    PerfRun,
+    Runtime,
+    SdkVersion,
+    TensorAttr,
+    mem_bytes,
+    mem_write,
+)
 
 pytestmark = pytest.mark.toolkit  # the models come from the real rknn-toolkit2
 
 
 # -- helpers -------------------------------------------------------------------------------
+
 
 def load(rt, path, flags=0, mask=None):
     rc, ctx = rt.init(path, flags)
@@ -65,14 +91,14 @@ def trailer(path):
     data = path.read_bytes()
     payload = struct.unpack_from("<Q", data, 16)[0]
     (json_len,) = struct.unpack_from("<Q", data, 64 + payload)
-    return json.loads(data[72 + payload:72 + payload + json_len])
+    return json.loads(data[72 + payload : 72 + payload + json_len])
 
 
 def quant_table(path):
     """The toolkit's own record of each I/O tensor's calibrated range (a Python literal)."""
     data = path.read_bytes()
     start = data.find(b"{'attrs'")
-    return ast.literal_eval(data[start:data.find(b"\0", start)].decode())["quant_tab"]
+    return ast.literal_eval(data[start : data.find(b"\0", start)].decode())["quant_tab"]
 
 
 def timed_threads(fn_per_thread):
@@ -88,10 +114,12 @@ def timed_threads(fn_per_thread):
 def looper(rt, ctx, runs, results):
     def go():
         results.extend(rt.run(ctx) for _ in range(runs))
+
     return go
 
 
 # -- loading --------------------------------------------------------------------------------
+
 
 def test_init_from_buffer_and_from_path_agree(rt, models):
     path = models["tiny_rk3588"]
@@ -145,8 +173,11 @@ def test_native_attrs(rt, models):
     assert nhwc.fmt == NHWC and nhwc.shape == (1, 16, 16, 20)
     assert rt.attr(ctx, "NATIVE_OUTPUT_ATTR", 1).shape == (1, 6)  # 2-D: no NC1HWC2
     assert rt.attr(ctx, "NATIVE_INPUT_ATTR", 0).fmt == NHWC
-    for current, plain in (("CURRENT_INPUT_ATTR", "INPUT_ATTR"), ("CURRENT_OUTPUT_ATTR", "OUTPUT_ATTR"),
-                           ("CURRENT_NATIVE_OUTPUT_ATTR", "NATIVE_OUTPUT_ATTR")):
+    for current, plain in (
+        ("CURRENT_INPUT_ATTR", "INPUT_ATTR"),
+        ("CURRENT_OUTPUT_ATTR", "OUTPUT_ATTR"),
+        ("CURRENT_NATIVE_OUTPUT_ATTR", "NATIVE_OUTPUT_ATTR"),
+    ):
         assert bytes(rt.attr(ctx, current, 0)) == bytes(rt.attr(ctx, plain, 0))
     bad = TensorAttr()
     bad.index = 2
@@ -180,10 +211,18 @@ def test_model_offset_inside_a_bigger_file(rt, models, tmp_path):
 
 # -- the board ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model,board,ok", [
-    ("tiny_rk3566", "rk3588", False), ("tiny_rk3588", "rk3566", False), ("tiny_rk3576", "rk3588", False),
-    ("tiny_rk3588", "rk3588s", True), ("tiny_rk3566", "rk3568", True), ("tiny_rk3576", "rk3576", True),
-])
+
+@pytest.mark.parametrize(
+    "model,board,ok",
+    [
+        ("tiny_rk3566", "rk3588", False),
+        ("tiny_rk3588", "rk3566", False),
+        ("tiny_rk3576", "rk3588", False),
+        ("tiny_rk3588", "rk3588s", True),
+        ("tiny_rk3566", "rk3568", True),
+        ("tiny_rk3576", "rk3576", True),
+    ],
+)
 def test_model_must_match_the_board_soc(rt, models, boards, monkeypatch, capfd, model, board, ok):
     monkeypatch.setenv("RKNN_STANDIN_ROOT", str(boards[board]))
     rc, _ = rt.init(models[model])
@@ -192,8 +231,10 @@ def test_model_must_match_the_board_soc(rt, models, boards, monkeypatch, capfd, 
     else:
         assert rc == ERR_TARGET_PLATFORM_UNMATCH
         built_for = model.split("_")[1]
-        assert (f"E RKNN: [stand-in] rknn_init: the model was built for target platform {built_for}, "
-                f"but this board is {board}") in capfd.readouterr().err
+        assert (
+            f"E RKNN: [stand-in] rknn_init: the model was built for target platform {built_for}, "
+            f"but this board is {board}"
+        ) in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("board", ["x86", "none"])
@@ -203,11 +244,14 @@ def test_no_rockchip_soc(rt, models, boards, monkeypatch, capfd, board):
     assert "proc/device-tree/compatible" in capfd.readouterr().err
 
 
-@pytest.mark.parametrize("board,model,accepted,refused", [
-    ("rk3588", "tiny_rk3588", [0, 1, 2, 4, 3, 7, 0xFFFF], [5, 6, 8]),
-    ("rk3576", "tiny_rk3576", [0, 1, 2, 3, 0xFFFF], [4, 7]),
-    ("rk3566", "tiny_rk3566", [0], [1, 2, 3, 7, 0xFFFF]),
-])
+@pytest.mark.parametrize(
+    "board,model,accepted,refused",
+    [
+        ("rk3588", "tiny_rk3588", [0, 1, 2, 4, 3, 7, 0xFFFF], [5, 6, 8]),
+        ("rk3576", "tiny_rk3576", [0, 1, 2, 3, 0xFFFF], [4, 7]),
+        ("rk3566", "tiny_rk3566", [0], [1, 2, 3, 7, 0xFFFF]),
+    ],
+)
 def test_core_masks_per_soc(rt, models, boards, monkeypatch, capfd, board, model, accepted, refused):
     monkeypatch.setenv("RKNN_STANDIN_ROOT", str(boards[board]))
     ctx = load(rt, models[model])
@@ -221,6 +265,7 @@ def test_core_masks_per_soc(rt, models, boards, monkeypatch, capfd, board, model
 
 
 # -- timing -----------------------------------------------------------------------------------
+
 
 def test_perf_run_reports_the_configured_npu_time(rt, models, monkeypatch):
     monkeypatch.setenv("RKNN_STANDIN_RUN_US", "3000")
@@ -278,6 +323,7 @@ def test_threads_with_their_own_contexts_run_concurrently_and_correctly(rt, mode
             for _ in range(15):
                 if run_and_get(rt, ctxs[i], want_float=False) != expected[i]:
                     errors.append(i)
+
         return go
 
     timed_threads([worker(i) for i in range(4)])
@@ -287,6 +333,7 @@ def test_threads_with_their_own_contexts_run_concurrently_and_correctly(rt, mode
 
 # -- profile and memory -----------------------------------------------------------------------
 
+
 def parse_table(text, old=False):
     """(rows, total_us) from a PERF_DETAIL table; a row is a dict of the columns we check."""
     rows, total = [], None
@@ -294,11 +341,19 @@ def parse_table(text, old=False):
         parts = line.split()
         if parts and parts[0].isdigit():
             if old:  # ... DDR NPU Total Time Mac "a/b/c" "-" "Up:x" Task Lut RW FullName
-                rows.append({"op": parts[1], "target": parts[3], "time": int(parts[9]), "workload": parts[11],
-                             "name": parts[-1]})
+                rows.append(
+                    {
+                        "op": parts[1],
+                        "target": parts[3],
+                        "time": int(parts[9]),
+                        "workload": parts[11],
+                        "name": parts[-1],
+                    }
+                )
             else:  # ... Cycles Time MacUsage WorkLoad RW FullName
-                rows.append({"op": parts[1], "target": parts[3], "time": int(parts[7]), "workload": parts[9],
-                             "name": parts[-1]})
+                rows.append(
+                    {"op": parts[1], "target": parts[3], "time": int(parts[7]), "workload": parts[9], "name": parts[-1]}
+                )
         m = re.match(r"Total Operator Elapsed (?:Per Frame )?Time\(us\): (\d+)", line)
         if m:
             total = int(m.group(1))
@@ -320,17 +375,32 @@ def test_perf_detail_current_format(rt, models, monkeypatch):
     rt.run(ctx)
     rc, text = rt.perf_detail(ctx)
     assert rc == SUCC
-    for needle in ("Network Layer Information Table",
-                   "ID   OpType           DataType Target InputShape", "Cycles(DDR/NPU/Total)", "Time(us)",
-                   "MacUsage(%)", "WorkLoad(0/1/2)", "RW(KB)", "FullName",
-                   "Total Memory Read/Write Per Frame Size(KB): ", "Operator Time Consuming Ranking Table",
-                   "OpType             CallNumber   CPUTime(us)  GPUTime(us)  NPUTime(us)  TotalTime(us)  TimeRatio(%)"):
+    for needle in (
+        "Network Layer Information Table",
+        "ID   OpType           DataType Target InputShape",
+        "Cycles(DDR/NPU/Total)",
+        "Time(us)",
+        "MacUsage(%)",
+        "WorkLoad(0/1/2)",
+        "RW(KB)",
+        "FullName",
+        "Total Memory Read/Write Per Frame Size(KB): ",
+        "Operator Time Consuming Ranking Table",
+        "OpType             CallNumber   CPUTime(us)  GPUTime(us)  NPUTime(us)  TotalTime(us)  TimeRatio(%)",
+    ):
         assert needle in text, needle
     rows, total = parse_table(text)
     # the model's own graph, in order, with its full names
-    assert [r["name"] for r in rows] == ["InputOperator:image", "Conv:conv", "MaxPool:pool", "OutputOperator:feat",
-                                         "Reshape:flat_tp_rs", "Conv:scores#2", "Reshape:scores_mm_tp_rs",
-                                         "OutputOperator:scores"]
+    assert [r["name"] for r in rows] == [
+        "InputOperator:image",
+        "Conv:conv",
+        "MaxPool:pool",
+        "OutputOperator:feat",
+        "Reshape:flat_tp_rs",
+        "Conv:scores#2",
+        "Reshape:scores_mm_tp_rs",
+        "OutputOperator:scores",
+    ]
     assert total == sum(r["time"] for r in rows) == rt.perf_run_us(ctx) == 1234
     targets = {r["name"]: r["target"] for r in rows}
     assert targets["Conv:conv"] == "NPU" and targets["Reshape:scores_mm_tp_rs"] == "CPU"  # as compiled
@@ -357,8 +427,13 @@ def test_perf_detail_old_format(rt, models, monkeypatch):
     feed(rt, ctx)
     rt.run(ctx)
     text = rt.perf_detail(ctx)[1]
-    for needle in ("Performance", "WorkLoad(0/1/2)-ImproveTherical", "DDR Cycles     NPU Cycles     Total Cycles",
-                   "Total Memory RW Amount(MB): ", "Operator Time-Consuming Ranking:"):
+    for needle in (
+        "Performance",
+        "WorkLoad(0/1/2)-ImproveTherical",
+        "DDR Cycles     NPU Cycles     Total Cycles",
+        "Total Memory RW Amount(MB): ",
+        "Operator Time-Consuming Ranking:",
+    ):
         assert needle in text, needle
     assert "Network Layer Information Table" not in text
     rows, total = parse_table(text, old=True)
@@ -388,7 +463,10 @@ def test_mem_size_counts_shared_weights_once(rt, models, monkeypatch):
     assert rc == SUCC
     d = rt.mem_size(dup)
     assert (d.total_weight_size, d.total_internal_size, d.total_dma_allocated_size) == (
-        0, m.total_internal_size, m.total_internal_size)
+        0,
+        m.total_internal_size,
+        m.total_internal_size,
+    )
     rc, shared = rt.init(path, FLAG_SHARE_WEIGHT_MEM, InitExtend(ctx=owner))
     assert rc == SUCC and rt.mem_size(shared).total_weight_size == 0
     # a dup runs on its own, with the same outputs for the same inputs
@@ -420,6 +498,7 @@ def test_mem_size_sram_and_created_mems(rt, models, monkeypatch):
 
 
 # -- inputs and outputs ---------------------------------------------------------------------------
+
 
 def test_outputs_are_deterministic_functions_of_the_input(rt, models):
     ctx = load(rt, models["tiny_rk3588"])
@@ -510,6 +589,7 @@ def test_preallocated_outputs(rt, models):
 
 # -- zero-copy --------------------------------------------------------------------------------------
 
+
 def test_zero_copy_matches_the_copy_path(rt, models):
     ctx = load(rt, models["tiny_rk3588"])
     nat_in = rt.attr(ctx, "NATIVE_INPUT_ATTR", 0)
@@ -536,8 +616,11 @@ def test_zero_copy_matches_the_copy_path(rt, models):
     np.testing.assert_array_equal(nchw[:, :20], np.frombuffer(want_feat, np.int8).reshape(1, 20, 16, 16))
     assert not nchw[:, 20:].any()  # channel padding stays zero
     a = rt.attr(zc, "OUTPUT_ATTR", 1)
-    np.testing.assert_allclose(np.frombuffer(mem_bytes(scores_mem), np.float32),
-                               (np.frombuffer(want_scores, np.int8) - a.zp) * a.scale, rtol=1e-6)
+    np.testing.assert_allclose(
+        np.frombuffer(mem_bytes(scores_mem), np.float32),
+        (np.frombuffer(want_scores, np.int8) - a.zp) * a.scale,
+        rtol=1e-6,
+    )
     for mem in (in_mem, feat_mem, scores_mem):
         assert rt.destroy_mem(zc, mem) == SUCC
     assert rt.run(zc) == ERR_INPUT_INVALID  # the input's buffer is gone
@@ -568,6 +651,7 @@ def test_zero_copy_nhwc_output_and_binding_rules(rt, models, capfd):
 
 
 # -- versions and identity -----------------------------------------------------------------------
+
 
 def test_it_says_it_is_a_stand_in(rt, models, standin_lib, monkeypatch, capfd):
     ctx = load(rt, models["tiny_rk3588"])
@@ -617,8 +701,11 @@ def test_set_input_shapes_accepts_only_the_static_shape(rt, models):
 
 
 def test_bad_knobs_are_refused_at_init(rt, models, monkeypatch, capfd):
-    for name, value in (("RKNN_STANDIN_RUN_US", "fast"), ("RKNN_STANDIN_PERF_FORMAT", "v3"),
-                        ("RKNN_STANDIN_MULTICORE_OVERHEAD", "-1")):
+    for name, value in (
+        ("RKNN_STANDIN_RUN_US", "fast"),
+        ("RKNN_STANDIN_PERF_FORMAT", "v3"),
+        ("RKNN_STANDIN_MULTICORE_OVERHEAD", "-1"),
+    ):
         monkeypatch.setenv(name, value)
         assert rt.init(models["tiny_rk3588"])[0] == ERR_PARAM_INVALID
         assert f"{name}='{value}'" in capfd.readouterr().err
@@ -626,6 +713,7 @@ def test_bad_knobs_are_refused_at_init(rt, models, monkeypatch, capfd):
 
 
 # -- failure injection ---------------------------------------------------------------------------
+
 
 def test_injected_failures(rt, models, monkeypatch, capfd):
     ctx = load(rt, models["tiny_rk3588"])
@@ -669,10 +757,16 @@ def test_old_variant_lacks_the_newer_symbols(models):
 
 # -- the bare C benchmark ----------------------------------------------------------------------------
 
+
 def bare(args, env_extra=None, timeout=60):
     env = {**os.environ, **(env_extra or {})}
-    done = subprocess.run([str(build_bare_loop()), str(build_standin()), *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+    done = subprocess.run(
+        [str(build_bare_loop()), str(build_standin()), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
     return done
 
 

@@ -108,8 +108,8 @@ def _compile(arch: str, sources: tuple[str, ...], flags: list[str], libs: list[s
     cc = shutil.which(compiler)
     if cc is None:
         raise StandinBuildError(
-            f"{compiler} not found: building the {arch} stand-in needs it "
-            f"(Debian: apt-get install {packages})")
+            f"{compiler} not found: building the {arch} stand-in needs it (Debian: apt-get install {packages})"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", dir=out.parent)
     os.close(fd)
