@@ -34,7 +34,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def base_spec(model_dir: Path, tmp_path: Path) -> Dict[str, Any]:
     """A run spec (as the JSON dict the host sends) for onnxruntime, short timings."""
     return {
-        "v": 1,
+        "v": 2,
         "model": {"rknn": None, "onnx": str(model_dir / "tiny.onnx"), "build_recipe": None},
         "inputs": [[str(model_dir / ("input_%d.npy" % i))] for i in range(3)],
         "output_dir": str(tmp_path / "out"),

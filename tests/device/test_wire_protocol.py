@@ -17,7 +17,7 @@ from rkbench_wire import (
 
 def spec_dict():
     return {
-        "v": 1,
+        "v": PROTOCOL_VERSION,
         "model": {"rknn": "/b/m.rknn", "onnx": "/b/m.onnx",
                   "build_recipe": {"config": {"target_platform": "rk3566", "mean_values": [[0, 0, 0]]},
                                    "load": {"kind": "onnx", "kwargs": {"outputs": ["scores"]}},
@@ -77,7 +77,7 @@ def test_run_spec_rejects_bad_fields_naming_them(mutate, field):
     assert field in str(info.value)
 
 
-@pytest.mark.parametrize("version", [0, 2, 99, "1", None])
+@pytest.mark.parametrize("version", [0, 1, 99, "2", None])
 def test_run_spec_rejects_other_protocol_versions(version):
     data = spec_dict()
     data["v"] = version
@@ -127,7 +127,7 @@ def test_every_event_type_round_trips():
         assert decode_event(line.encode()) == event
 
 
-@pytest.mark.parametrize("version", [2, 0, "1"])
+@pytest.mark.parametrize("version", [1, 0, 3, "2"])
 def test_decoder_rejects_unknown_versions(version):
     data = json.loads(encode_event(Done(ok=True, exit_code=0)))
     data["v"] = version
@@ -140,13 +140,13 @@ def test_decoder_rejects_unknown_versions(version):
 
 def test_decoder_rejects_unknown_types_and_bad_fields():
     with pytest.raises(ProtocolError, match="unknown event type 'reboot'"):
-        decode_event('{"v": 1, "type": "reboot"}')
+        decode_event('{"v": 2, "type": "reboot"}')
     with pytest.raises(ProtocolError, match=r"samples\.latencies_ns: missing"):
-        decode_event('{"v": 1, "type": "samples", "core_mask": null, "offset": 0}')
+        decode_event('{"v": 2, "type": "samples", "core_mask": null, "offset": 0}')
     with pytest.raises(ProtocolError, match=r"samples\.latencies_ns\[1\]"):
-        decode_event('{"v": 1, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1, "2"]}')
+        decode_event('{"v": 2, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1, "2"]}')
     with pytest.raises(ProtocolError, match=r"result\.stats\.p99_ms: missing"):
-        decode_event('{"v": 1, "type": "result", "core_mask": null, "backend": "x", "counts": {},'
+        decode_event('{"v": 2, "type": "result", "core_mask": null, "backend": "x", "counts": {},'
                      ' "stats": {"n": 1, "min_ms": 1, "mean_ms": 1, "std_ms": 0, "p50_ms": 1, "p90_ms": 1,'
                      ' "max_ms": 1}}')
     with pytest.raises(ProtocolError, match="not JSON"):
@@ -159,14 +159,14 @@ def test_board_info_envelope_is_versioned():
     line = encode_board_info({k: None for k in (
         "runner_version", "soc", "soc_compatible", "npu_cores", "kernel", "os", "python", "numpy",
         "rknn_toolkit_lite2", "librknnrt", "npu_driver", "npu_devfreq", "cpufreq", "temperatures_c",
-        "memory", "cache_dir", "disk_free_bytes", "backends")})
+        "memory", "cache_dir", "disk_free_bytes", "backends", "runtime_probe")})
     assert decode_board_info(line)["type"] == "board_info"
     data = json.loads(line)
-    data["v"] = 2
+    data["v"] = 1
     with pytest.raises(ProtocolError, match=r"board info\.v"):
         decode_board_info(json.dumps(data))
     del data["v"], data["soc"]
-    data["v"] = 1
+    data["v"] = PROTOCOL_VERSION
     with pytest.raises(ProtocolError, match=r"board info\.soc: missing"):
         decode_board_info(json.dumps(data))
 
