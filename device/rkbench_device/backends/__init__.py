@@ -23,7 +23,7 @@ __all__ = ["Availability", "Backend", "Prepared", "TensorInfo", "RKNN_MODEL_BACK
 RKNN_MODEL_BACKENDS = ("rknnrt", "rknnlite")
 
 _HINTS = {
-    "rknnrt": "fix: rkbench provision BOARD --librknnrt PATH",
+    "rknnrt": "",  # its reasons carry the fix already
     "rknnlite": "run `rkbench provision` to install rknn-toolkit-lite2 and librknnrt on the board",
     "onnxruntime": "run `rkbench provision` to install onnxruntime on the board",
     "simulator": "install rknn-toolkit2 on this host (pip install 'rkbench[toolkit]')",
@@ -74,8 +74,9 @@ def choose_backend(spec: RunSpec, root: str = "/") -> Tuple[str, str]:
     if spec.backend != "auto":
         state = avail[spec.backend]
         if not state.available:
-            raise RunnerError(ERR_BACKEND_MISSING, "backend %s was asked for but %s: %s"
-                              % (spec.backend, state.reason, _HINTS[spec.backend]))
+            hint = _HINTS[spec.backend]
+            raise RunnerError(ERR_BACKEND_MISSING, "backend %s was asked for but %s%s"
+                              % (spec.backend, state.reason, ": " + hint if hint else ""))
         return spec.backend, "asked for by the run spec (%s)" % state.reason
     why_not: List[str] = []
     for name, needs, missing in (

@@ -107,7 +107,8 @@ def open_runtime(root: str = "/") -> Runtime:
 
 
 def elf_kind(path: str) -> Optional[Tuple[int, int]]:
-    """(bits, e_machine) from an ELF header, or None when the file is not ELF."""
+    """(bits, e_machine) from the ELF header of a shared object, or None when the file is
+    not one (no ELF magic, or e_type is not ET_DYN)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(20)
@@ -116,7 +117,10 @@ def elf_kind(path: str) -> Optional[Tuple[int, int]]:
     if len(head) < 20 or head[:4] != b"\x7fELF" or head[4] not in (1, 2):
         return None
     endian = "<" if head[5] == 1 else ">"
-    return (32 if head[4] == 1 else 64), struct.unpack(endian + "H", head[18:20])[0]
+    e_type, machine = struct.unpack(endian + "HH", head[16:20])
+    if e_type != 3:  # ET_DYN
+        return None
+    return (32 if head[4] == 1 else 64), machine
 
 
 def load_failure(path: str, dlerror: str) -> str:
@@ -125,8 +129,8 @@ def load_failure(path: str, dlerror: str) -> str:
     here_bits = ctypes.sizeof(ctypes.c_void_p) * 8 if ctypes is not None else 64
     here = platform.machine()
     if kind is None:
-        return ("%s is not a shared library (no ELF header: a placeholder, a text file or a truncated copy; "
-                "dlopen said: %s): %s" % (path, dlerror, PROVISION_FIX))
+        return ("%s is not a shared library (no ELF shared-object header: a placeholder, a text file or a "
+                "truncated copy; dlopen said: %s): %s" % (path, dlerror, PROVISION_FIX))
     bits, machine = kind
     want = _HOST_MACHINES.get(here.lower())
     if bits != here_bits or (want is not None and machine != want):
