@@ -220,6 +220,7 @@ class Runner:
             io_mode=backend.io_mode if name in RKNN_MODEL_BACKENDS else None,
             timing_notes=backend.timing_notes(),
             profile=profile,
+            versions={k: v for k, v in (info.get("versions") or {}).items() if v is not None},
             memory={"after_load": memory_after_load, "after_runs": memory_after_runs, "npu": npu_memory},
             throttled=throttled,
             throttle_reasons=reasons,

@@ -262,6 +262,9 @@ class Result(Event):
       timed loop) | {"unsupported": reason}
     profile: null (not asked) | {"file": path on the board of the raw PERF_DETAIL text,
       "runs": n, "seconds": s, "flags": rknn_init flags} | {"unsupported": reason}
+    versions: what the backend reported once loaded (rknnrt: "api_version" and
+      "drv_version" from RKNN_QUERY_SDK_VERSION, "librknnrt" from the .so file,
+      "librknnrt_path"; rknnlite: "sdk"), {} when it tells nothing more than hello did
     outputs: [{"sample": i, "files": [{"path", "name", "shape", "dtype"}]}]
     inputs: [{"name", "shape", "dtype", "data_format"}] as fed to the backend
     input_conversion: {"seconds": s, "steps": [...]} when inputs had to be converted
@@ -289,6 +292,7 @@ class Result(Event):
     io_mode: Optional[str] = None
     timing_notes: List[str] = field(default_factory=list)
     profile: Optional[Dict[str, Any]] = None
+    versions: Dict[str, Optional[str]] = field(default_factory=dict)
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
         "core_mask": f.as_opt_str, "backend": f.as_str, "counts": f.as_obj, "stats": _stats,
         "core_mask_applicable": f.as_bool, "elapsed_s": f.as_float, "load_s": f.as_opt_float,
@@ -296,7 +300,7 @@ class Result(Event):
         "npu_stats": _opt_stats, "memory": _npu_memory, "throttled": f.as_bool,
         "throttle_reasons": _str_list, "outputs": _obj_list, "inputs": _obj_list,
         "input_conversion": f.as_opt_obj, "stage_stats": _stage_stats, "io_mode": _opt_io_mode,
-        "timing_notes": _str_list, "profile": _opt_profile,
+        "timing_notes": _str_list, "profile": _opt_profile, "versions": f.as_obj,
     }
 
 

@@ -23,7 +23,7 @@ SHARED = REPO / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FAKES = Path(__file__).resolve().parent / "fakes"
 
-for _p in (str(DEVICE), str(SHARED)):
+for _p in (str(DEVICE), str(SHARED), str(REPO)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
