@@ -54,14 +54,20 @@ class Runner:
     # -- the run -----------------------------------------------------------------------
     def run(self) -> int:
         try:
+            code = self._run_reporting_errors()
+        finally:
+            self._cleanup()  # the telemetry thread is stopped here: nothing is emitted after done
+        self.writer.emit(Done(ok=code == EXIT_OK, exit_code=code, results=self.results))
+        return code
+
+    def _run_reporting_errors(self) -> int:
+        try:
             self._run()
-            self.writer.emit(Done(ok=True, exit_code=EXIT_OK, results=self.results))
             return EXIT_OK
         except RunnerError as err:
             detail = err.detail if err.detail is not None else self._stderr_tail()
             self.writer.emit(Error(kind=err.kind, message=err.message, detail=detail or None,
                                    core_mask=err.core_mask))
-            self.writer.emit(Done(ok=False, exit_code=err.exit_code, results=self.results))
             return err.exit_code
         except Exception as exc:  # a bug or an unexpected library failure: say so, with context
             trace = traceback.format_exc()
@@ -71,10 +77,7 @@ class Runner:
                 tail = "%s\n--- stderr ---\n%s" % (tail, stderr_tail)
             self.writer.emit(Error(kind=ERR_INTERNAL, message="the runner failed: %s: %s"
                                    % (type(exc).__name__, exc), detail=tail))
-            self.writer.emit(Done(ok=False, exit_code=1, results=self.results))
             return 1
-        finally:
-            self._cleanup()
 
     def _run(self) -> None:
         spec = self.spec

@@ -479,23 +479,21 @@ class RknnRtBackend(Backend):
         assert ctx is not None
         lib, handle, check, mask = ctx.lib, ctx.handle, ctx.check, self.core_mask
         run = lib.rknn_run
-        query = lib.rknn_query
         perf = time.perf_counter_ns
-        perf_run = self._perf_run
-        perf_ref = ctypes.byref(perf_run) if perf_run is not None else None
-        perf_size = ctypes.sizeof(abi.RknnPerfRun)
-        cmd = abi.RKNN_QUERY_PERF_RUN
         stages = self._stages
         in_append = stages["inputs_set"].append
         run_append = stages["run"].append
-        npu_append = stages["npu"].append if "npu" in stages else None
-
-        def npu() -> None:
-            if perf_ref is not None:
-                ret = query(handle, cmd, perf_ref, perf_size)
-                if ret != 0:
-                    check(ret, "rknn_query(RKNN_QUERY_PERF_RUN)", mask)
-                npu_append(perf_run.run_duration * 1000)
+        cmd = abi.RKNN_QUERY_PERF_RUN
+        perf_size = ctypes.sizeof(abi.RknnPerfRun)
+        if self._perf_run is not None:
+            query = lib.rknn_query
+            perf_run = self._perf_run
+            npu_append = stages["npu"].append
+        else:  # the runtime refused PERF_RUN at load: same loop shape, nothing recorded
+            query = _no_query
+            perf_run = abi.RknnPerfRun()
+            npu_append = _discard
+        perf_ref = ctypes.byref(perf_run)
 
         if self.io_mode == "zero_copy":
             memmove = ctypes.memmove
@@ -510,7 +508,10 @@ class RknnRtBackend(Backend):
                 t2 = perf()
                 if ret != 0:
                     check(ret, "rknn_run", mask)
-                npu()
+                ret = query(handle, cmd, perf_ref, perf_size)
+                if ret != 0:
+                    check(ret, "rknn_query(RKNN_QUERY_PERF_RUN)", mask)
+                npu_append(perf_run.run_duration * 1000)
                 in_append(t1 - t0)
                 run_append(t2 - t1)
 
@@ -540,7 +541,10 @@ class RknnRtBackend(Backend):
                 check(ret, "rknn_outputs_get(want_float=0)", mask)
             release(handle, n_out, outputs)
             t3 = perf()
-            npu()
+            ret = query(handle, cmd, perf_ref, perf_size)
+            if ret != 0:
+                check(ret, "rknn_query(RKNN_QUERY_PERF_RUN)", mask)
+            npu_append(perf_run.run_duration * 1000)
             in_append(t1 - t0)
             run_append(t2 - t1)
             out_append(t3 - t2)
@@ -627,6 +631,14 @@ class RknnRtBackend(Backend):
         for mem in mems:
             ctx.lib.rknn_destroy_mem(ctx.handle, mem)
         ctx.destroy()
+
+
+def _no_query(*args: Any) -> int:
+    return 0
+
+
+def _discard(value: Any) -> None:
+    return None
 
 
 def _tensor_info(attr: Dict[str, Any]) -> TensorInfo:
