@@ -253,3 +253,44 @@ def test_info_probe_model_reports_the_runtime_versions(tiny_rknn, standin):
     assert "the librknnrt.so file only" in data["runtime_probe"]["source"]
     data, _ = info(FIXTURES / "rk3588", standin(), "--probe-model", str(tiny_rknn("rk3566")))
     assert "RKNN_ERR_TARGET_PLATFORM_UNMATCH" in data["runtime_probe"]["error"]
+
+
+def test_contexts_in_threads_overlap_the_gil_is_released(tiny_rknn, standin, model_dir, monkeypatch):
+    # ctypes.CDLL drops the GIL around each call: two contexts on two cores, one thread each,
+    # take about as long as one alone (holding the GIL would make it twice as long)
+    import threading
+    import time
+
+    from rkbench_device.backends.rknnrt_backend import RknnRtBackend
+    from rkbench_wire import ModelRef
+
+    for name, value in (("RKBENCH_LIBRKNNRT", str(standin())), ("RKNN_STANDIN_ROOT", str(FIXTURES / "rk3588")),
+                        ("RKNN_STANDIN_RUN_US", "40000"), ("RKNN_STANDIN_QUIET", "1")):
+        monkeypatch.setenv(name, value)
+    backends, calls = [], []
+    for mask in ("0", "1"):
+        backend = RknnRtBackend()
+        backend.npu_cores = 3
+        backend.load(ModelRef(rknn=str(tiny_rknn("rk3588"))), mask, ["nchw"])
+        backends.append(backend)
+        calls.append(backend.bind(backend.prepare([np.load(model_dir / "input_0.npy")]).feed))
+    try:
+        def five(call):
+            for _ in range(5):
+                call()
+
+        started = time.perf_counter()
+        five(calls[0])
+        alone = time.perf_counter() - started
+        threads = [threading.Thread(target=five, args=(call,)) for call in calls]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        together = time.perf_counter() - started
+    finally:
+        for backend in backends:
+            backend.close()
+    assert alone >= 0.2
+    assert together < 1.5 * alone, (alone, together)
