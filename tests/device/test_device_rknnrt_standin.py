@@ -294,3 +294,25 @@ def test_contexts_in_threads_overlap_the_gil_is_released(tiny_rknn, standin, mod
             backend.close()
     assert alone >= 0.2
     assert together < 1.5 * alone, (alone, together)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_uint8_inputs_left_to_the_runtime_in_both_modes(base_spec, tiny_rknn, standin, model_dir, tmp_path, layout):
+    # a uint8 image is not quantized by rkbench: the runtime converts it (inside the timed
+    # call), in copy mode through rknn_inputs_set, in zero-copy from a buffer bound as uint8
+    image = np.random.default_rng(3).integers(0, 256, (1, 3, 16, 16)).astype(np.uint8)
+    np.save(tmp_path / "u8.npy", image if layout == "nchw" else image.transpose(0, 2, 3, 1))
+    outputs = {}
+    for mode in ("copy", "zero_copy"):
+        spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, io_mode=mode, data_format=[layout],
+                        inputs=[[str(tmp_path / "u8.npy")]], output_dir=str(tmp_path / mode))
+        out = run(spec, tmp_path, standin())
+        assert out.returncode == 0, out.dump()
+        result = out.one("result")
+        (step,) = result.input_conversion["steps"]
+        where = "rknn_run, in the timed run stage" if mode == "zero_copy" else \
+            "rknn_inputs_set, in the timed inputs_set stage"
+        assert ("uint8 %s given to the runtime as it is" % layout.upper()) in step and where in step
+        assert result.inputs[0]["dtype"] == "uint8"
+        outputs[mode] = np.load(result.outputs[0]["files"][0]["path"])
+    np.testing.assert_allclose(outputs["copy"], outputs["zero_copy"], rtol=1e-6, atol=1e-6)

@@ -343,7 +343,7 @@ class RknnRtBackend(Backend):
                 natives.append(abi.attr_to_dict(native) if ret == 0 else None)
                 if ret == 0:
                     self._raw[(native_cmd, index)] = native
-                if ret != 0:
+                else:
                     self._notes.append("%s %d: rknn_query(RKNN_QUERY_NATIVE_%s_ATTR) returned %d %s: the "
                                        "runtime converts it inside the timed call" % (
                                            what.lower(), index, what, ret, abi.error_name(ret)))
@@ -378,7 +378,8 @@ class RknnRtBackend(Backend):
         for k, array in enumerate(arrays):
             fmt = self.data_format[k] if k < len(self.data_format) else None
             try:
-                plans.append(plan_input(k, array, fmt, self._inputs[k], self._native_inputs[k]))
+                plans.append(plan_input(k, array, fmt, self._inputs[k], self._native_inputs[k],
+                                        "rknn_run" if self.io_mode == "zero_copy" else "rknn_inputs_set"))
             except ValueError as exc:
                 raise bad_input("input %d (%s): %s (data_format %s)" % (k, self._inputs[k]["name"], exc, fmt))
         feed = _Feed(plans)
@@ -398,11 +399,15 @@ class RknnRtBackend(Backend):
                 native = self._native_inputs[k]
                 attr = self._attr_copy(abi.RKNN_QUERY_NATIVE_INPUT_ATTR if plan.pass_through
                                        else abi.RKNN_QUERY_INPUT_ATTR, k)
-                attr.type = _TYPE_CODES[plan.type]
-                attr.fmt = _FORMAT_CODES[plan.fmt]
                 attr.pass_through = 1 if plan.pass_through else 0
-                if not plan.pass_through:
-                    attr.size = plan.data.nbytes
+                if not plan.pass_through:  # the buffer holds the array as it is: say so
+                    attr.type = _TYPE_CODES[plan.type]
+                    attr.fmt = _FORMAT_CODES[plan.fmt]
+                    attr.n_dims = plan.data.ndim
+                    for i, dim in enumerate(plan.data.shape):
+                        attr.dims[i] = dim
+                    attr.n_elems = plan.data.size
+                    attr.size = attr.size_with_stride = plan.data.nbytes
                 size = max(plan.data.nbytes, int(native["size_with_stride"]) if native else 0)
                 self._in_mems.append(self._create_mem(size, attr, "input %d" % k))
             for k, native in enumerate(self._native_outputs):

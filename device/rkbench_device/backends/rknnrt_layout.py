@@ -145,10 +145,12 @@ def unpack(flat: Any, native: Attr, user: Attr) -> Any:
     return np.ascontiguousarray(out)
 
 
-def plan_input(k: int, array: Any, data_format: Optional[str], user: Attr, native: Optional[Attr]) -> InputPlan:
+def plan_input(k: int, array: Any, data_format: Optional[str], user: Attr, native: Optional[Attr],
+               converted_in: str = "rknn_inputs_set") -> InputPlan:
     """How input k is fed: converted to the native type and layout (pass_through) where we
-    can, else handed to the runtime as it is, which then converts inside the timed call.
-    Raises ValueError (with the reason) when the array does not fit the model at all."""
+    can, else handed to the runtime as it is, which then converts inside the timed call
+    `converted_in` (rknn_inputs_set in copy mode, rknn_run in zero-copy). Raises ValueError
+    (with the reason) when the array does not fit the model at all."""
     arr = np.asarray(array)
     label = "input %d (%s)" % (k, user["name"])
     fmt = array_format(arr, data_format, user)
@@ -186,9 +188,10 @@ def plan_input(k: int, array: Any, data_format: Optional[str], user: Attr, nativ
     if arr.dtype.name not in NUMPY_TYPES.values():
         raise ValueError("dtype %s is not one the runtime takes (%s)" % (arr.dtype, ", ".join(sorted(NUMPY_TYPES))))
     steps.append("%s: %s given to the runtime as it is (%s): librknnrt converts it to %s inside "
-                 "rknn_inputs_set, in the timed inputs_set stage" % (
+                 "%s, in the timed %s stage" % (
                      label, described, why_not,
-                     "%s %s" % (native["type"], native["fmt"].upper()) if native else "the model's input"))
+                     "%s %s" % (native["type"], native["fmt"].upper()) if native else "the model's input",
+                     converted_in, "run" if converted_in == "rknn_run" else "inputs_set"))
     return InputPlan(np.ascontiguousarray(arr), arr.dtype.name, fmt, False, steps)
 
 
