@@ -80,7 +80,7 @@ def bare_side(board: Board, run_us: int, seconds: float) -> Callable[[], float]:
             timeout=600,
         )
         if out.returncode != 0:
-            raise RuntimeError("bare_loop failed: %s" % out.stderr[-1000:])
+            raise RuntimeError(f"bare_loop failed: {out.stderr[-1000:]}")
         return float(statistics.median(json.loads(out.stdout)["run_ns"]))
 
     return measure
@@ -107,7 +107,9 @@ def runner_side(
         "lock_timeout_s": 30.0,
     }
     spec.update(spec_extra)
-    spec_file = work / ("spec-%s-%s.json" % (backend, "-".join("%s=%s" % kv for kv in sorted(spec_extra.items()))))
+    spec_file = work / (
+        "spec-{}-{}.json".format(backend, "-".join("{}={}".format(*kv) for kv in sorted(spec_extra.items())))
+    )
     spec_file.write_text(json.dumps(spec))
 
     def measure() -> float:
@@ -122,7 +124,7 @@ def runner_side(
         events = [json.loads(line) for line in out.stdout.splitlines()]
         errors = [e for e in events if e["type"] == "error"]
         if out.returncode != 0 or errors:
-            raise RuntimeError("runner failed: %s\n%s" % (errors, out.stderr[-1000:]))
+            raise RuntimeError(f"runner failed: {errors}\n{out.stderr[-1000:]}")
         samples = [v for e in events if e["type"] == "samples" for v in e["latencies_ns"]]
         return float(statistics.median(samples))
 
@@ -137,7 +139,7 @@ def compare(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, lis
         for name in names if r % 2 == 0 else names[::-1]:
             medians[name].append(sides[name]())
         print(
-            "round %d/%d: %s" % (r + 1, rounds, "  ".join("%s %.1f us" % (n, medians[n][-1] / 1000) for n in names)),
+            "round %d/%d: %s" % (r + 1, rounds, "  ".join(f"{n} {medians[n][-1] / 1000:.1f} us" for n in names)),
             file=sys.stderr,
         )
     return medians
@@ -206,8 +208,9 @@ def main(argv=None) -> int:
         extra = (
             ""
             if name == "bare C"
-            else "   %+.2f%% vs bare C (%+.1f us per iteration)"
-            % (100 * ratio(medians, name, "bare C"), (mid - base) / 1000)
+            else "   {:+.2f}% vs bare C ({:+.1f} us per iteration)".format(
+                100 * ratio(medians, name, "bare C"), (mid - base) / 1000
+            )
         )
         print("  %-13s median %8.1f us%s" % (name, mid / 1000, extra))
     ok = True
@@ -215,15 +218,13 @@ def main(argv=None) -> int:
     verdict = "PASS" if zero <= TARGET_ZERO_COPY else "FAIL"
     ok &= verdict == "PASS"
     print(
-        "%s  rknnrt zero-copy iteration within %.0f%% of the bare C loop's rknn_run (%+.2f%%)"
-        % (verdict, 100 * TARGET_ZERO_COPY, 100 * zero)
+        f"{verdict}  rknnrt zero-copy iteration within {100 * TARGET_ZERO_COPY:.0f}% of the bare C loop's rknn_run ({100 * zero:+.2f}%)"
     )
     profiled = ratio(medians, "copy+profile", "copy")
     verdict = "PASS" if abs(profiled) <= TARGET_PROFILE else "FAIL"
     ok &= verdict == "PASS"
     print(
-        "%s  --profile-layers leaves the timed loop alone: copy+profile vs copy %+.2f%% (within %.0f%%)"
-        % (verdict, 100 * profiled, 100 * TARGET_PROFILE)
+        f"{verdict}  --profile-layers leaves the timed loop alone: copy+profile vs copy {100 * profiled:+.2f}% (within {100 * TARGET_PROFILE:.0f}%)"
     )
     print(
         "      copy mode also does rknn_inputs_set + rknn_outputs_get each iteration (the stand-in charges "
