@@ -139,7 +139,7 @@ def compare(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, lis
         for name in names if r % 2 == 0 else names[::-1]:
             medians[name].append(sides[name]())
         print(
-            "round %d/%d: %s" % (r + 1, rounds, "  ".join(f"{n} {medians[n][-1] / 1000:.1f} us" for n in names)),
+            f"round {r + 1}/{rounds}: " + "  ".join(f"{n} {medians[n][-1] / 1000:.1f} us" for n in names),
             file=sys.stderr,
         )
     return medians
@@ -162,8 +162,8 @@ def local_board(work: Path) -> Board:
     make_tiny_classifier(model_dir / "tiny.onnx")
     rng = np.random.default_rng(7)
     for i in range(8):
-        np.save(model_dir / ("calib_%d.npy" % i), rng.uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
-    (model_dir / "dataset.txt").write_text("".join("%s\n" % (model_dir / ("calib_%d.npy" % i)) for i in range(8)))
+        np.save(model_dir / f"calib_{i}.npy", rng.uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
+    (model_dir / "dataset.txt").write_text("".join(f"{model_dir / f'calib_{i}.npy'}\n" for i in range(8)))
     return Board(
         name="local x86_64 (stand-in librknnrt)",
         lib=build_standin(),
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
         board = local_board(work)
         inputs = []
         for i in range(3):
-            path = work / ("input_%d.npy" % i)
+            path = work / f"input_{i}.npy"
             np.save(path, np.random.default_rng(i).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
             inputs.append(path)
         sides = {
@@ -199,8 +199,8 @@ def main(argv=None) -> int:
         medians = compare(sides, args.rounds)
 
     print(
-        "board: %s; tiny int8 model, stand-in run time %d us, %d alternating rounds of %.1f s per side"
-        % (board.name, args.run_us, args.rounds, args.seconds)
+        f"board: {board.name}; tiny int8 model, stand-in run time {args.run_us} us, {args.rounds} "
+        f"alternating rounds of {args.seconds:.1f} s per side"
     )
     base = statistics.median(medians["bare C"])
     for name in sides:
@@ -212,7 +212,7 @@ def main(argv=None) -> int:
                 100 * ratio(medians, name, "bare C"), (mid - base) / 1000
             )
         )
-        print("  %-13s median %8.1f us%s" % (name, mid / 1000, extra))
+        print(f"  {name:<13} median {mid / 1000:8.1f} us{extra}")
     ok = True
     zero = ratio(medians, "zero_copy", "bare C")
     verdict = "PASS" if zero <= TARGET_ZERO_COPY else "FAIL"
