@@ -27,11 +27,15 @@ test: install lint
 bench: install
 	$(PY) -m bench
 
-# The board-side code runs on the board's own Python (3.8+): check it with a
-# minimum-version linter.
+# The board-side code runs on the board's own Python (3.8+), the host on the Python that
+# pyproject.toml's requires-python declares (3.10): both checked with a minimum-version linter.
+HOST_PY := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"/\1/p' pyproject.toml)
 lint: install
 	$(VENV)/bin/vermin -q --no-tips --violations -t=3.8- device shared
-	$(VENV)/bin/ruff check --quiet --select F,E9 --ignore F811 host device shared bench tests
+	$(VENV)/bin/vermin -q --no-tips --violations -t=$(HOST_PY)- host
+	$(VENV)/bin/ruff check --quiet host bench tests --exclude tests/device
+	$(VENV)/bin/ruff check --quiet --select F,E9 --ignore F811 device shared tests/device
+	$(VENV)/bin/ruff format --check --quiet host bench tests --exclude tests/device
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -47,10 +47,29 @@ boards = ["{selector}"]
 
 def nightly(root: Path, suite: str, *extra: str) -> tuple[int, str, float]:
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "rkbench", "nightly", "--suite", suite, "--boards",
-                           "boards.toml", "--db", "results.db", "--known-hosts", "known_hosts",
-                           "-o", "out", *extra], cwd=root, capture_output=True, text=True,
-                          env={**os.environ, "RKBENCH_CACHE": str(root / "cache")})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rkbench",
+            "nightly",
+            "--suite",
+            suite,
+            "--boards",
+            "boards.toml",
+            "--db",
+            "results.db",
+            "--known-hosts",
+            "known_hosts",
+            "-o",
+            "out",
+            *extra,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RKBENCH_CACHE": str(root / "cache")},
+    )
     return done.returncode, done.stdout + done.stderr, time.monotonic() - started
 
 
@@ -88,12 +107,17 @@ def main(argv=None) -> int:
             boards = []
             for i, server in enumerate(servers):
                 tags = '"lab=all", "one"' if i == 0 else '"lab=all"'
-                boards.append(f'[boards.b{i}]\naddress = "{server.board}"\nsoc = "rk3588"\n'
-                              f'tags = [{tags}]\npython = "{sys.executable}"\n')
+                boards.append(
+                    f'[boards.b{i}]\naddress = "{server.board}"\nsoc = "rk3588"\n'
+                    f'tags = [{tags}]\npython = "{sys.executable}"\n'
+                )
             (root / "boards.toml").write_text("\n".join(boards))
             for name, selector in (("all.toml", "lab=all"), ("one.toml", "one")):
-                (root / name).write_text(SUITE.format(seconds=args.seconds, model=examples.model_path(example),
-                                                      dataset=dataset, selector=selector))
+                (root / name).write_text(
+                    SUITE.format(
+                        seconds=args.seconds, model=examples.model_path(example), dataset=dataset, selector=selector
+                    )
+                )
             # Warm everything (build, analysis, runner and blobs on every board), then time.
             code, text, _ = nightly(root, "all.toml", "--group", "warm")
             if code not in (0,):
@@ -109,31 +133,39 @@ def main(argv=None) -> int:
                 different += sum(k in ("regression", "improvement") for k in kinds)
                 same += sum(k == "pass" for k in kinds)
                 idle_ok &= "· 0 build(s) · 0 bytes pushed" in text
-            print(f"1. A/A: {args.trials} nightlies with nothing changed: {different} DIFFERENT, {same} SAME "
-                  f"(the rest UNKNOWN after re-measuring): {'PASS' if different == 0 else 'FAIL'}; "
-                  f"median changes seen: {' '.join(effects)}")
+            print(
+                f"1. A/A: {args.trials} nightlies with nothing changed: {different} DIFFERENT, {same} SAME "
+                f"(the rest UNKNOWN after re-measuring): {'PASS' if different == 0 else 'FAIL'}; "
+                f"median changes seen: {' '.join(effects)}"
+            )
             failures += different > 0
             detected, effects = 0, []
             for trial in range(args.trials):
-                code, text, _ = nightly(root, "one.toml", "--group", f"slow{trial}", "--inject-slowdown", "0.10",
-                                        "--remeasure", "2")
+                code, text, _ = nightly(
+                    root, "one.toml", "--group", f"slow{trial}", "--inject-slowdown", "0.10", "--remeasure", "2"
+                )
                 effects += re.findall(r"median ([+-][0-9.]+%)", text)[:1]
                 detected += outcomes(text).count("regression")
-            print(f"2. sensitivity: 10% slowdown injected in the runner: {detected}/{args.trials} reported "
-                  f"DIFFERENT (regression) (target >= 19): {'PASS' if detected >= 19 * args.trials / 20 else 'FAIL'}; "
-                  f"median changes seen: {' '.join(effects)}")
+            print(
+                f"2. sensitivity: 10% slowdown injected in the runner: {detected}/{args.trials} reported "
+                f"DIFFERENT (regression) (target >= 19): {'PASS' if detected >= 19 * args.trials / 20 else 'FAIL'}; "
+                f"median changes seen: {' '.join(effects)}"
+            )
             failures += detected < 19 * args.trials / 20
-            print(f"3. idle nightlies (nothing changed) built nothing and pushed 0 bytes: "
-                  f"{'PASS' if idle_ok else 'FAIL'}")
+            print(
+                f"3. idle nightlies (nothing changed) built nothing and pushed 0 bytes: {'PASS' if idle_ok else 'FAIL'}"
+            )
             failures += not idle_ok
             _, text_one, one = nightly(root, "one.toml", "--group", "one")
             _, text_four, four = nightly(root, "all.toml", "--group", "four")
             ratio = suite_seconds(text_four) / suite_seconds(text_one)
-            print(f"4. one board vs four boards in parallel ({args.seconds:.0f} s measured per cell): "
-                  f"the suite ran in {suite_seconds(text_one):.1f} s vs {suite_seconds(text_four):.1f} s: "
-                  f"ratio {ratio:.2f} (target <= 1.3): {'PASS' if ratio <= 1.3 else 'FAIL'}; whole command "
-                  f"with its reports {one:.1f} s vs {four:.1f} s ({four / one:.2f}x: the HTML report "
-                  "draws every cell)")
+            print(
+                f"4. one board vs four boards in parallel ({args.seconds:.0f} s measured per cell): "
+                f"the suite ran in {suite_seconds(text_one):.1f} s vs {suite_seconds(text_four):.1f} s: "
+                f"ratio {ratio:.2f} (target <= 1.3): {'PASS' if ratio <= 1.3 else 'FAIL'}; whole command "
+                f"with its reports {one:.1f} s vs {four:.1f} s ({four / one:.2f}x: the HTML report "
+                "draws every cell)"
+            )
             failures += ratio > 1.3
 
         finally:

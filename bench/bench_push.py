@@ -55,7 +55,7 @@ def main(argv=None) -> int:
 
             # ours
             ours, put_only = [], []
-            for i in range(args.runs):
+            for _i in range(args.runs):
                 shutil.rmtree(server.home / ".cache", ignore_errors=True)
                 with open_transport(server.board, identity_files=[key]) as t:
                     t0 = time.perf_counter()
@@ -72,14 +72,24 @@ def main(argv=None) -> int:
             scp_times = []
             dest = server.home / "scp"
             dest.mkdir(parents=True, exist_ok=True)
-            for i in range(args.runs):
+            for _i in range(args.runs):
                 (dest / "blob.bin").unlink(missing_ok=True)
                 cmd = [
-                    "scp", "-q", "-B",
-                    "-o", f"UserKnownHostsFile={kh}", "-o", "StrictHostKeyChecking=yes",
-                    "-o", "GlobalKnownHostsFile=/dev/null",
-                    "-i", str(key), "-P", str(server.port),
-                    str(blob), f"{server.user}@{server.host}:{dest}/blob.bin",
+                    "scp",
+                    "-q",
+                    "-B",
+                    "-o",
+                    f"UserKnownHostsFile={kh}",
+                    "-o",
+                    "StrictHostKeyChecking=yes",
+                    "-o",
+                    "GlobalKnownHostsFile=/dev/null",
+                    "-i",
+                    str(key),
+                    "-P",
+                    str(server.port),
+                    str(blob),
+                    f"{server.user}@{server.host}:{dest}/blob.bin",
                 ]
                 t0 = time.perf_counter()
                 subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
@@ -101,8 +111,10 @@ def main(argv=None) -> int:
             print(f"scp         : {mb / best_scp:8.1f} MB/s  ({best_scp:.3f} s, incl. connection set-up)")
             verdict = "ok" if ratio >= 0.8 else "BELOW TARGET"
             print(f"ratio ensure_blob/scp: {ratio:.2f}x (target >= 0.8x: {verdict})")
-            print(f"re-push: {st.bytes_pushed} bytes sent, {st.blobs_reused} blob reused, {again:.3f} s "
-                  f"(target 0 bytes: {'ok' if st.bytes_pushed == 0 else 'FAILED'})")
+            print(
+                f"re-push: {st.bytes_pushed} bytes sent, {st.blobs_reused} blob reused, {again:.3f} s "
+                f"(target 0 bytes: {'ok' if st.bytes_pushed == 0 else 'FAILED'})"
+            )
             return 0 if ratio >= 0.8 and st.bytes_pushed == 0 else 1
         finally:
             server.stop()

@@ -39,8 +39,10 @@ def main(argv=None) -> int:
     from tests.report.synthetic import history_for, run
 
     masks = ["0", "0_1", "0_1_2", "0_1_2_3"][: max(1, args.masks)]
-    results = [run(core_mask=m, n=args.samples, n_layers=args.layers, seed=i, median_ms=8.0 / (i + 1),
-                   run_id=100 + i) for i, m in enumerate(masks)]
+    results = [
+        run(core_mask=m, n=args.samples, n_layers=args.layers, seed=i, median_ms=8.0 / (i + 1), run_id=100 + i)
+        for i, m in enumerate(masks)
+    ]
     history = history_for(results, points=10)
     with tempfile.TemporaryDirectory(prefix="rkbench-bench-report-") as tmp:
         folder = args.keep or Path(tmp)
@@ -50,15 +52,19 @@ def main(argv=None) -> int:
         write_html(results, path, history=history, title="bench_report")
         build_s = time.perf_counter() - t0
         size_mb = path.stat().st_size / 1e6
-        print(f"report: {len(results)} run(s) x {args.samples} samples, {args.layers} layers, "
-              f"{len(results[0].telemetry)} telemetry readings each, 10 history points")
+        print(
+            f"report: {len(results)} run(s) x {args.samples} samples, {args.layers} layers, "
+            f"{len(results[0].telemetry)} telemetry readings each, 10 history points"
+        )
         print(f"  written in {build_s:.2f} s (matplotlib, server side)")
         size_ok = size_mb < SIZE_LIMIT_MB
         print(f"  size {size_mb:.3f} MB (target < {SIZE_LIMIT_MB:g} MB): {'PASS' if size_ok else 'FAIL'}")
 
         if find_chromium() is None:
-            print("bench_report: Chromium not installed (apt-get install -y chromium): load time not measured",
-                  file=sys.stderr)
+            print(
+                "bench_report: Chromium not installed (apt-get install -y chromium): load time not measured",
+                file=sys.stderr,
+            )
             return 2
         try:
             with Chromium() as browser:
@@ -70,13 +76,17 @@ def main(argv=None) -> int:
             return 2
         reload_ms = statistics.median(p.load_ms for p in again)
         load_ok = first.load_ms is not None and first.load_ms < LOAD_LIMIT_MS
-        print(f"  Chromium load (navigation start -> load event end, browser's own timing): "
-              f"first {first.load_ms:.0f} ms, median of 5 reloads {reload_ms:.0f} ms "
-              f"(target < {LOAD_LIMIT_MS:.0f} ms): {'PASS' if load_ok else 'FAIL'}")
+        print(
+            f"  Chromium load (navigation start -> load event end, browser's own timing): "
+            f"first {first.load_ms:.0f} ms, median of 5 reloads {reload_ms:.0f} ms "
+            f"(target < {LOAD_LIMIT_MS:.0f} ms): {'PASS' if load_ok else 'FAIL'}"
+        )
         if first.fcp_ms is not None:
             print(f"  first contentful paint {first.fcp_ms:.0f} ms")
-        print(f"  page holds {first.counts['svg']} SVG charts, {first.counts['tables']} tables; "
-              f"{len(first.errors)} script errors, {len(first.requests) - 1} requests besides itself")
+        print(
+            f"  page holds {first.counts['svg']} SVG charts, {first.counts['tables']} tables; "
+            f"{len(first.errors)} script errors, {len(first.requests) - 1} requests besides itself"
+        )
         clean = not first.errors and all(u == first.url for u in first.requests)
         for problem in first.errors + [u for u in first.requests if u != first.url]:
             print(f"  problem: {problem}")

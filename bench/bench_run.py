@@ -41,12 +41,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
 
 TARGET_OUTSIDE = 0.10
 WALL_LINE = re.compile(
     r"wall time ([\d.]+) s: measuring ([\d.]+) s \(\d+%\), build ([\d.]+) s, simulator ([\d.]+) s, "
-    r"board ([-\d.]+) s around the measurement")
+    r"board ([-\d.]+) s around the measurement"
+)
 DEPLOY_LINE = re.compile(r"deploy: (\d+) bytes pushed")
 
 
@@ -60,7 +60,7 @@ class Sample:
     build: float
     simulator: float
     around: float  # the board around the measurement
-    pushed: Optional[int]
+    pushed: int | None
 
     @property
     def outside(self) -> float:
@@ -81,15 +81,27 @@ class Sample:
         return self.in_run - self.measured - self.build - self.simulator - self.around
 
 
-def _run(argv: List[str], env: dict) -> tuple[subprocess.CompletedProcess, float]:
+def _run(argv: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float]:
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     return done, time.perf_counter() - started
 
 
-def measure(board: str, seconds: float, base: List[str], board_args: List[str], env: dict, out: Path) -> Sample:
-    argv = [sys.executable, "-m", "rkbench", "run", *base, "--min-seconds", f"{seconds:g}",
-            "--max-seconds", f"{seconds * 3 + 10:g}", *board_args, "-o", str(out)]
+def measure(board: str, seconds: float, base: list[str], board_args: list[str], env: dict, out: Path) -> Sample:
+    argv = [
+        sys.executable,
+        "-m",
+        "rkbench",
+        "run",
+        *base,
+        "--min-seconds",
+        f"{seconds:g}",
+        "--max-seconds",
+        f"{seconds * 3 + 10:g}",
+        *board_args,
+        "-o",
+        str(out),
+    ]
     done, wall = _run(argv, env)
     if done.returncode != 0:
         raise SystemExit(f"bench_run: rkbench run failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -100,18 +112,21 @@ def measure(board: str, seconds: float, base: List[str], board_args: List[str], 
         raise SystemExit(f"bench_run: no 'wall time' line in rkbench's output:\n{done.stdout}")
     total, _measuring, build, simulator, around = map(float, line.groups())
     pushed = DEPLOY_LINE.search(done.stdout)
-    return Sample(board, seconds, wall, measured, total, build, simulator, around,
-                  int(pushed.group(1)) if pushed else None)
+    return Sample(
+        board, seconds, wall, measured, total, build, simulator, around, int(pushed.group(1)) if pushed else None
+    )
 
 
 def row(s: Sample) -> str:
-    return (f"  {s.board:<13} {s.seconds:5.1f} s  wall {s.wall:6.2f} s  measured {s.measured:6.2f} s  "
-            f"outside {s.outside:5.2f} s = {s.ratio:5.1%}   [process start+imports+reports {s.process:4.2f}, "
-            f"board info+store {max(0.0, s.board_info):4.2f}, cache lookups {s.build + s.simulator:4.2f}, "
-            f"board around {s.around:4.2f}]" + ("" if s.pushed is None else f"  pushed {s.pushed} B"))
+    return (
+        f"  {s.board:<13} {s.seconds:5.1f} s  wall {s.wall:6.2f} s  measured {s.measured:6.2f} s  "
+        f"outside {s.outside:5.2f} s = {s.ratio:5.1%}   [process start+imports+reports {s.process:4.2f}, "
+        f"board info+store {max(0.0, s.board_info):4.2f}, cache lookups {s.build + s.simulator:4.2f}, "
+        f"board around {s.around:4.2f}]" + ("" if s.pushed is None else f"  pushed {s.pushed} B")
+    )
 
 
-def median_cell(samples: List[Sample], board: str, seconds: float) -> Sample:
+def median_cell(samples: list[Sample], board: str, seconds: float) -> Sample:
     cell = sorted((s for s in samples if s.board == board and s.seconds == seconds), key=lambda s: s.ratio)
     return cell[len(cell) // 2]
 
@@ -119,8 +134,9 @@ def median_cell(samples: List[Sample], board: str, seconds: float) -> Sample:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_run", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", default="2,5,10", help="measurement lengths (--min-seconds), comma-separated")
-    ap.add_argument("--target-seconds", type=float, default=5.0,
-                    help="the length the 10%% target is checked at (default 5)")
+    ap.add_argument(
+        "--target-seconds", type=float, default=5.0, help="the length the 10%% target is checked at (default 5)"
+    )
     ap.add_argument("--rounds", type=int, default=1, help="runs per length and board; the median is shown")
     ap.add_argument("--no-ssh", action="store_true", help="only the local board")
     ap.add_argument("--no-target-row", action="store_true", help="skip the runs with --target rk3588")
@@ -138,11 +154,26 @@ def main(argv=None) -> int:
         for name in ("SSH_AUTH_SOCK", "RKBENCH_DB", "RKBENCH_BOARD_PYTHON"):
             env.pop(name, None)
         dataset = examples.write_calibration_set(example, tmp / "calibration", 8)
-        base = ["--model", str(examples.model_path(example)), "--dataset", str(dataset),
-                "--input-size", f"1,3,{example.height},{example.width}",
-                "--mean", ",".join(map(str, example.mean)), "--std", ",".join(map(str, example.std)),
-                "--backend", "onnxruntime", "--input-count", "8", "--min-runs", "20",
-                "--db", str(tmp / "results.db")]
+        base = [
+            "--model",
+            str(examples.model_path(example)),
+            "--dataset",
+            str(dataset),
+            "--input-size",
+            f"1,3,{example.height},{example.width}",
+            "--mean",
+            ",".join(map(str, example.mean)),
+            "--std",
+            ",".join(map(str, example.std)),
+            "--backend",
+            "onnxruntime",
+            "--input-count",
+            "8",
+            "--min-runs",
+            "20",
+            "--db",
+            str(tmp / "results.db"),
+        ]
         boards = {"local": []}
         server = None
         if not args.no_ssh:
@@ -152,23 +183,40 @@ def main(argv=None) -> int:
                 key = make_client_key(home / ".ssh")
                 server = start_sshd(tmp / "sshd", [key])
                 server.trust(home / ".ssh" / "known_hosts")
-                boards["ssh"] = ["--board", server.board, "--python", sys.executable,
-                                 "--known-hosts", str(home / ".ssh" / "known_hosts"), "--identity", str(key)]
+                boards["ssh"] = [
+                    "--board",
+                    server.board,
+                    "--python",
+                    sys.executable,
+                    "--known-hosts",
+                    str(home / ".ssh" / "known_hosts"),
+                    "--identity",
+                    str(key),
+                ]
             else:
                 print("bench_run: OpenSSH server not installed: local board only", file=sys.stderr)
         try:
-            samples: List[Sample] = []
+            samples: list[Sample] = []
             for name, board_args in boards.items():
                 warm = measure(name, 0.5, base, board_args, env, tmp / f"warm-{name}")
-                print(f"warm-up on {name}: wall {warm.wall:.1f} s (build, analysis, deploy "
-                      f"{warm.pushed if warm.pushed is not None else '?'} B)", file=sys.stderr)
+                print(
+                    f"warm-up on {name}: wall {warm.wall:.1f} s (build, analysis, deploy "
+                    f"{warm.pushed if warm.pushed is not None else '?'} B)",
+                    file=sys.stderr,
+                )
                 for r in range(args.rounds):
                     for seconds in lengths:
                         samples.append(measure(name, seconds, base, board_args, env, tmp / f"{name}-{seconds}-{r}"))
                         print(row(samples[-1]), file=sys.stderr)
                     if not args.no_target_row:
-                        with_target = measure(name, args.target_seconds, base, [*board_args, "--target", "rk3588"],
-                                              env, tmp / f"{name}-target-{r}")
+                        with_target = measure(
+                            name,
+                            args.target_seconds,
+                            base,
+                            [*board_args, "--target", "rk3588"],
+                            env,
+                            tmp / f"{name}-target-{r}",
+                        )
                         with_target.board = f"{name} +target"
                         samples.append(with_target)
                         print(row(samples[-1]), file=sys.stderr)
@@ -176,8 +224,10 @@ def main(argv=None) -> int:
             if server is not None:
                 server.stop()
 
-    print(f"\nmodel: {example.name} ({example.height}x{example.width}), backend onnxruntime, 8 inputs, already "
-          f"built, analysed and deployed (a warm-up run first); median of {args.rounds} run(s) per cell")
+    print(
+        f"\nmodel: {example.name} ({example.height}x{example.width}), backend onnxruntime, 8 inputs, already "
+        f"built, analysed and deployed (a warm-up run first); median of {args.rounds} run(s) per cell"
+    )
     verdicts = []
     for name in boards:
         print(f"{name} board:")
@@ -189,14 +239,18 @@ def main(argv=None) -> int:
         if not args.no_target_row:
             print(row(median_cell(samples, f"{name} +target", args.target_seconds)) + "  (--target rk3588)")
         outsides = [s.outside for s in samples if s.board == name]  # without the --target row
-        print(f"  overhead per run (median over all lengths): {statistics.median(outsides):.2f} s; the target "
-              f"needs a measurement of at least {statistics.median(outsides) * (1 - TARGET_OUTSIDE) / TARGET_OUTSIDE:.1f} s")
+        print(
+            f"  overhead per run (median over all lengths): {statistics.median(outsides):.2f} s; the target "
+            f"needs a measurement of at least {statistics.median(outsides) * (1 - TARGET_OUTSIDE) / TARGET_OUTSIDE:.1f} s"
+        )
     ok = True
     for name, s in verdicts:
         passed = s.ratio < TARGET_OUTSIDE
         ok &= passed
-        print(f"{'PASS' if passed else 'FAIL'}  {name}: {s.ratio:.1%} of the wall time outside the measurement "
-              f"with --min-seconds {s.seconds:g} (target < {TARGET_OUTSIDE:.0%})")
+        print(
+            f"{'PASS' if passed else 'FAIL'}  {name}: {s.ratio:.1%} of the wall time outside the measurement "
+            f"with --min-seconds {s.seconds:g} (target < {TARGET_OUTSIDE:.0%})"
+        )
     return 0 if ok else 1
 
 

@@ -28,19 +28,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
 
 TARGET_RATIO = 0.03
 TARGET_OUTSIDE = 0.10
 
 
-def bare_loop(session, feeds: List[Dict], seconds: float, warmup: int) -> List[int]:
+def bare_loop(session, feeds: list[dict], seconds: float, warmup: int) -> list[int]:
     """The same loop shape as the runner's measure(): cycle inputs, time each call."""
     run = session.run
     for i in range(warmup):
         run(None, feeds[i % len(feeds)])
     perf = time.perf_counter_ns
-    samples: List[int] = []
+    samples: list[int] = []
     append = samples.append
     n = len(feeds)
     index = 0
@@ -70,10 +69,12 @@ def split_line(label: str, timings) -> str:
     t = timings
     total = t.total_s or 1e-9
     outside = t.outside_measurement_s / total
-    return (f"  {label:<5} total {t.total_s * 1000:7.1f} ms: deploy {t.deploy_s * 1000:6.1f}, start->hello "
-            f"{t.start_s * 1000:6.1f}, runner {t.runner_s * 1000:7.1f} (measure {t.measure_s * 1000:7.1f}), "
-            f"fetch {t.fetch_s * 1000:5.1f}, cleanup {t.cleanup_s * 1000:5.1f}  -> outside the measurement "
-            f"{outside:5.1%}")
+    return (
+        f"  {label:<5} total {t.total_s * 1000:7.1f} ms: deploy {t.deploy_s * 1000:6.1f}, start->hello "
+        f"{t.start_s * 1000:6.1f}, runner {t.runner_s * 1000:7.1f} (measure {t.measure_s * 1000:7.1f}), "
+        f"fetch {t.fetch_s * 1000:5.1f}, cleanup {t.cleanup_s * 1000:5.1f}  -> outside the measurement "
+        f"{outside:5.1%}"
+    )
 
 
 def main(argv=None) -> int:
@@ -88,7 +89,9 @@ def main(argv=None) -> int:
     import numpy as np
     import onnxruntime as ort
 
-    from rkbench.run.session import open_board, run_on_board
+    from rkbench.boards.connect import open_board
+    from rkbench.run.session import run_on_board
+    from rkbench_wire import ModelRef, RunSpec
     from tests.support.boards import make_inputs, make_model
 
     with tempfile.TemporaryDirectory(prefix="rkbench-bench-runner-") as tmp:
@@ -113,39 +116,43 @@ def main(argv=None) -> int:
         else:
             board = open_board("local", home=str(tmp / "board-home"))
 
-        spec = {
-            "backend": "onnxruntime",
-            "model": {"onnx": str(model)},
-            "inputs": [[str(p)] for p in inputs],
-            "warmup": 20,
-            "min_runs": 10,
-            "min_seconds": args.seconds,
-            "max_seconds": args.seconds * 5 + 5,
-            "telemetry_interval_s": 0.5,
-            "lock_path": str(tmp / "board.lock"),
-            "lock_timeout_s": 5.0,
-        }
+        spec = RunSpec(
+            model=ModelRef(onnx=str(model)),
+            inputs=[[str(p)] for p in inputs],
+            output_dir="out",
+            backend="onnxruntime",
+            warmup=20,
+            min_runs=10,
+            min_seconds=args.seconds,
+            max_seconds=args.seconds * 5 + 5,
+            telemetry_interval_s=0.5,
+            lock_path=str(tmp / "board.lock"),
+            lock_timeout_s=5.0,
+        )
         options = ort.SessionOptions()
         options.log_severity_level = 3  # what the runner's backend sets
         session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         feeds = [{name: np.load(p)} for p in inputs]
 
-        runner_medians: List[float] = []
-        bare_medians: List[float] = []
+        runner_medians: list[float] = []
+        bare_medians: list[float] = []
         timings = []
         try:
             for r in range(args.rounds):
                 order = ("runner", "bare") if r % 2 == 0 else ("bare", "runner")
                 for side in order:
                     if side == "runner":
-                        out = run_on_board(board, spec, {}, python=sys.executable, out_dir=tmp / f"out{r}")
+                        out = run_on_board(board, spec, python=sys.executable, out_dir=tmp / f"out{r}")
                         timings.append(out.timings)
                         runner_medians.append(statistics.median(out.results[0].samples_ns))
                     else:
                         bare_medians.append(statistics.median(bare_loop(session, feeds, args.seconds, 20)))
-                print(f"round {r + 1}/{args.rounds}: runner {runner_medians[-1] / 1000:8.2f} us   "
-                      f"bare {bare_medians[-1] / 1000:8.2f} us", file=sys.stderr)
+                print(
+                    f"round {r + 1}/{args.rounds}: runner {runner_medians[-1] / 1000:8.2f} us   "
+                    f"bare {bare_medians[-1] / 1000:8.2f} us",
+                    file=sys.stderr,
+                )
         finally:
             board.close()
             if server is not None:
@@ -157,8 +164,10 @@ def main(argv=None) -> int:
     ratio = statistics.median(pairs) - 1.0
     q1, q3 = pairs[len(pairs) // 4], pairs[(3 * len(pairs)) // 4]
     where = "over ssh (loopback)" if args.ssh else "local board"
-    print(f"model: conv3x3 3->{args.channels} + relu + global pool, input 1x3x{args.size}x{args.size}, onnxruntime "
-          f"{ort.__version__}, {args.rounds} alternating rounds of {args.seconds:g} s per side, {where}")
+    print(
+        f"model: conv3x3 3->{args.channels} + relu + global pool, input 1x3x{args.size}x{args.size}, onnxruntime "
+        f"{ort.__version__}, {args.rounds} alternating rounds of {args.seconds:g} s per side, {where}"
+    )
     print(f"median latency  runner {runner / 1000:8.2f} us   bare session.run loop {bare / 1000:8.2f} us")
     print(f"runner/bare per round pair: median {1 + ratio:.4f} ({ratio:+.2%}), quartiles {q1:.4f} .. {q3:.4f}")
     verdict = "PASS" if abs(ratio) <= TARGET_RATIO else "FAIL"
@@ -171,8 +180,10 @@ def main(argv=None) -> int:
     print(split_line("warm", mid))
     outside = mid.outside_measurement_s / mid.total_s
     verdict = "PASS" if outside < TARGET_OUTSIDE else "FAIL"
-    print(f"{verdict}  less than {TARGET_OUTSIDE:.0%} of a warm run's wall time outside the measurement "
-          f"({outside:.1%} with {args.seconds:g} s of measurement; issue 5 target, for later)")
+    print(
+        f"{verdict}  less than {TARGET_OUTSIDE:.0%} of a warm run's wall time outside the measurement "
+        f"({outside:.1%} with {args.seconds:g} s of measurement; issue 5 target, for later)"
+    )
     return 0
 
 

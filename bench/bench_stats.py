@@ -37,8 +37,11 @@ def _rules(a: np.ndarray, b: np.ndarray):
     from rkbench.results.stats import DIFFERENT, REGRESSION, compare_latency, mann_whitney_u
 
     v = compare_latency(a, b)
-    ours = "regression" if (v.kind == DIFFERENT and v.direction == REGRESSION) else (
-        "different" if v.kind == DIFFERENT else v.kind.lower())
+    ours = (
+        "regression"
+        if (v.kind == DIFFERENT and v.direction == REGRESSION)
+        else ("different" if v.kind == DIFFERENT else v.kind.lower())
+    )
     mean_rel = b.mean() / a.mean() - 1.0
     means = "regression" if mean_rel > 0.05 else ("different" if mean_rel < -0.05 else "same")
     _, p = mann_whitney_u(a, b)
@@ -50,8 +53,10 @@ def run(trials: int, seed: int) -> bool:
     from tests.results.synthetic import npu_latencies
 
     ok = True
-    print(f"{'profile':<7} {'n':>6}  {'rule':<16} {'A/A false':>9} {'A/A+1% false':>12} "
-          f"{'10% detected':>12} {'unknown (A/A, 10%)':>19}")
+    print(
+        f"{'profile':<7} {'n':>6}  {'rule':<16} {'A/A false':>9} {'A/A+1% false':>12} "
+        f"{'10% detected':>12} {'unknown (A/A, 10%)':>19}"
+    )
     for profile, shape in PROFILES.items():
         for n in LENGTHS:
             counts = {}
@@ -64,16 +69,22 @@ def run(trials: int, seed: int) -> bool:
                         key = (rule, case, verdict)
                         counts[key] = counts.get(key, 0) + 1
             for rule in ("compare_latency", "mean > 5%", "rank test only"):
-                def c(case, *verdicts):
+
+                def c(case, *verdicts, rule=rule, counts=counts):
                     return sum(counts.get((rule, case, v), 0) for v in verdicts)
 
                 false_aa = c("aa", "regression", "different")
                 false_drift = c("drift", "regression", "different")
                 detected = c("slow", "regression")
-                unknown = f"{c('aa', 'unknown') + c('drift', 'unknown')}, {c('slow', 'unknown')}" \
-                    if rule == "compare_latency" else ""
-                print(f"{profile:<7} {n:>6}  {rule:<16} {false_aa:>6}/{trials:<2} {false_drift:>9}/{trials:<2} "
-                      f"{detected:>9}/{trials:<2} {unknown:>19}")
+                unknown = (
+                    f"{c('aa', 'unknown') + c('drift', 'unknown')}, {c('slow', 'unknown')}"
+                    if rule == "compare_latency"
+                    else ""
+                )
+                print(
+                    f"{profile:<7} {n:>6}  {rule:<16} {false_aa:>6}/{trials:<2} {false_drift:>9}/{trials:<2} "
+                    f"{detected:>9}/{trials:<2} {unknown:>19}"
+                )
                 if rule == "compare_latency":
                     if false_aa or false_drift:
                         ok = False
@@ -96,8 +107,10 @@ def timing(seed: int) -> float:
         compare_latency(a, b)
         times.append(time.perf_counter() - started)
     best, median = min(times), sorted(times)[len(times) // 2]
-    print(f"compare_latency on 10k vs 10k samples: best {best * 1000:.0f} ms, "
-          f"median {median * 1000:.0f} ms of 5 (target < 1000 ms)")
+    print(
+        f"compare_latency on 10k vs 10k samples: best {best * 1000:.0f} ms, "
+        f"median {median * 1000:.0f} ms of 5 (target < 1000 ms)"
+    )
     return median
 
 
@@ -109,10 +122,12 @@ def main(argv=None) -> int:
     started = time.monotonic()
     ok = run(args.trials, args.seed)
     ok = timing(args.seed) < 1.0 and ok
-    print(f"targets {'met' if ok else 'MISSED'} (compare_latency: no false alarm in any cell; "
-          f">= 95% of 10% slowdowns found on the quiet profile from 1000 samples up; < 1 s on "
-          f"10k vs 10k; on the noisy profile UNKNOWN asks for more samples) in "
-          f"{time.monotonic() - started:.0f} s")
+    print(
+        f"targets {'met' if ok else 'MISSED'} (compare_latency: no false alarm in any cell; "
+        f">= 95% of 10% slowdowns found on the quiet profile from 1000 samples up; < 1 s on "
+        f"10k vs 10k; on the noisy profile UNKNOWN asks for more samples) in "
+        f"{time.monotonic() - started:.0f} s"
+    )
     return 0 if ok else 1
 
 

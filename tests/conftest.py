@@ -5,6 +5,6 @@ Test boards, from least to most real: the local board, OpenSSH servers on loopba
 """
 
 from tests.standins.adbd import adb_server, adbd_standin, adbd_standin_factory  # noqa: F401
+from tests.support.board_fixtures import local_board, model_files, spec, ssh_board  # noqa: F401
 from tests.support.model_fixtures import cli, cls_dataset, cls_model, fresh_cli, session_cache  # noqa: F401
-from tests.support.board_fixtures import files, local_board, model_files, spec, ssh_board  # noqa: F401
 from tests.support.sshd import ssh_client_key, ssh_home, sshd, sshd_factory  # noqa: F401

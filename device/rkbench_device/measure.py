@@ -5,6 +5,7 @@ the timed region."""
 from __future__ import annotations
 
 import gc
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Sequence
@@ -22,7 +23,8 @@ def measure(calls: Sequence[Callable[[], Any]], min_runs: int, min_seconds: floa
             batch_interval_s: float = 0.25) -> Measurement:
     """Run `calls` in turn until BOTH min_runs and min_seconds are met, or max_runs or
     max_seconds is reached. `on_batch(offset, latencies_ns)` gets new samples about every
-    batch_interval_s and the rest at the end; it runs outside the timed region."""
+    batch_interval_s and the rest at the end; it runs outside the timed region. If a call
+    raises, the samples taken before it are still passed to on_batch, then it re-raises."""
     perf = time.perf_counter_ns
     n = len(calls)
     samples: List[int] = []
@@ -63,12 +65,36 @@ def measure(calls: Sequence[Callable[[], Any]], min_runs: int, min_seconds: floa
                 sent = count
                 next_flush = perf() + batch_ns
         end = perf()
+    except BaseException:
+        if sent < count:  # nothing measured is lost: the host gets them before the error
+            on_batch(sent, samples[sent:count])
+        raise
     finally:
         if gc_was_enabled:
             gc.enable()
     if sent < count:
         on_batch(sent, samples[sent:count])
     return Measurement(samples_ns=samples, elapsed_s=(end - start) / 1e9, stopped_by=stopped_by)
+
+
+#: Test-only knob, outside the protocol: extra busy time inside each timed iteration as a
+#: fraction of the iteration's own time (0.10 = 10% slower), so benchmarks can check that
+#: regression detection fires. Never set it for a real measurement.
+SLOWDOWN_ENV = "RKBENCH_TEST_INJECT_SLOWDOWN"
+
+
+def test_slowdown() -> float:
+    """The slowdown asked for in the environment (0.0 when unset); a bad value is an error."""
+    text = os.environ.get(SLOWDOWN_ENV, "").strip()
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("%s=%r: expected a fraction such as 0.10" % (SLOWDOWN_ENV, text)) from None
+    if not 0.0 <= value <= 10.0:
+        raise ValueError("%s=%r: must be within 0..10" % (SLOWDOWN_ENV, text))
+    return value
 
 
 def slowed(call: Callable[[], Any], fraction: float) -> Callable[[], Any]:

@@ -32,8 +32,9 @@ def test_analyze_json_over_several_samples(cli, cls_model, cls_dataset, session_
 
 def test_worst_layer_matches_the_toolkits_own_file(cli, cls_model, cls_dataset, tmp_path):
     dumps = tmp_path / "dumps"
-    done = cli("analyze", cls_model, "--dataset", cls_dataset, *CLS_OPTIONS, "--samples", "1",
-               "--keep-dumps", dumps, "--json")
+    done = cli(
+        "analyze", cls_model, "--dataset", cls_dataset, *CLS_OPTIONS, "--samples", "1", "--keep-dumps", dumps, "--json"
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     text = (dumps / "snapshot_0000" / "error_analysis.txt").read_text()

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from rkbench.boards.address import BoardAddress, parse_board
@@ -40,7 +42,7 @@ def test_explicit_flags_and_frozen():
     assert not a.explicit_user and not a.explicit_port
     b = parse_board("me@10.0.0.9:23")
     assert b.explicit_user and b.explicit_port
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         a.host = "x"  # frozen
     assert parse_board("a@b:1") == parse_board("a@b:1")
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 
-
 from rkbench.cli import main
-
-from tests.support.boards import BOARD_PYTHON
-from tests.support.boards import make_wheel, python_without_numpy
+from tests.support.boards import BOARD_PYTHON, make_wheel, python_without_numpy
 
 
 def rkbench(capsys, *args):
@@ -20,9 +17,23 @@ def rkbench(capsys, *args):
 def test_board_info_table_and_json(capsys, sshd):
     code, out, err = rkbench(capsys, "board", "info", sshd.board, "--python", BOARD_PYTHON)
     assert code == 0, err
-    for label in ("Board", "SoC", "Kernel", "OS", "Python", "numpy", "rknn-toolkit-lite2", "librknnrt",
-                  "NPU driver", "NPU clock", "CPU clocks", "Temperatures", "Memory", "Free disk",
-                  "backend onnxruntime"):
+    for label in (
+        "Board",
+        "SoC",
+        "Kernel",
+        "OS",
+        "Python",
+        "numpy",
+        "rknn-toolkit-lite2",
+        "librknnrt",
+        "NPU driver",
+        "NPU clock",
+        "CPU clocks",
+        "Temperatures",
+        "Memory",
+        "Free disk",
+        "backend onnxruntime",
+    ):
         assert any(line.startswith(label) for line in out.splitlines()), label
     assert sshd.board in out and "OpenSSH" in out
     code, out, _ = rkbench(capsys, "board", "info", sshd.board, "--python", BOARD_PYTHON, "--json")
@@ -67,11 +78,21 @@ def test_bad_board_string_is_exit_2(capsys):
 
 def test_trust_new_board_shows_and_records_the_fingerprint(capsys, sshd_factory, ssh_home, ssh_client_key):
     server = sshd_factory(trusted=False)
-    code, _, err = rkbench(capsys, "board", "info", server.board, "--python", BOARD_PYTHON,
-                           "--identity", str(ssh_client_key))
+    code, _, err = rkbench(
+        capsys, "board", "info", server.board, "--python", BOARD_PYTHON, "--identity", str(ssh_client_key)
+    )
     assert code == 3 and "--trust-new-board" in err and server.fingerprint() in err
-    code, out, err = rkbench(capsys, "board", "info", server.board, "--python", BOARD_PYTHON,
-                             "--identity", str(ssh_client_key), "--trust-new-board")
+    code, out, err = rkbench(
+        capsys,
+        "board",
+        "info",
+        server.board,
+        "--python",
+        BOARD_PYTHON,
+        "--identity",
+        str(ssh_client_key),
+        "--trust-new-board",
+    )
     assert code == 0, err
     assert server.fingerprint() in err and "recorded" in err
     assert server.host_pubkey() in (ssh_home / ".ssh" / "known_hosts").read_text()

@@ -1,16 +1,16 @@
 """deploy: the content-addressed cache on the board, over real SSH and locally."""
 
 import hashlib
+import io
 import os
 import tarfile
-import io
 
 import pytest
 
 from rkbench.boards import deploy as dep
 from rkbench.boards.deploy import DeployStats, ensure_blob, ensure_runner, runner_tarball
-from rkbench.boards.transport.local import LocalTransport
 from rkbench.boards.transport import open_transport
+from rkbench.boards.transport.local import LocalTransport
 from rkbench.errors import BoardError, DiskFullError
 
 
@@ -222,13 +222,3 @@ def test_ensure_runner_real_packages(board):
         ["env", f"PYTHONPATH={d}", "python3", "-c", "import rkbench_device, rkbench_wire; print('ok')"], check=True
     )
     assert res.stdout == b"ok\n"
-
-
-def test_deploy_all_in_one(board, blob, tmp_path, monkeypatch):
-    pkgs = fake_packages(tmp_path / "src")
-    monkeypatch.setattr(dep, "find_package_dir", lambda name: dict(zip(dep.RUNNER_PACKAGES, pkgs))[name])
-    first = dep.deploy(board, [blob, blob])
-    again = dep.deploy(board, [blob])
-    assert first.runner_dir and list(first.blobs) == [str(blob)]
-    assert first.stats.blobs_pushed == 2
-    assert again.stats.bytes_pushed == 0 and again.stats.blobs_reused == 2

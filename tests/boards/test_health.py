@@ -8,14 +8,20 @@ import shutil
 
 import pytest
 
+from rkbench.boards.connect import open_board
 from rkbench.boards.health import (
-    FAIL, PASS, WARN, DoctorLimits, _runtime_vs_toolkit, board_info, doctor, host_toolkit_version,
-    version_tuple, worst,
+    FAIL,
+    PASS,
+    WARN,
+    DoctorLimits,
+    _runtime_vs_toolkit,
+    board_info,
+    doctor,
+    host_toolkit_version,
+    version_tuple,
+    worst,
 )
-from rkbench.run.session import open_board
-
-from tests.support.boards import BOARD_PYTHON
-from tests.support.boards import FIXTURES, python_without_numpy
+from tests.support.boards import BOARD_PYTHON, FIXTURES, python_without_numpy
 
 
 def by_name(checks):
@@ -106,8 +112,9 @@ def test_doctor_hot_board_and_loose_cpu_governor(local_board, tmp_path):
     assert c["cpu-clock"].status == WARN and "scaling_governor" in c["cpu-clock"].fix
     assert c["npu-clock"].status == PASS  # userspace is a fixed clock
     (root / "sys/class/thermal/thermal_zone0/temp").write_text("75000\n")
-    assert by_name(doctor(local_board, "2.5.0", python=BOARD_PYTHON,
-                          sysfs_root=str(root)))["temperature"].status == WARN
+    assert (
+        by_name(doctor(local_board, "2.5.0", python=BOARD_PYTHON, sysfs_root=str(root)))["temperature"].status == WARN
+    )
 
 
 def test_doctor_low_disk_and_memory_limits(local_board):
@@ -169,6 +176,17 @@ def test_real_board_info_and_doctor():
         checks = doctor(board, host_toolkit_version()[0], python=python, info=info)
     assert_fixes(checks)
     names = [c.name for c in checks]
-    for name in ("connection", "soc", "python", "numpy", "rknn-toolkit-lite2", "librknnrt", "npu-driver",
-                 "temperature", "disk", "memory", "backends"):
+    for name in (
+        "connection",
+        "soc",
+        "python",
+        "numpy",
+        "rknn-toolkit-lite2",
+        "librknnrt",
+        "npu-driver",
+        "temperature",
+        "disk",
+        "memory",
+        "backends",
+    ):
         assert name in names

@@ -14,13 +14,18 @@ from pathlib import Path
 import pytest
 
 from rkbench.boards import provision as prov
+from rkbench.boards.connect import open_board
 from rkbench.boards.provision import (
-    default_lite2_requirement, find_cached_wheel, missing_requirements, pip_download_argv, provision,
-    wheel_metadata, wheel_tags_fit,
+    default_lite2_requirement,
+    find_cached_wheel,
+    missing_requirements,
+    pip_download_argv,
+    provision,
+    wheel_metadata,
+    wheel_tags_fit,
 )
+from rkbench.boards.runner_command import RunnerFailed
 from rkbench.errors import BoardError, InputFileError, UsageError
-from rkbench.run.session import RunnerFailed, open_board
-
 from tests.support.boards import REPO, board_venv, make_wheel, write_script
 
 SCRIPT = REPO / "deploy" / "provision-board.sh"
@@ -34,9 +39,24 @@ def board_import(python: Path, code: str) -> str:
 def test_pip_download_command_for_an_aarch64_board(tmp_path):
     argv = pip_download_argv(["rknn-toolkit-lite2==2.5.0"], "3.11.2", "aarch64", tmp_path, host_python="py")
     assert argv == [
-        "py", "-m", "pip", "download", "rknn-toolkit-lite2==2.5.0", "--no-deps", "--only-binary=:all:",
-        "--platform", "manylinux_2_17_aarch64", "--platform", "manylinux2014_aarch64",
-        "--python-version", "3.11", "--implementation", "cp", "--disable-pip-version-check", "-d", str(tmp_path),
+        "py",
+        "-m",
+        "pip",
+        "download",
+        "rknn-toolkit-lite2==2.5.0",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--platform",
+        "manylinux_2_17_aarch64",
+        "--platform",
+        "manylinux2014_aarch64",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--disable-pip-version-check",
+        "-d",
+        str(tmp_path),
     ]
     with_deps = pip_download_argv(["numpy"], "3.8.10", "arm64", tmp_path, no_deps=False, host_python="py")
     assert "--no-deps" not in with_deps and "3.8" in with_deps and "manylinux2014_aarch64" in with_deps
@@ -51,8 +71,13 @@ def test_lite2_version_follows_the_host_toolkit():
 
 
 def test_requirements_the_board_lacks():
-    requires = ["numpy", "psutil>=5", "ruamel.yaml", "typing-extensions; python_version < '3.8'",
-                "colorama; sys_platform == 'win32'"]
+    requires = [
+        "numpy",
+        "psutil>=5",
+        "ruamel.yaml",
+        "typing-extensions; python_version < '3.8'",
+        "colorama; sys_platform == 'win32'",
+    ]
     installed = {"numpy": "1.24.4", "psutil": "4.0"}
     assert missing_requirements(requires, installed, "3.11.2", "aarch64") == ["psutil>=5", "ruamel.yaml"]
     assert missing_requirements(requires, {}, "3.7.3", "aarch64")[-1] == "typing-extensions"
@@ -125,8 +150,9 @@ def test_librknnrt_is_replaced_atomically(local_board, board_python, tmp_path):
     dest_dir.mkdir()
     (dest_dir / "librknnrt.so").write_bytes(b"old runtime")
     whl = make_wheel(tmp_path / "wheels")
-    report = provision(local_board, wheel=whl, python=str(board_python), librknnrt=lib,
-                       librknnrt_dest=str(dest_dir / "librknnrt.so"))
+    report = provision(
+        local_board, wheel=whl, python=str(board_python), librknnrt=lib, librknnrt_dest=str(dest_dir / "librknnrt.so")
+    )
     assert report.librknnrt == str(dest_dir / "librknnrt.so")
     assert (dest_dir / "librknnrt.so").read_bytes() == lib.read_bytes()
     assert os.listdir(dest_dir) == ["librknnrt.so"]  # no temp file left
@@ -141,8 +167,13 @@ def test_librknnrt_needs_root(board_python, tmp_path):
     lib.write_bytes(b"lib")
     with open_board("local", home=str(tmp_path / "home"), env=env) as board:
         with pytest.raises(BoardError) as err:
-            provision(board, wheel=make_wheel(tmp_path / "w"), python=str(board_python), librknnrt=lib,
-                      librknnrt_dest=str(tmp_path / "librknnrt.so"))
+            provision(
+                board,
+                wheel=make_wheel(tmp_path / "w"),
+                python=str(board_python),
+                librknnrt=lib,
+                librknnrt_dest=str(tmp_path / "librknnrt.so"),
+            )
     msg = str(err.value)
     assert "needs root" in msg and "root@" in msg
     assert not (tmp_path / "librknnrt.so.rkbench-tmp").exists()
@@ -197,8 +228,7 @@ def test_real_lite2_download_and_dry_run(ssh_board, board_python, tmp_path):
 
     # dry run on the x86 loopback "board": the wheel and what it needs arrive, pip is not run
     said = []
-    report = provision(ssh_board, wheel=wheel, python=str(board_python), dry_run=True, wheel_dir=cache,
-                       log=said.append)
+    report = provision(ssh_board, wheel=wheel, python=str(board_python), dry_run=True, wheel_dir=cache, log=said.append)
     assert any("does not look built for Python 3.11 on x86_64" in s for s in said)
     assert report.wheels[0].path == wheel
     assert "--no-index --find-links" in report.pip_command and wheel.name in report.pip_command

@@ -52,10 +52,26 @@ class Nightly:
         self.root, self.cache, self.db = root, cache, db
 
     def __call__(self, *args, timeout: float = 300) -> subprocess.CompletedProcess:
-        done = subprocess.run([sys.executable, "-m", "rkbench", "nightly", "--suite", "suite.toml",
-                               "--boards", "boards.toml", "--db", str(self.db), *map(str, args)],
-                              cwd=self.root, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "RKBENCH_CACHE": str(self.cache)})
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rkbench",
+                "nightly",
+                "--suite",
+                "suite.toml",
+                "--boards",
+                "boards.toml",
+                "--db",
+                str(self.db),
+                *map(str, args),
+            ],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "RKBENCH_CACHE": str(self.cache)},
+        )
         assert "Traceback" not in done.stderr, done.stderr
         return done
 
@@ -64,4 +80,3 @@ class Nightly:
 def nightly(lab_files, tmp_path_factory, tmp_path):
     """Builds and analyses are shared (cache); every test has its own results store."""
     return Nightly(lab_files, tmp_path_factory.getbasetemp() / "fleet-cache", tmp_path / "results.db")
-

@@ -42,13 +42,16 @@ def test_unknown_selector_names_the_boards(inventory):
         inventory.select(["lab=shelf9"])
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("[boards.x]\nsoc = 'rk3588'\n", "'address' is missing"),
-    ("[boards.x]\naddress = 'local'\ncolour = 'red'\n", "unknown key(s) colour"),
-    ("[boards.x]\naddress = 'local'\ntags = 'a'\n", "'tags' must be a list"),
-    ("name = 1\n", "no [boards.NAME] tables"),
-    ("[boards.x\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("[boards.x]\nsoc = 'rk3588'\n", "'address' is missing"),
+        ("[boards.x]\naddress = 'local'\ncolour = 'red'\n", "unknown key(s) colour"),
+        ("[boards.x]\naddress = 'local'\ntags = 'a'\n", "'tags' must be a list"),
+        ("name = 1\n", "no [boards.NAME] tables"),
+        ("[boards.x\n", "not valid TOML"),
+    ],
+)
 def test_inventory_errors(tmp_path, text, fragment):
     path = tmp_path / "boards.toml"
     path.write_text(text)
@@ -89,9 +92,12 @@ def test_suite_cells(tmp_path, inventory):
     assert suite.models[0].path == (tmp_path / "m.onnx").resolve()
 
 
-@pytest.mark.parametrize("extra,fragment", [
-    ("dataset = 'calib'\nfoo = 1", "unknown key(s) foo"),
-])
+@pytest.mark.parametrize(
+    "extra,fragment",
+    [
+        ("dataset = 'calib'\nfoo = 1", "unknown key(s) foo"),
+    ],
+)
 def test_suite_errors(tmp_path, extra, fragment):
     (tmp_path / "m.onnx").write_bytes(b"x")
     path = tmp_path / "suite.toml"

@@ -39,12 +39,15 @@ def test_offline_board_is_reported_and_the_others_finish(nightly, lab_files):
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    boards = LOCAL + f"""
+    boards = (
+        LOCAL
+        + f"""
 [boards.gone]
 address = "root@127.0.0.1:{port}"
 soc = "rk3588"
 tags = ["lab=desk"]
 """
+    )
     write_lab(lab_files, boards)
     done = nightly("-o", "out-offline", "--retries", "1")
     assert done.returncode == 3, done.stderr
@@ -72,22 +75,27 @@ def test_two_ssh_boards_in_parallel(nightly, lab_files, sshd_factory, tmp_path):
     known = tmp_path / "known_hosts"
     for server in servers:
         server.trust(known)
-    boards = "".join(f"""
+    boards = "".join(
+        f"""
 [boards.b{i}]
 address = "{server.board}"
 soc = "rk3588"
 tags = ["lab=desk"]
 python = "{sys.executable}"
 known_hosts = "{known}"
-""" for i, server in enumerate(servers))
+"""
+        for i, server in enumerate(servers)
+    )
     write_lab(lab_files, boards)
     done = nightly("-o", "out-ssh", "--group", "ssh1", "--known-hosts", known)
     assert done.returncode == 0, done.stderr + done.stdout
     rows = [line for line in done.stdout.splitlines() if line.startswith("| `cnn")]
     assert len(rows) == 2 and all("| no-baseline |" in row for row in rows)
-    history = json.loads(__import__("subprocess").run(
-        [sys.executable, "-m", "rkbench", "history", "--db", nightly.db, "--json"],
-        capture_output=True, text=True).stdout)
+    history = json.loads(
+        __import__("subprocess")
+        .run([sys.executable, "-m", "rkbench", "history", "--db", nightly.db, "--json"], capture_output=True, text=True)
+        .stdout
+    )
     assert {row["board"] for row in history if row["group"] == "ssh1"} == {"b0", "b1"}
 
 
@@ -99,12 +107,18 @@ def test_boards_list_and_check(lab_files, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     boards = tmp_path / "boards.toml"
-    boards.write_text(LOCAL.replace('address = "local"', f'address = "local"\npython = "{sys.executable}"')
-                      + f'\n[boards.gone]\naddress = "root@127.0.0.1:{port}"\nsoc = "rk3588"\n')
+    boards.write_text(
+        LOCAL.replace('address = "local"', f'address = "local"\npython = "{sys.executable}"')
+        + f'\n[boards.gone]\naddress = "root@127.0.0.1:{port}"\nsoc = "rk3588"\n'
+    )
 
     def rkbench(*args):
-        return subprocess.run([sys.executable, "-m", "rkbench", *args, "--boards", str(boards)],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "rkbench", *args, "--boards", str(boards)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     listed = rkbench("boards", "list")
     assert listed.returncode == 0 and "here" in listed.stdout and f"127.0.0.1:{port}" in listed.stdout

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from rkbench.model.config import BuildConfig, from_rknn_convert_yaml, resolve
 from rkbench.errors import InputFileError, UsageError
+from rkbench.model.config import BuildConfig, from_rknn_convert_yaml, resolve
 from rkbench.model.info import ModelInfo, TensorInfo
 
 DYNAMIC = ModelInfo(Path("m.onnx"), "onnx", (TensorInfo("x", (None, 3, "h", "w"), "float"),), ())
@@ -28,11 +28,14 @@ def test_input_size_cannot_change_a_fixed_dimension():
         resolve(config(input_sizes=((1, 1, 48, 192),)), DYNAMIC)
 
 
-@pytest.mark.parametrize("field,value,pattern", [
-    ("target", "rk9999", "unknown --target 'rk9999'"),
-    ("quant", "w3a3", "unknown --quant"),
-    ("algorithm", "magic", "unknown --algorithm"),
-])
+@pytest.mark.parametrize(
+    "field,value,pattern",
+    [
+        ("target", "rk9999", "unknown --target 'rk9999'"),
+        ("quant", "w3a3", "unknown --quant"),
+        ("algorithm", "magic", "unknown --algorithm"),
+    ],
+)
 def test_unknown_choices(field, value, pattern):
     with pytest.raises(UsageError, match=pattern):
         resolve(config(**{field: value}), FIXED)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rkbench.model.dataset import load_dataset, prepare_sample
 from rkbench.errors import InputFileError, UsageError
+from rkbench.model.dataset import load_dataset, prepare_sample
 from rkbench.model.info import ModelInfo, TensorInfo
 
 INFO = ModelInfo(Path("m.onnx"), "onnx", (TensorInfo("x", (1, 3, 16, 32), "float"),), ())

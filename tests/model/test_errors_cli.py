@@ -23,8 +23,10 @@ def tiny_onnx(path: Path, op: str = "Relu", domain: str = "") -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     w = numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, np.float32), "w")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
-             helper.make_node(op, ["c"], ["y"], domain=domain)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node(op, ["c"], ["y"], domain=domain),
+    ]
     opsets = [helper.make_opsetid("", 13)] + ([helper.make_opsetid(domain, 1)] if domain else [])
     onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w]), opset_imports=opsets), path)
     return path
@@ -82,8 +84,11 @@ def test_dynamic_shape_without_input_size(cli, cls_model, cls_dataset):
 
 def test_dataset_listing_missing_files(cli, cls_model, tmp_path):
     (tmp_path / "dataset.txt").write_text("one.png\n")
-    expect(cli("build", cls_model, "--dataset", tmp_path / "dataset.txt", *CLS_OPTIONS), 4,
-           "dataset.txt line 1: one.png does not exist")
+    expect(
+        cli("build", cls_model, "--dataset", tmp_path / "dataset.txt", *CLS_OPTIONS),
+        4,
+        "dataset.txt line 1: one.png does not exist",
+    )
 
 
 def test_wrong_image_size(cli, cls_model, tmp_path):
@@ -98,8 +103,13 @@ def test_wrong_channel_count(cli, cls_model, tmp_path):
 
 @pytest.mark.toolkit
 def test_quantization_the_target_refuses(cli, cls_model, cls_dataset):
-    expect(cli("build", cls_model, "--dataset", cls_dataset, *CLS_OPTIONS, "--quant", "w8a16"), 2,
-           "refused", "w8a16", "rk3588")
+    expect(
+        cli("build", cls_model, "--dataset", cls_dataset, *CLS_OPTIONS, "--quant", "w8a16"),
+        2,
+        "refused",
+        "w8a16",
+        "rk3588",
+    )
 
 
 @pytest.mark.toolkit
@@ -122,16 +132,32 @@ def fault_interpreter(tmp_path: Path) -> Path:
 @pytest.mark.toolkit
 def test_toolkit_crash_names_step_and_log(fresh_cli, tmp_path):
     model = tiny_onnx(tmp_path / "m.onnx")
-    done = fresh_cli("build", model, "--quant", "none", "--toolkit-python", fault_interpreter(tmp_path),
-                     env={"RKBENCH_TEST_TOOLKIT_FAULT": "segfault"})
+    done = fresh_cli(
+        "build",
+        model,
+        "--quant",
+        "none",
+        "--toolkit-python",
+        fault_interpreter(tmp_path),
+        env={"RKBENCH_TEST_TOOLKIT_FAULT": "segfault"},
+    )
     expect(done, 6, "crashed (SIGSEGV) in step 'build'", "toolkit.log")
 
 
 @pytest.mark.toolkit
 def test_toolkit_hang_is_stopped(fresh_cli, tmp_path):
     model = tiny_onnx(tmp_path / "m.onnx")
-    done = fresh_cli("build", model, "--quant", "none", "--toolkit-python", fault_interpreter(tmp_path),
-                     "--timeout", "5", env={"RKBENCH_TEST_TOOLKIT_FAULT": "hang"})
+    done = fresh_cli(
+        "build",
+        model,
+        "--quant",
+        "none",
+        "--toolkit-python",
+        fault_interpreter(tmp_path),
+        "--timeout",
+        "5",
+        env={"RKBENCH_TEST_TOOLKIT_FAULT": "hang"},
+    )
     expect(done, 6, "hung in step 'build'", "more than 5 s", "toolkit.log")
     # The hung worker was killed with its process group: no python sleeps on in the background.
     left = subprocess.run(["pgrep", "-f", str(tmp_path / "m.onnx")], capture_output=True, text=True)
@@ -145,16 +171,21 @@ def test_interpreter_without_the_toolkit(cli, tmp_path):
     if subprocess.run([bare, "-c", "import rknn"], capture_output=True).returncode == 0:
         pytest.skip("the system python has rknn-toolkit2")
     model = tiny_onnx(tmp_path / "m.onnx")
-    expect(cli("build", model, "--quant", "none", "--toolkit-python", bare), 2,
-           "rknn-toolkit2 is not installed", "--toolkit-python")
+    expect(
+        cli("build", model, "--quant", "none", "--toolkit-python", bare),
+        2,
+        "rknn-toolkit2 is not installed",
+        "--toolkit-python",
+    )
 
 
 @pytest.fixture
 def tiny_disk(tmp_path):
     mount = tmp_path / "tiny"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
     yield mount
@@ -163,6 +194,14 @@ def tiny_disk(tmp_path):
 
 @pytest.mark.toolkit
 def test_disk_full_while_building(cli, cls_model, cls_dataset, tiny_disk):
-    done = cli("build", cls_model, "--dataset", cls_dataset, *CLS_OPTIONS, "-o", tiny_disk / "out",
-               env={"RKBENCH_CACHE": str(tiny_disk / "cache")})
+    done = cli(
+        "build",
+        cls_model,
+        "--dataset",
+        cls_dataset,
+        *CLS_OPTIONS,
+        "-o",
+        tiny_disk / "out",
+        env={"RKBENCH_CACHE": str(tiny_disk / "cache")},
+    )
     expect(done, 7, "disk full")

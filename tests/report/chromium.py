@@ -21,17 +21,27 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 # Without the background-networking flags Chromium tries to reach Google's services,
 # which this closed network refuses (and a test must not depend on).
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--disable-default-apps", "--mute-audio", "--hide-scrollbars",
-    "--disable-dev-shm-usage", "--window-size=1400,1000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
 ]
 
 # What a page reports about itself once loaded: the browser's own navigation timing
@@ -112,6 +122,7 @@ class Chromium:
         self._profile = tempfile.mkdtemp(prefix="rkbench-chromium-")
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
+
         # Chromium must see the pipes as its fds 3 and 4. In the child, before exec: copy
         # them above 10 first (either may be fd 3 or 4 already), then onto 3 and 4. dup2
         # makes 3 and 4 inheritable; every other descriptor Python opened is close-on-exec.
@@ -121,12 +132,17 @@ class Chromium:
             os.dup2(r, 3)
             os.dup2(w, 4)
 
-        cmd = [self.executable, *FLAGS, f"--user-data-dir={self._profile}",
-               "--remote-debugging-pipe", "about:blank"]
+        cmd = [self.executable, *FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe", "about:blank"]
         try:
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                preexec_fn=remap, close_fds=False, start_new_session=True)
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=remap,
+                close_fds=False,
+                start_new_session=True,
+            )
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
@@ -155,15 +171,16 @@ class Chromium:
             self._profile = None
 
     # -- protocol -----------------------------------------------------------------------
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float | None = None) -> dict:
+    def send(
+        self, method: str, params: dict | None = None, session: str | None = None, timeout: float | None = None
+    ) -> dict:
         self._next_id += 1
         msg = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
             msg["sessionId"] = session
         data = json.dumps(msg).encode() + b"\0"
         while data:
-            data = data[os.write(self._to_child, data):]
+            data = data[os.write(self._to_child, data) :]
         want = self._next_id
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
@@ -214,14 +231,25 @@ class Chromium:
             self.send("Page.navigate", {"url": url}, session=session)
             self.wait_event("Page.loadEventFired", session=session)
             wall_ms = (time.perf_counter() - started) * 1000
-            self.send("Runtime.evaluate", {
-                "expression": "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))",
-                "awaitPromise": True}, session=session)
-            facts = json.loads(self.send("Runtime.evaluate", {"expression": PAGE_FACTS_JS, "returnByValue": True},
-                                         session=session)["result"]["value"])
-            values = [self.send("Runtime.evaluate", {"expression": js, "returnByValue": True,
-                                                     "awaitPromise": True}, session=session)["result"].get("value")
-                      for js in evaluate]
+            self.send(
+                "Runtime.evaluate",
+                {
+                    "expression": "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))",
+                    "awaitPromise": True,
+                },
+                session=session,
+            )
+            facts = json.loads(
+                self.send("Runtime.evaluate", {"expression": PAGE_FACTS_JS, "returnByValue": True}, session=session)[
+                    "result"
+                ]["value"]
+            )
+            values = [
+                self.send(
+                    "Runtime.evaluate", {"expression": js, "returnByValue": True, "awaitPromise": True}, session=session
+                )["result"].get("value")
+                for js in evaluate
+            ]
             errors, requests = [], []
             for ev in self._events:
                 if ev.get("sessionId") != session:
@@ -231,20 +259,31 @@ class Chromium:
                     d = p.get("exceptionDetails", {})
                     errors.append("exception: " + (d.get("exception", {}).get("description") or d.get("text", "")))
                 elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                    errors.append("console.error: " + " ".join(str(a.get("value", a.get("description", "")))
-                                                               for a in p.get("args", [])))
+                    errors.append(
+                        "console.error: "
+                        + " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
+                    )
                 elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
                     errors.append("log: " + p["entry"].get("text", ""))
                 elif m == "Network.requestWillBeSent":
                     requests.append(p.get("request", {}).get("url", ""))
-            return PageLoad(url=url, load_ms=facts.pop("load_ms"), fcp_ms=facts.pop("fcp_ms"), wall_ms=wall_ms,
-                            counts=facts, errors=errors, requests=requests, values=values)
+            return PageLoad(
+                url=url,
+                load_ms=facts.pop("load_ms"),
+                fcp_ms=facts.pop("fcp_ms"),
+                wall_ms=wall_ms,
+                counts=facts,
+                errors=errors,
+                requests=requests,
+                values=values,
+            )
         finally:
             self.send("Target.closeTarget", {"targetId": target})
 
     def screenshot(self, path: Path | str, out: Path | str, full_page: bool = True) -> None:
         """PNG of a page (for a person to look at)."""
         import base64
+
         url = Path(path).resolve().as_uri()
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -252,8 +291,9 @@ class Chromium:
             self.send("Page.enable", session=session)
             self.send("Page.navigate", {"url": url}, session=session)
             self.wait_event("Page.loadEventFired", session=session)
-            shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": full_page},
-                             session=session)
+            shot = self.send(
+                "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": full_page}, session=session
+            )
             Path(out).write_bytes(base64.b64decode(shot["data"]))
         finally:
             self.send("Target.closeTarget", {"targetId": target})

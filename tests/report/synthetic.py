@@ -16,9 +16,7 @@ HOSTILE_TENSOR = '<img src=x onerror="alert(1)">conv_7'
 
 
 def stats_of(latency_ns) -> LatencyStats:
-    s = summarize_ns(latency_ns)
-    return LatencyStats(count=s.n, min_ms=s.min_ms, mean_ms=s.mean_ms, std_ms=s.std_ms, p50_ms=s.p50_ms,
-                        p90_ms=s.p90_ms, p99_ms=s.p99_ms, max_ms=s.max_ms)
+    return summarize_ns(latency_ns)
 
 
 def latencies(n: int, median_ms: float, seed: int, slow_from: float = 0.6, slowdown: float = 1.25) -> list[int]:
@@ -26,7 +24,7 @@ def latencies(n: int, median_ms: float, seed: int, slow_from: float = 0.6, slowd
     (the NPU clock dropped), and a few scheduler spikes."""
     rng = np.random.default_rng(seed)
     ms = median_ms * rng.lognormal(0.0, 0.06, n)
-    ms[int(n * slow_from):] *= slowdown
+    ms[int(n * slow_from) :] *= slowdown
     spikes = rng.choice(n, size=max(1, n // 500), replace=False)
     ms[spikes] *= rng.uniform(1.5, 3.0, spikes.size)
     return [int(x * 1e6) for x in ms]
@@ -38,13 +36,15 @@ def telemetry(seconds: float, slow_from: float = 0.6, every_s: float = 0.25) -> 
     for i in range(steps):
         t = min(seconds, i * every_s)
         hot = t >= seconds * slow_from
-        out.append(TelemetrySample(
-            t=t,
-            npu_load_pct=[88.0, 85.0, 86.0],
-            npu_freq_hz=800_000_000 if hot else 1_000_000_000,
-            cpu_freq_hz={"policy0": 1_800_000_000, "policy4": 2_016_000_000 if hot else 2_400_000_000},
-            temperatures_c={"soc-thermal": 52.0 + 30.0 * t / seconds, "npu-thermal": 55.0 + 33.0 * t / seconds},
-        ))
+        out.append(
+            TelemetrySample(
+                t=t,
+                npu_load_pct=[88.0, 85.0, 86.0],
+                npu_freq_hz=800_000_000 if hot else 1_000_000_000,
+                cpu_freq_hz={"policy0": 1_800_000_000, "policy4": 2_016_000_000 if hot else 2_400_000_000},
+                temperatures_c={"soc-thermal": 52.0 + 30.0 * t / seconds, "npu-thermal": 55.0 + 33.0 * t / seconds},
+            )
+        )
     return out
 
 
@@ -54,22 +54,34 @@ def layers(n: int, depart_at: int, tensor_name: str = "conv") -> list[LayerError
         sim_entire = 1.0 - 0.004 * i / n
         departs = i == depart_at
         after = i >= depart_at
-        out.append(LayerError(
-            index=i,
-            op="Conv" if i % 3 else "Relu",
-            tensor=(HOSTILE_TENSOR if departs else f"{tensor_name}_{i}_out"),
-            sim_entire_cos=sim_entire,
-            sim_single_cos=0.99995 - (0.0002 if i % 17 == 0 else 0.0),
-            rt_entire_cos=sim_entire - (0.06 if after else 0.00002),
-            rt_single_sim_cos=0.93 if departs else 0.99999,
-            board_departs=departs,
-        ))
+        out.append(
+            LayerError(
+                index=i,
+                op="Conv" if i % 3 else "Relu",
+                tensor=(HOSTILE_TENSOR if departs else f"{tensor_name}_{i}_out"),
+                sim_entire_cos=sim_entire,
+                sim_single_cos=0.99995 - (0.0002 if i % 17 == 0 else 0.0),
+                rt_entire_cos=sim_entire - (0.06 if after else 0.00002),
+                rt_single_sim_cos=0.93 if departs else 0.99999,
+                board_departs=departs,
+            )
+        )
     return out
 
 
-def run(model: str = "mobilenet_v2", board: str = "board-a.lab", core_mask: str | None = "0",
-        n: int = 2000, median_ms: float = 8.0, seed: int = 1, n_layers: int = 40, run_id: int = 42,
-        backend: str = "rknnlite", soc: str = "RK3588", p99_limit_ms: float = 11.0) -> RunResult:
+def run(
+    model: str = "mobilenet_v2",
+    board: str = "board-a.lab",
+    core_mask: str | None = "0",
+    n: int = 2000,
+    median_ms: float = 8.0,
+    seed: int = 1,
+    n_layers: int = 40,
+    run_id: int = 42,
+    backend: str = "rknnlite",
+    soc: str = "RK3588",
+    p99_limit_ms: float = 11.0,
+) -> RunResult:
     lat = latencies(n, median_ms, seed)
     stats = stats_of(lat)
     seconds = sum(lat) / 1e9 * 1.02  # the loop's wall time: latencies plus a little overhead
@@ -79,17 +91,33 @@ def run(model: str = "mobilenet_v2", board: str = "board-a.lab", core_mask: str 
         Threshold("max_peak_rss_mb", 400.0, 212.5, True),
     ]
     return RunResult(
-        group="2024-06-01T10:00:00Z", model=model, model_sha256="ab" * 32, board=board, backend=backend,
-        core_mask=core_mask, status="ok", started="2024-06-01T10:00:05Z", finished="2024-06-01T10:01:00Z",
-        run_id=run_id, build_key="k1", target=soc.lower(), quant="i8", board_soc=soc,
-        latency_ns=lat, stats=stats,
+        group="2024-06-01T10:00:00Z",
+        model=model,
+        model_sha256="ab" * 32,
+        board=board,
+        backend=backend,
+        core_mask=core_mask,
+        status="ok",
+        started="2024-06-01T10:00:05Z",
+        finished="2024-06-01T10:01:00Z",
+        run_id=run_id,
+        build_key="k1",
+        target=soc.lower(),
+        quant="i8",
+        board_soc=soc,
+        latency_ns=lat,
+        stats=stats,
         npu_stats=stats_of([int(x * 0.8) for x in lat]),
-        memory={"after_load": {"vm_hwm_kb": 180_000, "vm_rss_kb": 170_000},
-                "after_runs": {"vm_hwm_kb": 217_600, "vm_rss_kb": 200_000}, "npu": None},
+        memory={
+            "after_load": {"vm_hwm_kb": 180_000, "vm_rss_kb": 170_000},
+            "after_runs": {"vm_hwm_kb": 217_600, "vm_rss_kb": 200_000},
+            "npu": None,
+        },
         telemetry=telemetry(seconds),
         throttled=True,
-        throttle_reasons=["NPU clock changed during the runs: 1000000000 -> 800000000 Hz (min 800000000, "
-                          "max 1000000000)"],
+        throttle_reasons=[
+            "NPU clock changed during the runs: 1000000000 -> 800000000 Hz (min 800000000, max 1000000000)"
+        ],
         outputs=[
             OutputError("logits", "fp32", 0.99612, 0.99123, 0.41, 0.9, top1_agreement=0.985),
             OutputError("features", "fp32", 0.99810, 0.99501, 0.22, 0.5),
@@ -97,18 +125,30 @@ def run(model: str = "mobilenet_v2", board: str = "board-a.lab", core_mask: str 
         ],
         layers=layers(n_layers, depart_at=n_layers // 2),
         thresholds=thresholds,
-        versions={"rknn_toolkit2": "2.5.0", "librknnrt": "2.3.2", "npu_driver": "0.9.8", "runner": "0.1.0",
-                  "python": "3.11.2"},
+        versions={
+            "rknn_toolkit2": "2.5.0",
+            "librknnrt": "2.3.2",
+            "npu_driver": "0.9.8",
+            "runner": "0.1.0",
+            "python": "3.11.2",
+        },
         settings={"warmup": 10, "min_runs": n, "min_seconds": 5.0, "inputs": 4, "elapsed_s": seconds},
     )
 
 
 def failed_run(model: str = "yolov5s", board: str = "board-b.lab") -> RunResult:
     return RunResult(
-        group="2024-06-01T10:00:00Z", model=model, model_sha256="cd" * 32, board=board, backend="rknnlite",
-        core_mask="0_1_2", status="failed", started="2024-06-01T10:02:00Z", run_id=43, board_soc="RK3566",
-        error="board lost during the runs: SSH connection reset (check the board's power and network, "
-              "then rerun)",
+        group="2024-06-01T10:00:00Z",
+        model=model,
+        model_sha256="cd" * 32,
+        board=board,
+        backend="rknnlite",
+        core_mask="0_1_2",
+        status="failed",
+        started="2024-06-01T10:02:00Z",
+        run_id=43,
+        board_soc="RK3566",
+        error="board lost during the runs: SSH connection reset (check the board's power and network, then rerun)",
         versions={"runner": "0.1.0"},
     )
 
@@ -120,10 +160,17 @@ def history_for(results, points: int = 5) -> dict:
         if r.stats is None:
             continue
         history[run_key(r)] = [
-            HistoryPoint(run_id=30 + i, started=f"2024-05-{20 + i:02d}T02:00:00Z",
-                         p50_ms=r.stats.p50_ms / (1.031 + 0.002 * (points - 1 - i)),
-                         p99_ms=r.stats.p99_ms / 1.1, mean_ms=r.stats.mean_ms / 1.03,
-                         status="ok", passed=True, cos_min_fp32=0.9915, peak_rss_mb=210.0)
+            HistoryPoint(
+                run_id=30 + i,
+                started=f"2024-05-{20 + i:02d}T02:00:00Z",
+                p50_ms=r.stats.p50_ms / (1.031 + 0.002 * (points - 1 - i)),
+                p99_ms=r.stats.p99_ms / 1.1,
+                mean_ms=r.stats.mean_ms / 1.03,
+                status="ok",
+                passed=True,
+                cos_min_fp32=0.9915,
+                peak_rss_mb=210.0,
+            )
             for i in range(points)
         ]
     return history

@@ -14,8 +14,8 @@ from .chromium import Chromium, find_chromium
 from .synthetic import run
 
 pytestmark = pytest.mark.skipif(
-    find_chromium() is None,
-    reason="Chromium is not installed: apt-get install -y chromium (the browser tests need it)")
+    find_chromium() is None, reason="Chromium is not installed: apt-get install -y chromium (the browser tests need it)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +25,16 @@ def browser():
 
 
 def test_renders_without_errors_or_requests(browser, html_report):
-    page = browser.open(html_report, evaluate=[
-        "document.querySelectorAll('svg.plot').length",
-        "Array.from(document.querySelectorAll('svg.plot')).every(s => s.getBoundingClientRect().width > 300"
-        " && s.getBoundingClientRect().height > 100)",
-        "document.querySelectorAll('svg.plot path').length",
-        "window.__pwned === undefined",
-    ])
+    page = browser.open(
+        html_report,
+        evaluate=[
+            "document.querySelectorAll('svg.plot').length",
+            "Array.from(document.querySelectorAll('svg.plot')).every(s => s.getBoundingClientRect().width > 300"
+            " && s.getBoundingClientRect().height > 100)",
+            "document.querySelectorAll('svg.plot path').length",
+            "window.__pwned === undefined",
+        ],
+    )
     assert page.errors == []
     assert page.requests == [page.url]  # self-contained: nothing fetched
     n_plots, laid_out, paths, inert = page.values
@@ -46,11 +49,12 @@ def test_renders_without_errors_or_requests(browser, html_report):
 
 def test_hostile_script_in_a_model_name_does_not_run(browser, tmp_path):
     r = run(n=200, n_layers=6, model="<script>window.__pwned=1;document.title='pwned'</script>m")
-    r.layers[0].tensor = "<img src=x onerror=\"window.__pwned=2\">"
-    r.board = "\"><script>window.__pwned=3</script>"
+    r.layers[0].tensor = '<img src=x onerror="window.__pwned=2">'
+    r.board = '"><script>window.__pwned=3</script>'
     path = write_html([r], tmp_path / "hostile.html", title="</title><script>window.__pwned=4</script>")
-    page = browser.open(path, evaluate=["window.__pwned === undefined",
-                                        "document.querySelector('section.cell h2').textContent"])
+    page = browser.open(
+        path, evaluate=["window.__pwned === undefined", "document.querySelector('section.cell h2').textContent"]
+    )
     assert page.errors == []
     assert page.requests == [page.url]  # the <img src=x> never became an image
     inert, heading = page.values
@@ -67,11 +71,15 @@ def test_the_hostile_check_catches_an_unescaped_page(browser, tmp_path):
 
 
 def test_summary_table_sorts(browser, tmp_path):
-    runs = [run(n=200, n_layers=4, core_mask=m, median_ms=ms, seed=i, run_id=i)
-            for i, (m, ms) in enumerate((("0", 8.0), ("0_1", 3.0), ("0_1_2", 5.0)))]
+    runs = [
+        run(n=200, n_layers=4, core_mask=m, median_ms=ms, seed=i, run_id=i)
+        for i, (m, ms) in enumerate((("0", 8.0), ("0_1", 3.0), ("0_1_2", 5.0)))
+    ]
     path = write_html(runs, tmp_path / "sort.html")
-    order = ("JSON.stringify(Array.from(document.querySelectorAll('table.summary tbody tr'))"
-             ".map(r => r.cells[5].textContent))")
+    order = (
+        "JSON.stringify(Array.from(document.querySelectorAll('table.summary tbody tr'))"
+        ".map(r => r.cells[5].textContent))"
+    )
     click = "document.querySelectorAll('table.summary th')[7].click()"  # p50 ms
     page = browser.open(path, evaluate=[order, click, order, click, order])
     assert page.errors == []

@@ -6,8 +6,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 
-from rkbench.report import write_html
-from rkbench.report import plots
+from rkbench.report import plots, write_html
 
 from .synthetic import HOSTILE_MODEL, HOSTILE_TENSOR, run
 
@@ -75,8 +74,14 @@ def test_sections_and_plots(html_report, results):
     assert labels.count("latency history") == 1
     assert labels.count("latency over time with telemetry") == 2
     assert labels.count("per-layer cosine: simulator vs board") == 2
-    for heading in ("Summary", "Thresholds", "Latency (ms)", "Output errors",
-                    "Layers where the board departs from the simulator (1)", "Versions, settings"):
+    for heading in (
+        "Summary",
+        "Thresholds",
+        "Latency (ms)",
+        "Output errors",
+        "Layers where the board departs from the simulator (1)",
+        "Versions, settings",
+    ):
         assert heading in source
     text = "".join(parse(html_report).text)
     assert "board lost during the runs" in text  # the failed run's error

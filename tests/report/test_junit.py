@@ -13,13 +13,33 @@ from .synthetic import run
 # junit-10.xsd (the Jenkins xunit plugin's JUnit schema): allowed children and attributes.
 SCHEMA = {
     "testsuites": ({"testsuite"}, {"name", "time", "tests", "failures", "errors"}, set()),
-    "testsuite": ({"testsuite", "properties", "testcase", "system-out", "system-err"},
-                  {"name", "tests", "failures", "errors", "group", "time", "skipped", "timestamp", "hostname", "id",
-                   "package", "file", "log", "url"}, {"name", "tests", "failures", "errors"}),
+    "testsuite": (
+        {"testsuite", "properties", "testcase", "system-out", "system-err"},
+        {
+            "name",
+            "tests",
+            "failures",
+            "errors",
+            "group",
+            "time",
+            "skipped",
+            "timestamp",
+            "hostname",
+            "id",
+            "package",
+            "file",
+            "log",
+            "url",
+        },
+        {"name", "tests", "failures", "errors"},
+    ),
     "properties": ({"property"}, set(), set()),
     "property": (set(), {"name", "value"}, {"name", "value"}),
-    "testcase": ({"skipped", "error", "failure", "system-out", "system-err"},
-                 {"name", "time", "classname", "group"}, {"name"}),
+    "testcase": (
+        {"skipped", "error", "failure", "system-out", "system-err"},
+        {"name", "time", "classname", "group"},
+        {"name"},
+    ),
     "failure": (set(), {"type", "message"}, set()),
     "error": (set(), {"type", "message"}, set()),
     "skipped": (set(), {"type", "message"}, set()),
@@ -52,10 +72,8 @@ def test_counts_and_cases(results, tmp_path):
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
     cases = root.findall("./testsuite/testcase")
     assert len(cases) == 3
-    assert [c.get("classname") for c in cases] == ["rkbench.board-a_lab", "rkbench.board-a_lab",
-                                                    "rkbench.board-b_lab"]
-    assert [c.get("name") for c in cases] == [f"{results[0].model}[0]", f"{results[1].model}[0_1_2]",
-                                              "yolov5s[0_1_2]"]
+    assert [c.get("classname") for c in cases] == ["rkbench.board-a_lab", "rkbench.board-a_lab", "rkbench.board-b_lab"]
+    assert [c.get("name") for c in cases] == [f"{results[0].model}[0]", f"{results[1].model}[0_1_2]", "yolov5s[0_1_2]"]
     suites = root.findall("testsuite")
     assert sum(int(s.get("tests")) for s in suites) == 3
     assert sum(int(s.get("failures")) for s in suites) == 1

@@ -39,7 +39,7 @@ def test_failed_threshold_named_with_value_and_limit(results):
 def test_latency_numbers_are_the_stats(results):
     for block, r in zip(blocks(summary(results)), results[:2]):
         s = r.stats
-        assert f"p50 {s.p50_ms:.3f} ms  p99 {s.p99_ms:.3f} ms  (n={s.count})" in block
+        assert f"p50 {s.p50_ms:.3f} ms  p99 {s.p99_ms:.3f} ms  (n={s.n})" in block
         assert f"min {s.min_ms:.3f}  mean {s.mean_ms:.3f}  std {s.std_ms:.3f}  max {s.max_ms:.3f} ms" in block
 
 
@@ -64,11 +64,13 @@ def test_previous_run_comparison(results, history):
 def test_previous_run_skips_failed_runs_and_the_run_itself():
     r = run(n=300, run_id=50)
     key = run_key(r)
-    history = {key: [
-        HistoryPoint(run_id=48, started="2024-05-01T00:00:00Z", p50_ms=r.stats.p50_ms / 2, p99_ms=None),
-        HistoryPoint(run_id=49, started="2024-05-02T00:00:00Z", p50_ms=None, p99_ms=None, status="failed"),
-        HistoryPoint(run_id=50, started="2024-06-01T00:00:00Z", p50_ms=1.0, p99_ms=1.0),
-    ]}
+    history = {
+        key: [
+            HistoryPoint(run_id=48, started="2024-05-01T00:00:00Z", p50_ms=r.stats.p50_ms / 2, p99_ms=None),
+            HistoryPoint(run_id=49, started="2024-05-02T00:00:00Z", p50_ms=None, p99_ms=None, status="failed"),
+            HistoryPoint(run_id=50, started="2024-06-01T00:00:00Z", p50_ms=1.0, p99_ms=1.0),
+        ]
+    }
     assert "+100.0% vs run 48" in summary([r], history)
 
 
@@ -130,11 +132,32 @@ def test_history_from_store_like_rows():
     from rkbench.report import group_history
 
     r = run(n=300, run_id=60)
-    rows = [SimpleNamespace(run_id=58, started="2024-05-01T00:00:00Z", model=r.model, board=r.board,
-                            backend=r.backend, core_mask=r.core_mask, status="ok", p50_ms=r.stats.p50_ms / 1.1,
-                            p99_ms=r.stats.p99_ms, throttled=False, cos_fp32=0.99),
-            SimpleNamespace(run_id=59, started="2024-05-02T00:00:00Z", model=r.model, board=r.board,
-                            backend="onnxruntime", core_mask=None, status="ok", p50_ms=1.0, p99_ms=2.0)]
+    rows = [
+        SimpleNamespace(
+            run_id=58,
+            started="2024-05-01T00:00:00Z",
+            model=r.model,
+            board=r.board,
+            backend=r.backend,
+            core_mask=r.core_mask,
+            status="ok",
+            p50_ms=r.stats.p50_ms / 1.1,
+            p99_ms=r.stats.p99_ms,
+            throttled=False,
+            cos_fp32=0.99,
+        ),
+        SimpleNamespace(
+            run_id=59,
+            started="2024-05-02T00:00:00Z",
+            model=r.model,
+            board=r.board,
+            backend="onnxruntime",
+            core_mask=None,
+            status="ok",
+            p50_ms=1.0,
+            p99_ms=2.0,
+        ),
+    ]
     history = group_history(rows)
     assert len(history) == 2
     assert "p50 +10.0% vs run 58" in summary([r], history)

@@ -12,9 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def npu_latencies(n: int, seed: int, median_ms: float = 8.0, scale: float = 1.0,
-                  sigma: float = 0.03, ar: float = 0.5, drift: float = 0.01,
-                  outlier_rate: float = 0.003, tick_ns: int = 1000) -> np.ndarray:
+def npu_latencies(
+    n: int,
+    seed: int,
+    median_ms: float = 8.0,
+    scale: float = 1.0,
+    sigma: float = 0.03,
+    ar: float = 0.5,
+    drift: float = 0.01,
+    outlier_rate: float = 0.003,
+    tick_ns: int = 1000,
+) -> np.ndarray:
     """n latencies in ns (int64), in time order.
 
     scale multiplies the whole run (1.10: a 10% slowdown); sigma is the stationary

@@ -28,8 +28,12 @@ def filled(db):
                 run.throttled = True
                 run.throttle_reasons = ["soc 86 C"]
             ids[name] = store_run(store, run)
-        ids["other"] = store_run(store, make_result(group="night-other", samples=200, board="adb:R58M",
-                                                    model="yolo", sha="77" * 32, core_mask=None))
+        ids["other"] = store_run(
+            store,
+            make_result(
+                group="night-other", samples=200, board="adb:R58M", model="yolo", sha="77" * 32, core_mask=None
+            ),
+        )
         aborted = store.begin_run(make_result(group="night-x"))
         store.add_samples(aborted, 0, [9_000_000] * 30)
         store.abort_run(aborted, "board unreachable")
@@ -72,8 +76,12 @@ def test_history_uses_rkbench_db(tmp_path, filled, db):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "rkbench", "history", "--json"], capture_output=True, text=True,
-                          env={**os.environ, "RKBENCH_DB": str(db)})
+    done = subprocess.run(
+        [sys.executable, "-m", "rkbench", "history", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RKBENCH_DB": str(db)},
+    )
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)) == 5
 
@@ -82,15 +90,32 @@ def test_show(store_cli, filled):
     done = store_cli("show", filled["slow"])
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for fragment in ("OK", "mobilenet", "ssh://root@board-a.lab", "rk3588", "rknnlite",
-                     "Latency, 1500 samples", "p99", "THROTTLED: soc 86 C", "after_load.VmHWM",
-                     "61200", "logits", "0.98000", "Worst layers", "prob", "departs",
-                     "min_cos_fp32", "toolkit", "2.5.0", "warmup",
-                     "Previous runs on this board"):
+    for fragment in (
+        "OK",
+        "mobilenet",
+        "ssh://root@board-a.lab",
+        "rk3588",
+        "rknnlite",
+        "Latency, 1500 samples",
+        "p99",
+        "THROTTLED: soc 86 C",
+        "after_load.VmHWM",
+        "61200",
+        "logits",
+        "0.98000",
+        "Worst layers",
+        "prob",
+        "departs",
+        "min_cos_fp32",
+        "toolkit",
+        "2.5.0",
+        "warmup",
+        "Previous runs on this board",
+    ):
         assert fragment in out, fragment
-    worst = out[out.index("Worst layers"):].splitlines()
+    worst = out[out.index("Worst layers") :].splitlines()
     assert "prob" in worst[2]  # the layer where the board departs from the simulator comes first
-    previous = out[out.index("Previous runs"):].splitlines()[1:3]
+    previous = out[out.index("Previous runs") :].splitlines()[1:3]
     assert [int(line.split()[0]) for line in previous] == [filled["same"], filled["base"]]
 
 
@@ -99,7 +124,7 @@ def test_show_json_and_latest(store_cli, filled):
     assert data["run_id"] == filled["aborted"] and data["status"] == "aborted"
     assert data["error"] == "board unreachable" and "latency_ns" not in data
     data = json.loads(store_cli("show", filled["slow"], "--json").stdout)
-    assert data["stats"]["count"] == 1500 and data["outputs"][0]["cos_mean"] == 0.98
+    assert data["stats"]["n"] == 1500 and data["outputs"][0]["cos_mean"] == 0.98
     assert [p["run_id"] for p in data["previous_runs"]] == [filled["same"], filled["base"]]
 
 
@@ -133,8 +158,7 @@ def test_compare_fail_on_regression(store_cli, filled):
 def test_compare_same_and_min_effect(store_cli, filled):
     data = json.loads(store_cli("compare", filled["base"], filled["same"], "--json").stdout)
     assert data["latency"]["kind"] == "SAME" and data["warnings"] == []
-    data = json.loads(store_cli("compare", filled["base"], filled["slow"], "--min-effect", "0.5",
-                          "--json").stdout)
+    data = json.loads(store_cli("compare", filled["base"], filled["slow"], "--min-effect", "0.5", "--json").stdout)
     assert data["latency"]["kind"] == "SAME"
 
 
@@ -154,7 +178,7 @@ def test_export_json(store_cli, filled, tmp_path):
         expected = store.get_run(filled["base"]).latency_ns
     data = json.loads(store_cli("export", filled["base"]).stdout)
     assert data["latency_ns"] == expected and data["run_id"] == filled["base"]
-    assert data["model_sha256"] == SHA and data["stats"]["count"] == 1500
+    assert data["model_sha256"] == SHA and data["stats"]["n"] == 1500
     out = tmp_path / "sub" / "run.json"
     done = store_cli("export", filled["base"], "--format", "json", "-o", out)
     assert done.returncode == 0 and "1500 samples written" in done.stderr
@@ -168,16 +192,14 @@ def test_export_csv(store_cli, filled, tmp_path):
     assert store_cli("export", filled["slow"], "--format", "csv", "-o", out).returncode == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert len(rows) == 1500
-    assert rows[0] == {"run_id": str(filled["slow"]), "seq": "0", "latency_ns": str(expected[0]),
-                       "core_mask": "0"}
+    assert rows[0] == {"run_id": str(filled["slow"]), "seq": "0", "latency_ns": str(expected[0]), "core_mask": "0"}
     assert [int(r["latency_ns"]) for r in rows] == expected
     stdout_rows = list(csv.reader(io.StringIO(store_cli("export", filled["other"], "--format", "csv").stdout)))
     assert stdout_rows[0] == ["run_id", "seq", "latency_ns", "core_mask"] and len(stdout_rows) == 201
     assert stdout_rows[1][3] == ""
 
 
-@pytest.mark.parametrize("args", [("show", "99"), ("compare", "1", "99"), ("export", "99"),
-                                  ("show", "abc")])
+@pytest.mark.parametrize("args", [("show", "99"), ("compare", "1", "99"), ("export", "99"), ("show", "abc")])
 def test_unknown_run(store_cli, filled, args):
     done = store_cli(*args)
     assert done.returncode == 2, done.stderr

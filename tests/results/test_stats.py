@@ -9,8 +9,18 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rkbench.results.stats import (DIFFERENT, IMPROVEMENT, REGRESSION, SAME, UNKNOWN, compare_latency,
-                           hodges_lehmann_shift, mann_whitney_u, summarize, variance_inflation)
+from rkbench.results.stats import (
+    DIFFERENT,
+    IMPROVEMENT,
+    REGRESSION,
+    SAME,
+    UNKNOWN,
+    compare_latency,
+    hodges_lehmann_shift,
+    mann_whitney_u,
+    summarize,
+    variance_inflation,
+)
 from tests.results.synthetic import npu_latencies
 
 # --------------------------------------------------------------------------- summarize
@@ -20,7 +30,7 @@ def test_summarize_matches_numpy_linear_percentiles():
     ns = np.random.default_rng(0).integers(5_000_000, 9_000_000, 1001)
     s = summarize(ns)
     ms = ns / 1e6
-    assert s.count == 1001
+    assert s.n == 1001
     assert s.p50_ms == pytest.approx(np.percentile(ms, 50))
     assert s.p90_ms == pytest.approx(np.percentile(ms, 90))
     assert s.p99_ms == pytest.approx(np.percentile(ms, 99))
@@ -64,11 +74,19 @@ def test_u_symmetry_and_identical_samples():
     assert mann_whitney_u([7, 7, 7], [7, 7])[1] == 1.0  # nothing tells them apart
 
 
-@pytest.mark.parametrize("n_a,n_b,ties,method", [
-    (5, 7, False, "exact"), (8, 8, False, "exact"), (20, 30, False, "exact"), (3, 40, False, "exact"),
-    (5, 7, False, "asymptotic"), (20, 30, True, "asymptotic"), (300, 400, True, "asymptotic"),
-    (2000, 1500, True, "asymptotic"),
-])
+@pytest.mark.parametrize(
+    "n_a,n_b,ties,method",
+    [
+        (5, 7, False, "exact"),
+        (8, 8, False, "exact"),
+        (20, 30, False, "exact"),
+        (3, 40, False, "exact"),
+        (5, 7, False, "asymptotic"),
+        (20, 30, True, "asymptotic"),
+        (300, 400, True, "asymptotic"),
+        (2000, 1500, True, "asymptotic"),
+    ],
+)
 def test_u_and_p_against_scipy(n_a, n_b, ties, method):
     stats = pytest.importorskip("scipy.stats")  # reference values only; rkbench never imports scipy
     rng = np.random.default_rng(n_a * 1000 + n_b)
@@ -191,8 +209,7 @@ def test_two_percent_counts_with_a_smaller_minimum_effect():
 
 
 def test_noisy_small_runs_are_unknown_rather_than_guessed():
-    v = compare_latency(npu_latencies(15, seed=1, sigma=0.15), npu_latencies(15, seed=2, sigma=0.15,
-                                                                            scale=1.08))
+    v = compare_latency(npu_latencies(15, seed=1, sigma=0.15), npu_latencies(15, seed=2, sigma=0.15, scale=1.08))
     assert v.kind == UNKNOWN and "more samples" in v.reason
 
 

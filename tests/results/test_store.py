@@ -16,8 +16,16 @@ from dataclasses import replace
 import pytest
 
 from rkbench.results.model import TelemetrySample
-from rkbench.results.store import (APPLICATION_ID, SCHEMA_VERSION, RunStateError, Store, UnknownRun,
-                           default_db_path)
+from rkbench.results.stats import summarize
+from rkbench.results.store import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    STAGE_COLUMNS,
+    RunStateError,
+    Store,
+    UnknownRun,
+    default_db_path,
+)
 from tests.results.helpers import SHA, make_result, store_run
 
 
@@ -29,12 +37,30 @@ def test_round_trip_10k_samples(store, db):
         got = again.get_run(run_id)
     assert got.latency_ns == expected
     assert got.status == "ok" and got.run_id == run_id and got.finished
-    assert got.stats.count == 10_000
-    assert got.stats.p50_ms == pytest.approx(sorted(expected)[4999] / 1e6 * 0.5
-                                             + sorted(expected)[5000] / 1e6 * 0.5)
-    for field in ("group", "model", "model_sha256", "board", "backend", "core_mask", "build_key",
-                  "target", "quant", "board_soc", "memory", "versions", "settings", "outputs",
-                  "layers", "thresholds", "telemetry", "throttled", "throttle_reasons", "suite"):
+    assert got.stats.n == 10_000
+    assert got.stats.p50_ms == pytest.approx(sorted(expected)[4999] / 1e6 * 0.5 + sorted(expected)[5000] / 1e6 * 0.5)
+    for field in (
+        "group",
+        "model",
+        "model_sha256",
+        "board",
+        "backend",
+        "core_mask",
+        "build_key",
+        "target",
+        "quant",
+        "board_soc",
+        "memory",
+        "versions",
+        "settings",
+        "outputs",
+        "layers",
+        "thresholds",
+        "telemetry",
+        "throttled",
+        "throttle_reasons",
+        "suite",
+    ):
         assert getattr(got, field) == getattr(original, field), field
     assert got.to_dict()["latency_ns"] == expected
     assert got.passed
@@ -68,7 +94,7 @@ def test_written_as_it_goes(store, db):
     store.finish_run(run_id, run)
     got = store.get_run(run_id)
     assert got.status == "failed" and got.error == "runner crashed"
-    assert got.stats.count == 4  # computed from the stored samples
+    assert got.stats.n == 4  # computed from the stored samples
     with pytest.raises(RunStateError, match="already failed"):
         store.add_samples(run_id, 4, [1])
 
@@ -89,7 +115,7 @@ def test_abort_keeps_samples(store):
     store.abort_run(run_id, "twice is harmless")
     got = store.get_run(run_id)
     assert got.status == "aborted" and got.error == "board unreachable: connection reset"
-    assert len(got.latency_ns) == 50 and got.stats.count == 50
+    assert len(got.latency_ns) == 50 and got.stats.n == 50
     with pytest.raises(RunStateError):
         store.finish_run(run_id, make_result())
 
@@ -116,8 +142,13 @@ WRITER = textwrap.dedent("""
 
 
 def _start_writer(db):
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=os.getcwd())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=os.getcwd(),
+    )
     line = proc.stdout.readline()
     assert line.strip().isdigit(), proc.stderr.read() if proc.poll() is not None else line
     return proc, int(line)
@@ -138,7 +169,7 @@ def test_killed_writer_leaves_an_aborted_run_with_its_samples(db):
     assert got.status == "aborted"
     assert "interrupted" in got.error and f"process {proc.pid}" in got.error
     assert got.latency_ns == [7_000_000 + i for i in range(3000)]
-    assert got.stats.count == 3000
+    assert got.stats.n == 3000
 
 
 def test_reused_pid_does_not_keep_a_dead_run_alive(db, store):
@@ -147,8 +178,7 @@ def test_reused_pid_does_not_keep_a_dead_run_alive(db, store):
     # Same host, a live pid (ours), but another process start time: the pid was reused.
     token = store.conn.execute("SELECT pid_start FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
     namespace, _, start = token.rpartition("/")
-    store.conn.execute("UPDATE runs SET pid_start = ? WHERE id = ?",
-                       (f"{namespace}/{int(start) + 1}", run_id))
+    store.conn.execute("UPDATE runs SET pid_start = ? WHERE id = ?", (f"{namespace}/{int(start) + 1}", run_id))
     with Store(db) as again:
         assert again.get_run(run_id).status == "aborted"
 
@@ -192,8 +222,10 @@ CONCURRENT = textwrap.dedent("""
 
 def test_concurrent_writers(db):
     Store(db).close()  # both writers find the schema in place or race to create it: either works
-    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT, str(db), str(who)],
-                              stderr=subprocess.PIPE, text=True) for who in (1, 2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT, str(db), str(who)], stderr=subprocess.PIPE, text=True)
+        for who in (1, 2)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -210,8 +242,9 @@ def test_concurrent_writers(db):
 def test_concurrent_creation_of_a_new_store(tmp_path):
     db = tmp_path / "new.db"
     code = "import sys; from rkbench.results.store import Store; Store(sys.argv[1]).close()"
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(db)], stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(db)], stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
@@ -220,9 +253,12 @@ def test_concurrent_creation_of_a_new_store(tmp_path):
 
 
 def test_history_filters_and_order(store):
-    ids = [store_run(store, make_result(samples=20, seed=i, board=b, model=m, sha=s))
-           for i, (b, m, s) in enumerate([("ssh://a", "mobilenet", SHA), ("ssh://b", "mobilenet", SHA),
-                                          ("ssh://a", "yolo", "77" * 32)])]
+    ids = [
+        store_run(store, make_result(samples=20, seed=i, board=b, model=m, sha=s))
+        for i, (b, m, s) in enumerate(
+            [("ssh://a", "mobilenet", SHA), ("ssh://b", "mobilenet", SHA), ("ssh://a", "yolo", "77" * 32)]
+        )
+    ]
     assert [r.run_id for r in store.history()] == ids[::-1]
     assert [r.run_id for r in store.history(board="ssh://a")] == [ids[2], ids[0]]
     assert [r.run_id for r in store.history(model="yolo")] == [ids[2]]
@@ -240,8 +276,7 @@ def test_previous_runs_same_board_mask_and_backend(store):
     failed = store.begin_run(make_result())
     store.abort_run(failed, "lost")
     newer = store_run(store, make_result(samples=20, seed=4))
-    prev = store.previous_runs(SHA, "ssh://root@board-a.lab", "0", before_run_id=newer,
-                               backend="rknnlite")
+    prev = store.previous_runs(SHA, "ssh://root@board-a.lab", "0", before_run_id=newer, backend="rknnlite")
     assert [p.run_id for p in prev] == [older]
     assert len(store.previous_runs(SHA, "ssh://root@board-a.lab", "0", status=None)) == 4
 
@@ -273,15 +308,14 @@ def test_groups_and_baselines(store):
 
 
 def test_json_columns_accept_numpy_and_paths(store):
-    import numpy as np
     from pathlib import Path
 
+    import numpy as np
+
     run = make_result(samples=10)
-    run.settings = {"inputs": Path("/data/img"), "n": np.int64(5), "scale": np.float32(0.5),
-                    "shape": np.array([1, 3])}
+    run.settings = {"inputs": Path("/data/img"), "n": np.int64(5), "scale": np.float32(0.5), "shape": np.array([1, 3])}
     run_id = store_run(store, run)
-    assert store.get_run(run_id).settings == {"inputs": "/data/img", "n": 5, "scale": 0.5,
-                                              "shape": [1, 3]}
+    assert store.get_run(run_id).settings == {"inputs": "/data/img", "n": 5, "scale": 0.5, "shape": [1, 3]}
 
 
 def test_default_path(monkeypatch, tmp_path):
@@ -319,5 +353,51 @@ def test_writes_are_short(store):
     for offset in range(0, 10_000, 500):
         store.add_samples(run_id, offset, list(range(offset + 1, offset + 501)))
     assert (time.perf_counter() - started) / 20 < 0.5
-    assert json.loads(store.conn.execute("SELECT memory FROM runs WHERE id = ?",
-                                         (run_id,)).fetchone()[0])["npu_mem_kb"] == 9000
+    assert (
+        json.loads(store.conn.execute("SELECT memory FROM runs WHERE id = ?", (run_id,)).fetchone()[0])["npu_mem_kb"]
+        == 9000
+    )
+
+
+def test_stage_times_and_npu_facts_are_kept_per_iteration(store):
+    result = make_result(samples=0, backend="rknnrt")
+    run_id = store.begin_run(result)
+    store.add_samples(run_id, 0, [100, 110], {"npu": [60, 70], "run": [90, 95]})
+    store.add_samples(run_id, 2, [120], {"npu": [80], "run": [100]})
+    with pytest.raises(ValueError, match="2 npu times for 1 latencies"):
+        store.add_samples(run_id, 3, [1], {"npu": [1, 2]})
+    with pytest.raises(ValueError, match="unknown stage"):
+        store.add_samples(run_id, 3, [1], {"warp": [1]})
+    done = replace(
+        result,
+        latency_ns=[100, 110, 120],
+        io_mode="zero_copy",
+        timing_notes=["a note"],
+        stage_stats={"npu": summarize([60, 70, 80])},
+        npu_profile={"unsupported": "old runtime"},
+        memory={"npu": {"dma_bytes": 5 << 20}},
+    )
+    store.finish_run(run_id, done)
+    got = store.get_run(run_id)
+    assert got.stages_ns == {"npu": [60, 70, 80], "run": [90, 95, 100]}  # untimed stages are absent
+    assert got.stage_stats["npu"].n == 3 and got.io_mode == "zero_copy" and got.timing_notes == ["a note"]
+    assert got.npu_profile == {"unsupported": "old runtime"} and got.npu_memory == {"dma_bytes": 5 << 20}
+
+
+def test_a_version_1_store_is_migrated_with_its_data(tmp_path):
+    db = tmp_path / "v1.db"
+    with Store(db) as store:
+        run_id = store_run(store, make_result(samples=50, seed=3))
+    conn = sqlite3.connect(db)  # what rkbench 0.1 wrote: the same tables without the NPU columns
+    for column in STAGE_COLUMNS.values():
+        conn.execute(f"ALTER TABLE samples DROP COLUMN {column}")
+    conn.execute("ALTER TABLE runs DROP COLUMN npu")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with Store(db) as store:
+        old = store.get_run(run_id)
+        assert len(old.latency_ns) == 50 and old.stages_ns == {} and old.stage_stats == {}
+        new = store.begin_run(make_result(samples=0))
+        store.add_samples(new, 0, [5, 6], {"npu": [3, 4]})
+        assert store.get_run(new).stages_ns == {"npu": [3, 4]}
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -41,16 +41,29 @@ class Rk:
         return [sys.executable, "-m", "rkbench", *map(str, args)]
 
     def __call__(self, *args, timeout: float = 600, **env) -> subprocess.CompletedProcess:
-        done = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env(**env),
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            self.argv(*args),
+            capture_output=True,
+            text=True,
+            env=self.env(**env),
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
         # whatever happens, the user sees one line, never a Python traceback
         assert "Traceback" not in done.stderr, done.stderr[-4000:]
         assert "Traceback" not in done.stdout, done.stdout[-4000:]
         return done
 
     def popen(self, *args, **env) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=self.env(**env), stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            self.argv(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(**env),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     # -- what the store says ----------------------------------------------------------
     def history(self, db: Path) -> list[dict]:
@@ -78,8 +91,20 @@ def ssh_args(server, ssh_home: Path, ssh_client_key: Path, tmp_path: Path) -> li
     numpy, onnxruntime, rknn-toolkit2; the system python3 has none) and the SSH files."""
     config = tmp_path / "ssh_config"
     config.write_text("# empty: everything is on the command line\n")
-    return ["--board", server.board, "--python", BOARD_PYTHON, "--known-hosts", ssh_home / ".ssh" / "known_hosts",
-            "--identity", ssh_client_key, "--ssh-config", config, "--connect-timeout", "10"]
+    return [
+        "--board",
+        server.board,
+        "--python",
+        BOARD_PYTHON,
+        "--known-hosts",
+        ssh_home / ".ssh" / "known_hosts",
+        "--identity",
+        ssh_client_key,
+        "--ssh-config",
+        config,
+        "--connect-timeout",
+        "10",
+    ]
 
 
 def explain(done: subprocess.CompletedProcess) -> str:
@@ -94,8 +119,9 @@ def run_ids(stdout: str) -> list[int]:
 
 def deploy_line(stdout: str) -> tuple[int, int, int]:
     """(bytes pushed, files pushed, files reused) from the terminal's deploy line."""
-    match = re.search(r"^deploy: (\d+) bytes pushed \((\d+) file\(s\)\), (\d+) file\(s\) already on the board",
-                      stdout, re.M)
+    match = re.search(
+        r"^deploy: (\d+) bytes pushed \((\d+) file\(s\)\), (\d+) file\(s\) already on the board", stdout, re.M
+    )
     assert match, stdout
     return tuple(int(x) for x in match.groups())  # type: ignore[return-value]
 

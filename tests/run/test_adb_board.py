@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from rkbench.boards.connect import open_board
 from rkbench.boards.health import board_info
-from rkbench.run.session import open_board, run_on_board
+from rkbench.run.session import run_on_board
+from tests.support.boards import BOARD_PYTHON, ort_outputs
 
 
-from tests.support.boards import BOARD_PYTHON
-from tests.support.boards import ort_outputs
-
-
-def test_run_and_info_over_adb(adb_server, adbd_standin, spec, files, model_files, tmp_path):  # noqa: F811
+def test_run_and_info_over_adb(adb_server, adbd_standin, spec, model_files, tmp_path):  # noqa: F811
     with open_board(adbd_standin.board, **adb_server.transport_opts()) as board:
         assert board.kind == "adb"
         info = board_info(board, python=BOARD_PYTHON)
         assert info["host"]["transport"] == "adb" and info["numpy"]
-        out = run_on_board(board, spec, files, python=BOARD_PYTHON, out_dir=tmp_path / "out")
-        again = run_on_board(board, spec, files, python=BOARD_PYTHON)
+        out = run_on_board(board, spec, python=BOARD_PYTHON, out_dir=tmp_path / "out")
+        again = run_on_board(board, spec, python=BOARD_PYTHON)
     assert out.transport == "adb" and out.backend == "onnxruntime"
     [mask] = out.results
     assert len(mask.samples_ns) == mask.result.counts["runs"]

@@ -23,8 +23,19 @@ def _closed_port() -> int:
 def test_unreachable_board_exits_3_naming_the_address(rk, cls_model, cls_dataset, tmp_path, isolated):
     port = _closed_port()
     started = time.monotonic()
-    done = rk("run", *model_args(cls_model, cls_dataset), "--board", f"root@127.0.0.1:{port}",
-              "--connect-timeout", "5", "--db", isolated["db"], "-o", isolated["out"], HOME=tmp_path)
+    done = rk(
+        "run",
+        *model_args(cls_model, cls_dataset),
+        "--board",
+        f"root@127.0.0.1:{port}",
+        "--connect-timeout",
+        "5",
+        "--db",
+        isolated["db"],
+        "-o",
+        isolated["out"],
+        HOME=tmp_path,
+    )
     assert done.returncode == 3, explain(done)
     assert time.monotonic() - started < 30
     errors = [line for line in done.stderr.splitlines() if line.startswith("rkbench: error:")]
@@ -38,12 +49,24 @@ def test_target_of_another_soc_is_refused(rk, cls_model, cls_dataset, tmp_path, 
     """The CLI has no sysfs switch; the board's Python does: a wrapper interpreter that
     runs the runner on the rk3588 fixture tree (tests/device/fixtures/rk3588) makes the
     local board an RK3588 as far as rkbench can tell."""
-    python = write_script(tmp_path / "python-rk3588",
-                          f'#!/bin/sh\nexec {sys.executable} "$@" --root {FIXTURES / "rk3588"}\n')
+    python = write_script(
+        tmp_path / "python-rk3588", f'#!/bin/sh\nexec {sys.executable} "$@" --root {FIXTURES / "rk3588"}\n'
+    )
     info = rk("board", "info", "local", "--python", python, "--json", HOME=tmp_path)
     assert info.returncode == 0 and json.loads(info.stdout)["soc"] == "rk3588", explain(info)  # the trick works
-    done = rk("run", *model_args(cls_model, cls_dataset), "--target", "rk3566", "--python", python,
-              "--db", isolated["db"], "-o", isolated["out"], HOME=tmp_path)
+    done = rk(
+        "run",
+        *model_args(cls_model, cls_dataset),
+        "--target",
+        "rk3566",
+        "--python",
+        python,
+        "--db",
+        isolated["db"],
+        "-o",
+        isolated["out"],
+        HOME=tmp_path,
+    )
     assert done.returncode == 2, explain(done)
     errors = [line for line in done.stderr.splitlines() if line.startswith("rkbench: error:")]
     assert len(errors) == 1, done.stderr

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.support.outlier_model import make_outlier_model, write_inputs
 from tests.run.helpers import QUICK
+from tests.support.outlier_model import make_outlier_model, write_inputs
 
 pytestmark = pytest.mark.toolkit
 
@@ -21,8 +21,24 @@ def outlier(tmp_path_factory):
 def test_hybrid_model_measured_and_compared_with_fp32(rk, outlier, tmp_path):
     model, calib, cfg = outlier
     db = tmp_path / "r.db"
-    done = rk("run", "--board", "local", "--model", model, "--dataset", calib, "--hybrid-cfg", cfg,
-              "--backend", "onnxruntime", *QUICK, "--db", db, "-o", tmp_path / "out")
+    done = rk(
+        "run",
+        "--board",
+        "local",
+        "--model",
+        model,
+        "--dataset",
+        calib,
+        "--hybrid-cfg",
+        cfg,
+        "--backend",
+        "onnxruntime",
+        *QUICK,
+        "--db",
+        db,
+        "-o",
+        tmp_path / "out",
+    )
     assert done.returncode == 0, done.stderr
     assert "float layer(s)" in done.stderr  # the hybrid build ran (fused partners added)
     (row,) = rk.history(db)
@@ -34,7 +50,23 @@ def test_hybrid_model_measured_and_compared_with_fp32(rk, outlier, tmp_path):
 
 def test_hybrid_refuses_what_cannot_run_it(rk, outlier, tmp_path):
     model, calib, cfg = outlier
-    done = rk("run", "--board", "local", "--model", model, "--dataset", calib, "--hybrid-cfg", cfg,
-              "--backend", "simulator", *QUICK, "--db", tmp_path / "r.db", "-o", tmp_path / "out")
+    done = rk(
+        "run",
+        "--board",
+        "local",
+        "--model",
+        model,
+        "--dataset",
+        calib,
+        "--hybrid-cfg",
+        cfg,
+        "--backend",
+        "simulator",
+        *QUICK,
+        "--db",
+        tmp_path / "r.db",
+        "-o",
+        tmp_path / "out",
+    )
     assert done.returncode == 2
     assert "runs on the NPU (rknnlite)" in done.stderr

@@ -34,10 +34,14 @@ def _wait_for_samples(rk, db, proc, timeout: float = 60.0) -> dict:
     pytest.fail("no running run with samples appeared in the store")
 
 
-@pytest.mark.parametrize("where,sig", [("local", signal.SIGINT), ("local", signal.SIGTERM), ("ssh", signal.SIGINT)],
-                         ids=["local-SIGINT", "local-SIGTERM", "ssh-SIGINT"])
-def test_interrupted_run_is_stored_as_aborted(rk, warm_run, cls_model, cls_dataset, tmp_path, isolated,
-                                              request, where, sig):
+@pytest.mark.parametrize(
+    "where,sig",
+    [("local", signal.SIGINT), ("local", signal.SIGTERM), ("ssh", signal.SIGINT)],
+    ids=["local-SIGINT", "local-SIGTERM", "ssh-SIGINT"],
+)
+def test_interrupted_run_is_stored_as_aborted(
+    rk, warm_run, cls_model, cls_dataset, tmp_path, isolated, request, where, sig
+):
     db, out = isolated["db"], isolated["out"]
     if where == "local":
         board_home = tmp_path / "board-home"  # the local board's cache: a path only this test uses
@@ -51,8 +55,19 @@ def test_interrupted_run_is_stored_as_aborted(rk, warm_run, cls_model, cls_datas
         env = {"HOME": ssh_home}
     marker = str(board_home / ".cache" / "rkbench" / "runner")  # on every runner's command line
 
-    proc = rk.popen("run", *model_args(cls_model, cls_dataset), *LONG, "--backend", "onnxruntime", *board,
-                    "--db", db, "-o", out, **env)
+    proc = rk.popen(
+        "run",
+        *model_args(cls_model, cls_dataset),
+        *LONG,
+        "--backend",
+        "onnxruntime",
+        *board,
+        "--db",
+        db,
+        "-o",
+        out,
+        **env,
+    )
     try:
         before = _wait_for_samples(rk, db, proc)
         runners = processes_mentioning(marker)
@@ -88,7 +103,7 @@ def test_interrupted_run_is_stored_as_aborted(rk, warm_run, cls_model, cls_datas
     assert row["status"] == "aborted"
     assert row["sample_count"] >= before["sample_count"] > 0  # what was measured is kept
     shown = rk.show(db, row["run_id"])
-    assert shown["finished"] and shown["stats"]["count"] == row["sample_count"]
+    assert shown["finished"] and shown["stats"]["n"] == row["sample_count"]
     expected = "interrupted" if sig == signal.SIGINT else "terminated"
     assert expected in shown["error"], shown["error"]
     assert not out.exists() or not (out / "report.html").exists()  # no report for an aborted run

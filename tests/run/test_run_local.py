@@ -41,7 +41,7 @@ def test_local_run_reports_stores_and_compares(rk, warm_run):
     assert shown["status"] == "ok" and shown["error"] is None
     assert shown["backend"] == "simulator" and shown["target"] == "rk3588" and shown["core_mask"] is None
     raw = rk.export(db, run_id)["latency_ns"]
-    assert len(raw) == shown["stats"]["count"] == rows[0]["sample_count"] >= 20
+    assert len(raw) == shown["stats"]["n"] == rows[0]["sample_count"] >= 20
     assert abs(np.median(raw) / 1e6 - shown["stats"]["p50_ms"]) < 1e-6 * max(1.0, shown["stats"]["p50_ms"]) + 1e-3
     assert shown["settings"]["elapsed_s"] >= 0.3 and shown["settings"]["inputs"] == 2
 
@@ -62,8 +62,20 @@ def test_local_run_reports_stores_and_compares(rk, warm_run):
 # 2 ------------------------------------------------------------------------------------
 def test_threshold_failure_exits_1_but_keeps_the_run(rk, warm_run, cls_model, cls_dataset, isolated):
     db, out = isolated["db"], isolated["out"]
-    done = rk("run", *model_args(cls_model, cls_dataset), "--backend", "onnxruntime",
-              "--max-p99-ms", "0.0001", "--min-cos", "0.5", "--db", db, "-o", out)
+    done = rk(
+        "run",
+        *model_args(cls_model, cls_dataset),
+        "--backend",
+        "onnxruntime",
+        "--max-p99-ms",
+        "0.0001",
+        "--min-cos",
+        "0.5",
+        "--db",
+        db,
+        "-o",
+        out,
+    )
     assert done.returncode == 1, explain(done)
     assert "rkbench: error: threshold(s) not met: max_p99_ms" in done.stderr
     assert "min_cos_fp32" not in done.stderr.split("threshold(s) not met:")[1].split(";")[0]
@@ -112,8 +124,17 @@ def test_per_layer_on_the_local_board(rk, warm_run, cls_model, cls_dataset, isol
 
 
 def test_per_layer_refused_for_onnxruntime(rk, cls_model, cls_dataset, isolated):
-    done = rk("run", *model_args(cls_model, cls_dataset), "--per-layer", "--backend", "onnxruntime",
-              "--db", isolated["db"], "-o", isolated["out"])
+    done = rk(
+        "run",
+        *model_args(cls_model, cls_dataset),
+        "--per-layer",
+        "--backend",
+        "onnxruntime",
+        "--db",
+        isolated["db"],
+        "-o",
+        isolated["out"],
+    )
     assert done.returncode == 2, explain(done)
     assert "--per-layer" in done.stderr and "onnxruntime" in done.stderr
     assert not isolated["db"].exists()
@@ -124,8 +145,20 @@ def test_core_masks_on_a_board_without_npu_run_once(rk, warm_run, cls_model, cls
     """Core masks are an NPU (rknnlite) setting: the onnxruntime/simulator backends have
     none. rkbench says so, measures once, and reports core mask n/a (one JUnit case)."""
     db, out = isolated["db"], isolated["out"]
-    done = rk("run", *model_args(cls_model, cls_dataset), "--backend", "onnxruntime",
-              "--core-mask", "0", "--core-mask", "1", "--db", db, "-o", out)
+    done = rk(
+        "run",
+        *model_args(cls_model, cls_dataset),
+        "--backend",
+        "onnxruntime",
+        "--core-mask",
+        "0",
+        "--core-mask",
+        "1",
+        "--db",
+        db,
+        "-o",
+        out,
+    )
     assert done.returncode == 0, explain(done)
     assert "core masks ['0', '1'] do not apply to backend onnxruntime: running once" in done.stderr
     assert "core mask n/a" in done.stdout
@@ -156,8 +189,23 @@ def test_already_built_rknn_on_a_board_without_npu(rk, warm_run, cls_model, cls_
         np.save(inputs / f"in{i}.npy", rng.integers(0, 256, (1, 48, 192, 3), dtype=np.uint8))
     db, out = isolated["db"], isolated["out"]
 
-    done = rk("run", "--model", rknn, "--inputs", inputs, "--input-count", "2", "--min-runs", "20",
-              "--min-seconds", "0.3", "--db", db, "-o", out)
+    done = rk(
+        "run",
+        "--model",
+        rknn,
+        "--inputs",
+        inputs,
+        "--input-count",
+        "2",
+        "--min-runs",
+        "20",
+        "--min-seconds",
+        "0.3",
+        "--db",
+        db,
+        "-o",
+        out,
+    )
     assert done.returncode == 3, explain(done)
     error = [line for line in done.stderr.splitlines() if line.startswith("rkbench: error:")]
     assert len(error) == 1, done.stderr

@@ -7,16 +7,27 @@ from __future__ import annotations
 from .helpers import deploy_line, explain, model_args, run_ids, ssh_args
 
 
-def test_ssh_board_backends_and_second_run_pushes_nothing(rk, warm_run, cls_model, cls_dataset, sshd, ssh_home,
-                                                          ssh_client_key, tmp_path, isolated):
+def test_ssh_board_backends_and_second_run_pushes_nothing(
+    rk, warm_run, cls_model, cls_dataset, sshd, ssh_home, ssh_client_key, tmp_path, isolated
+):
     db, out = isolated["db"], isolated["out"]
     board = ssh_args(sshd, ssh_home, ssh_client_key, tmp_path)
     blobs = sshd.home / ".cache" / "rkbench" / "blobs"
     assert not blobs.exists()  # a fresh board
 
     def run(backend: str):
-        done = rk("run", *model_args(cls_model, cls_dataset), "--backend", backend, *board,
-                  "--db", db, "-o", out / backend, HOME=ssh_home)
+        done = rk(
+            "run",
+            *model_args(cls_model, cls_dataset),
+            "--backend",
+            backend,
+            *board,
+            "--db",
+            db,
+            "-o",
+            out / backend,
+            HOME=ssh_home,
+        )
         assert done.returncode == 0, explain(done)
         [run_id] = run_ids(done.stdout)
         shown = rk.show(db, run_id)

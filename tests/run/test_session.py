@@ -8,27 +8,37 @@ import os
 import shutil
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from rkbench.boards.connect import open_board
+from rkbench.boards.runner_command import RunnerFailed, signal_of
 from rkbench.errors import BoardError, InputFileError, UsageError
-from rkbench.run.session import RunnerFailed, open_board, run_on_board, signal_of, soc_matches
-from rkbench_wire import summarize_ns
+from rkbench.run.plan import MeasureOptions
+from rkbench.run.session import run_on_board, soc_matches
+from rkbench_wire import PROTOCOL_VERSION, ModelRef, summarize_ns
+from tests.support.boards import (
+    BOARD_PYTHON,
+    FIXTURES,
+    REPO,
+    noisy_python,
+    ort_outputs,
+    pid_alive,
+    python_without_numpy,
+)
 
-from tests.support.boards import BOARD_PYTHON
-from tests.support.boards import FIXTURES, REPO, noisy_python, ort_outputs, pid_alive, python_without_numpy
 
-
-def run(board, spec, files, **kw):
+def run(board, spec, **kw):
     kw.setdefault("python", BOARD_PYTHON)
-    return run_on_board(board, spec, files, **kw)
+    return run_on_board(board, spec, **kw)
 
 
-def test_end_to_end_over_ssh(ssh_board, sshd, spec, files, model_files, tmp_path):
+def test_end_to_end_over_ssh(ssh_board, sshd, spec, model_files, tmp_path):
     seen = []
-    out = run(ssh_board, spec, files, on_event=seen.append, out_dir=tmp_path / "outputs")
+    out = run(ssh_board, spec, on_event=seen.append, out_dir=tmp_path / "outputs")
 
     types = [e.type for e in seen]
     assert types[0] == "hello" and types[-1] == "done"
@@ -57,24 +67,24 @@ def test_end_to_end_over_ssh(ssh_board, sshd, spec, files, model_files, tmp_path
     assert out.timings.total_s >= out.timings.measure_s > 0
 
 
-def test_second_run_pushes_no_model_bytes(ssh_board, spec, files):
-    first = run(ssh_board, spec, files)
+def test_second_run_pushes_no_model_bytes(ssh_board, spec):
+    first = run(ssh_board, spec)
     assert first.deploy.blobs_pushed >= 5  # runner tarball, model, three inputs
     before = ssh_board.stats.bytes_pushed
-    second = run(ssh_board, spec, files)
+    second = run(ssh_board, spec)
     assert (second.deploy.bytes_pushed, second.deploy.blobs_pushed) == (0, 0)
     assert ssh_board.stats.bytes_pushed == before
 
 
-def test_local_board_and_two_ssh_boards_at_once(sshd_factory, local_board, spec, files, tmp_path):
+def test_local_board_and_two_ssh_boards_at_once(sshd_factory, local_board, spec, tmp_path):
     servers = [sshd_factory(host=h) for h in ("127.0.0.2", "127.0.0.3")]
     boards = [open_board(s.board) for s in servers]
     outcomes, errors = {}, []
 
     def go(i, board):
         try:
-            mine = dict(spec, lock_path=str(tmp_path / f"lock{i}"))
-            outcomes[i] = run(board, mine, files, out_dir=tmp_path / f"out{i}")
+            mine = replace(spec, lock_path=str(tmp_path / f"lock{i}"))
+            outcomes[i] = run(board, mine, out_dir=tmp_path / f"out{i}")
         except Exception as exc:  # pragma: no cover - shown below
             errors.append(exc)
 
@@ -96,9 +106,9 @@ def test_local_board_and_two_ssh_boards_at_once(sshd_factory, local_board, spec,
         np.testing.assert_array_equal(outputs[0], np.load(outcomes[0].output_files[0]))
 
 
-def test_runner_killed_mid_run_reports_signal_and_stderr(ssh_board, spec, files, tmp_path):
+def test_runner_killed_mid_run_reports_signal_and_stderr(ssh_board, spec, tmp_path):
     python = noisy_python(tmp_path / "bin", "board-python-wrapper: starting the runner")
-    spec = dict(spec, min_seconds=30.0, max_seconds=60.0)
+    spec = replace(spec, min_seconds=30.0, max_seconds=60.0)
     killed = []
 
     def on_event(event):
@@ -116,7 +126,7 @@ def test_runner_killed_mid_run_reports_signal_and_stderr(ssh_board, spec, files,
 
     started = time.monotonic()
     with pytest.raises(RunnerFailed) as err:
-        run(ssh_board, spec, files, on_event=remember, python=str(python))
+        run(ssh_board, spec, on_event=remember, python=str(python))
     assert time.monotonic() - started < 15
     msg = str(err.value)
     assert "SIGKILL" in msg and "signal 9" in msg
@@ -126,8 +136,8 @@ def test_runner_killed_mid_run_reports_signal_and_stderr(ssh_board, spec, files,
     assert "\n" not in msg
 
 
-def test_silent_runner_is_stopped(ssh_board, spec, files):
-    spec = dict(spec, min_seconds=30.0, max_seconds=60.0, telemetry_interval_s=0.0)
+def test_silent_runner_is_stopped(ssh_board, spec):
+    spec = replace(spec, min_seconds=30.0, max_seconds=60.0, telemetry_interval_s=0.0)
     pids = []
 
     def on_event(event):
@@ -138,7 +148,7 @@ def test_silent_runner_is_stopped(ssh_board, spec, files):
 
     started = time.monotonic()
     with pytest.raises(RunnerFailed) as err:
-        run(ssh_board, spec, files, on_event=on_event, silence_timeout=1.5)
+        run(ssh_board, spec, on_event=on_event, silence_timeout=1.5)
     assert time.monotonic() - started < 15
     assert "sent nothing for 1.5 s" in str(err.value) and err.value.kind == "silent"
     deadline = time.monotonic() + 5
@@ -147,44 +157,51 @@ def test_silent_runner_is_stopped(ssh_board, spec, files):
     assert not pid_alive(pids[0]), "the hung runner was not stopped"
 
 
-def test_unknown_protocol_version_is_refused(ssh_board, spec, files, tmp_path):
+def test_unknown_protocol_version_is_refused(ssh_board, spec, tmp_path):
     # a runner from "another release": the same code speaking protocol version 99
     device = tmp_path / "other" / "rkbench_device"
     wire = tmp_path / "other" / "rkbench_wire"
     shutil.copytree(REPO / "device" / "rkbench_device", device, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "shared" / "rkbench_wire", wire, ignore=shutil.ignore_patterns("__pycache__"))
     constants = wire / "constants.py"
-    constants.write_text(constants.read_text().replace("PROTOCOL_VERSION = 1", "PROTOCOL_VERSION = 99"))
+    constants.write_text(
+        constants.read_text().replace(f"PROTOCOL_VERSION = {PROTOCOL_VERSION}", "PROTOCOL_VERSION = 99")
+    )
     with pytest.raises(RunnerFailed) as err:
-        run(ssh_board, spec, files, runner_dirs=[device, wire])
+        run(ssh_board, spec, runner_dirs=[device, wire])
     msg = str(err.value)
     assert err.value.kind == "protocol"
-    assert "protocol version 99 is not supported" in msg and "version 1" in msg
+    assert "protocol version 99 is not supported" in msg and f"version {PROTOCOL_VERSION}" in msg
 
 
-def test_board_without_numpy_says_provision(ssh_board, sshd, spec, files, tmp_path):
+def test_board_without_numpy_says_provision(ssh_board, sshd, spec, tmp_path):
     python = python_without_numpy(tmp_path / "bin")
     with pytest.raises(RunnerFailed) as err:
-        run(ssh_board, spec, files, python=str(python))
+        run(ssh_board, spec, python=str(python))
     msg = str(err.value)
     assert err.value.kind == "numpy_missing"
     assert f"run `rkbench provision {sshd.board}`" in msg and "numpy" in msg
 
 
-def test_board_without_python_says_so(ssh_board, spec, files):
+def test_board_without_python_says_so(ssh_board, spec):
     with pytest.raises(RunnerFailed) as err:
-        run(ssh_board, spec, files, python="/nonexistent/python3")
+        run(ssh_board, spec, python="/nonexistent/python3")
     msg = str(err.value)
     assert err.value.kind == "python_missing" and err.value.exit_code == 3
     assert "/nonexistent/python3 is not on the board" in msg and "rkbench provision" in msg
 
 
-def test_soc_mismatch_is_refused(local_board, spec, files):
+def test_soc_mismatch_is_refused(local_board, spec):
     rk3588 = str(FIXTURES / "rk3588")
     pids = []
     with pytest.raises(UsageError) as err:
-        run(local_board, spec, files, target="rk3566", sysfs_root=rk3588,
-            on_event=lambda e: pids.append(e.pid) if e.type == "hello" else None)
+        run(
+            local_board,
+            spec,
+            target="rk3566",
+            sysfs_root=rk3588,
+            on_event=lambda e: pids.append(e.pid) if e.type == "hello" else None,
+        )
     msg = str(err.value)
     assert "rk3588 board" in msg and "built for rk3566" in msg and "--target rk3588" in msg
     deadline = time.monotonic() + 5
@@ -192,34 +209,34 @@ def test_soc_mismatch_is_refused(local_board, spec, files):
         time.sleep(0.05)
     assert not pid_alive(pids[0])
     # the same family is accepted, and the hello tells the SoC
-    out = run(local_board, spec, files, target="RK3588S", sysfs_root=rk3588)
+    out = run(local_board, spec, target="RK3588S", sysfs_root=rk3588)
     assert out.hello.soc == "rk3588"
 
 
-def test_board_busy_says_another_host_is_measuring(ssh_board, spec, files):
-    spec = dict(spec, lock_timeout_s=0.3)
-    with open(spec["lock_path"], "w") as held:
+def test_board_busy_says_another_host_is_measuring(ssh_board, spec):
+    spec = replace(spec, lock_timeout_s=0.3)
+    with open(spec.lock_path, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         held.write("pid 4242 on another host\n")
         held.flush()
         with pytest.raises(RunnerFailed) as err:
-            run(ssh_board, spec, files)
+            run(ssh_board, spec)
     msg = str(err.value)
     assert err.value.kind == "board_busy" and err.value.runner_exit_code == 75
     assert "busy" in msg and "another host" in msg and "wait" in msg
 
 
-def test_runner_error_event_becomes_board_error(ssh_board, spec, files, tmp_path):
+def test_runner_error_event_becomes_board_error(ssh_board, spec, tmp_path):
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.zeros((1, 3, 5, 5), np.float32))
     with pytest.raises(RunnerFailed) as err:
-        run(ssh_board, dict(spec, inputs=[["bad"]]), dict(files, bad=wrong))
+        run(ssh_board, replace(spec, inputs=[[str(wrong)]]))
     assert err.value.kind == "bad_input" and isinstance(err.value, BoardError)
     assert "(bad_input)" in str(err.value) and "shape" in str(err.value)
 
 
-def test_ctrl_c_closes_stdin_and_the_runner_exits(ssh_board, spec, files):
-    spec = dict(spec, min_seconds=30.0, max_seconds=60.0)
+def test_ctrl_c_closes_stdin_and_the_runner_exits(ssh_board, spec):
+    spec = replace(spec, min_seconds=30.0, max_seconds=60.0)
     pids = []
 
     def on_event(event):
@@ -230,7 +247,7 @@ def test_ctrl_c_closes_stdin_and_the_runner_exits(ssh_board, spec, files):
 
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        run(ssh_board, spec, files, on_event=on_event)
+        run(ssh_board, spec, on_event=on_event)
     assert time.monotonic() - started < 10
     deadline = time.monotonic() + 5
     while pid_alive(pids[0]) and time.monotonic() < deadline:
@@ -238,15 +255,15 @@ def test_ctrl_c_closes_stdin_and_the_runner_exits(ssh_board, spec, files):
     assert not pid_alive(pids[0]), "the runner outlived Ctrl-C"
 
 
-def test_spec_mistakes_are_usage_errors(local_board, spec, files):
-    with pytest.raises(UsageError, match="unknown field"):
-        run(local_board, dict(spec, bogus=1), files)
-    with pytest.raises(UsageError, match="output_dir"):
-        run(local_board, dict(spec, output_dir="/tmp/x"), files)
+def test_spec_mistakes_are_usage_errors(local_board, spec):
     with pytest.raises(UsageError, match="min_runs"):
-        run(local_board, dict(spec, min_runs=0), files)
+        MeasureOptions(min_runs=0).spec(spec.model, spec.inputs)
+    with pytest.raises(UsageError, match="core_masks"):
+        MeasureOptions(core_masks=["0", "0"]).spec(spec.model, spec.inputs)
     with pytest.raises(InputFileError, match="does-not-exist.onnx"):
-        run(local_board, dict(spec, model={"onnx": "/does-not-exist.onnx"}), files)
+        run(local_board, replace(spec, model=ModelRef(onnx="/does-not-exist.onnx")))
+    with pytest.raises(InputFileError, match=r"inputs\[0\]\[0\]: .*missing.npy"):
+        run(local_board, replace(spec, inputs=[["/nowhere/missing.npy"]]))
 
 
 def test_helpers():
@@ -255,9 +272,9 @@ def test_helpers():
     assert not soc_matches("rk3588", "rk3566")
 
 
-def test_only_files_the_backend_uses_are_pushed(local_board, spec, files, tmp_path):
+def test_only_files_the_backend_uses_are_pushed(local_board, spec, tmp_path):
     big = tmp_path / "model.rknn"
     big.write_bytes(os.urandom(3_000_000))
-    out = run(local_board, dict(spec, model={"onnx": "model", "rknn": str(big)}), files)
+    out = run(local_board, replace(spec, model=replace(spec.model, rknn=str(big))))
     assert out.spec.model.rknn is None and out.spec.model.onnx.endswith(".onnx")
     assert out.deploy.bytes_pushed < 3_000_000

@@ -59,7 +59,6 @@ import termios
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 # -- wire constants (adb.h) ----------------------------------------------------
 A_SYNC = 0x434E5953
@@ -80,12 +79,21 @@ MAX_PAYLOAD_V1 = 4 * 1024
 ADB_AUTH_TOKEN = 1
 
 _HEADER = struct.Struct("<6I")
-_NAMES = {A_SYNC: "SYNC", A_CNXN: "CNXN", A_AUTH: "AUTH", A_OPEN: "OPEN", A_OKAY: "OKAY",
-          A_CLSE: "CLSE", A_WRTE: "WRTE", A_STLS: "STLS"}
+_NAMES = {
+    A_SYNC: "SYNC",
+    A_CNXN: "CNXN",
+    A_AUTH: "AUTH",
+    A_OPEN: "OPEN",
+    A_OKAY: "OKAY",
+    A_CLSE: "CLSE",
+    A_WRTE: "WRTE",
+    A_STLS: "STLS",
+}
 
 # shell protocol v2 packet ids (shell_protocol.h)
 SHELL_STDIN, SHELL_STDOUT, SHELL_STDERR, SHELL_EXIT, SHELL_CLOSE_STDIN, SHELL_WINSIZE = 0, 1, 2, 3, 4, 5
 _SHELL_HDR = struct.Struct("<BI")
+
 
 # sync ids (file_sync_protocol.h)
 def _mkid(s: str) -> int:
@@ -118,13 +126,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 class _Stream:
     """One adb stream (a local id on our side, a remote id on the host side)."""
 
-    def __init__(self, conn: "_Connection", local_id: int, remote_id: int, service: str):
+    def __init__(self, conn: _Connection, local_id: int, remote_id: int, service: str):
         self.conn = conn
         self.local_id = local_id
         self.remote_id = remote_id
         self.service = service
         self._cond = threading.Condition()
-        self._inbox: "collections.deque[bytearray]" = collections.deque()
+        self._inbox: collections.deque[bytearray] = collections.deque()
         self._can_send = True  # after our OKAY to OPEN we may send one WRTE
         self._remote_closed = False
         self._local_closed = False
@@ -199,7 +207,7 @@ class _Stream:
                         raise StreamClosed(self.service)
                     self._can_send = False
                 piece = bytes(view[: self.conn.maxdata])
-                view = view[len(piece):]
+                view = view[len(piece) :]
                 self.conn.send(A_WRTE, self.local_id, self.remote_id, piece)
 
     def close(self) -> None:
@@ -227,15 +235,15 @@ def _parse_shell_service(service: str):
 class _ShellSession:
     """A command run for a shell stream, with or without the v2 protocol."""
 
-    def __init__(self, device: "AdbdStandin", stream: _Stream, command: str, protocol: bool, use_pty: bool, term: str):
+    def __init__(self, device: AdbdStandin, stream: _Stream, command: str, protocol: bool, use_pty: bool, term: str):
         self.device = device
         self.stream = stream
         self.command = command
         self.protocol = protocol
         self.use_pty = use_pty
         self.term = term
-        self.proc: Optional[subprocess.Popen] = None
-        self._master: Optional[int] = None
+        self.proc: subprocess.Popen | None = None
+        self._master: int | None = None
 
     def _argv(self) -> list:
         if self.command:
@@ -252,15 +260,27 @@ class _ShellSession:
                 master, slave = pty.openpty()
                 self._master = master
                 self.proc = subprocess.Popen(
-                    self._argv(), stdin=slave, stdout=slave, stderr=slave, cwd=str(dev.root), env=env,
-                    start_new_session=True, close_fds=True,
+                    self._argv(),
+                    stdin=slave,
+                    stdout=slave,
+                    stderr=slave,
+                    cwd=str(dev.root),
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
                 )
                 os.close(slave)
                 outputs = [(master, SHELL_STDOUT)]
             else:
                 self.proc = subprocess.Popen(
-                    self._argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    cwd=str(dev.root), env=env, start_new_session=True, close_fds=True,
+                    self._argv(),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=str(dev.root),
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
                 )
                 outputs = [(self.proc.stdout.fileno(), SHELL_STDOUT), (self.proc.stderr.fileno(), SHELL_STDERR)]
         except OSError as exc:
@@ -383,7 +403,7 @@ class _ShellSession:
 class _SyncSession:
     """The file sync service (SYNC.TXT)."""
 
-    def __init__(self, device: "AdbdStandin", stream: _Stream):
+    def __init__(self, device: AdbdStandin, stream: _Stream):
         self.device = device
         self.s = stream
 
@@ -452,8 +472,19 @@ class _SyncSession:
             return
         self._reply(
             struct.pack(
-                "<IIQQIIIIQqqq", rid, 0, st.st_dev, st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_gid,
-                st.st_size, int(st.st_atime), int(st.st_mtime), int(st.st_ctime),
+                "<IIQQIIIIQqqq",
+                rid,
+                0,
+                st.st_dev,
+                st.st_ino,
+                st.st_mode,
+                st.st_nlink,
+                st.st_uid,
+                st.st_gid,
+                st.st_size,
+                int(st.st_atime),
+                int(st.st_mtime),
+                int(st.st_ctime),
             )
         )
 
@@ -471,14 +502,18 @@ class _SyncSession:
             except OSError:
                 continue
             raw = name.encode("utf-8", "surrogateescape")
-            out.append(struct.pack("<IIIII", ID_DENT, st.st_mode, st.st_size & 0xFFFFFFFF,
-                                   int(st.st_mtime) & 0xFFFFFFFF, len(raw)) + raw)
+            out.append(
+                struct.pack(
+                    "<IIIII", ID_DENT, st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime) & 0xFFFFFFFF, len(raw)
+                )
+                + raw
+            )
         out.append(struct.pack("<IIIII", ID_DONE, 0, 0, 0, 0))
         self._reply(b"".join(out))
 
     def _send(self, spec: str) -> None:
         path, _, mode_text = spec.rpartition(",")
-        error: Optional[str] = None
+        error: str | None = None
         f = None
         target = None
         link_target = bytearray()
@@ -575,7 +610,7 @@ class _SyncSession:
 class _Connection:
     """One TCP connection from an adb server."""
 
-    def __init__(self, device: "AdbdStandin", sock: socket.socket):
+    def __init__(self, device: AdbdStandin, sock: socket.socket):
         self.device = device
         self.sock = sock
         self.closed = False
@@ -741,7 +776,7 @@ class AdbdStandin:
         handshake: str = "device",
         max_payload: int = MAX_PAYLOAD,
         confine_sync: bool = True,
-        env: Optional[dict] = None,
+        env: dict | None = None,
     ):
         if handshake not in ("device", "unauthorized", "silent"):
             raise ValueError(f"handshake {handshake!r}")
@@ -841,7 +876,7 @@ class AdbdStandin:
                 pass
         self._thread.join(timeout=2)
 
-    def __enter__(self) -> "AdbdStandin":
+    def __enter__(self) -> AdbdStandin:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -862,7 +897,7 @@ class AdbServer:
     our child process (`nodaemon`); `close()` asks it to stop (`kill-server`)
     and then ends the process."""
 
-    def __init__(self, adb_path: Optional[str] = None, port: Optional[int] = None, home=None):
+    def __init__(self, adb_path: str | None = None, port: int | None = None, home=None):
         path = adb_path or shutil.which("adb")
         if not path:
             raise FileNotFoundError("adb client not found on PATH (Debian: apt-get install adb)")
@@ -882,11 +917,15 @@ class AdbServer:
         self._started = False
         self.start()
 
-    def adb(self, *args: str, input: Optional[bytes] = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    def adb(self, *args: str, input: bytes | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
         """Run `adb -P PORT ARGS...` and capture its output."""
         return subprocess.run(
-            [self.adb_path, "-P", str(self.port), *args], input=input, capture_output=True,
-            timeout=timeout, env=self.env, stdin=None if input is not None else subprocess.DEVNULL,
+            [self.adb_path, "-P", str(self.port), *args],
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env=self.env,
+            stdin=None if input is not None else subprocess.DEVNULL,
         )
 
     def start(self) -> None:
@@ -895,8 +934,12 @@ class AdbServer:
         self.log_path = os.path.join(self.home, "adb-server.log")
         self._log = open(self.log_path, "ab")
         self._proc = subprocess.Popen(
-            [self.adb_path, "-P", str(self.port), "nodaemon", "server"], stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+            [self.adb_path, "-P", str(self.port), "nodaemon", "server"],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -938,7 +981,7 @@ class AdbServer:
             time.sleep(0.05)
         return text
 
-    def state(self, serial: str) -> Optional[str]:
+    def state(self, serial: str) -> str | None:
         """The state `adb devices` shows for serial, None if not listed."""
         res = self.adb("devices")
         for line in res.stdout.decode("utf-8", "replace").splitlines()[1:]:
@@ -966,7 +1009,7 @@ class AdbServer:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "AdbServer":
+    def __enter__(self) -> AdbServer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -3,11 +3,10 @@ an SSH board (a real sshd on loopback) opened as transports."""
 
 from __future__ import annotations
 
-
 import pytest
 
-from rkbench.run.session import open_board
-
+from rkbench.boards.connect import open_board
+from rkbench_wire import ModelRef, RunSpec
 from tests.support.boards import make_inputs, make_model
 
 
@@ -20,31 +19,26 @@ def model_files(tmp_path_factory) -> dict:
 
 
 @pytest.fixture
-def spec(model_files, tmp_path) -> dict:
-    """spec_fields for run_on_board: onnxruntime, short timings, a test-local lock."""
-    return {
-        "backend": "onnxruntime",
-        "model": {"onnx": "model"},
-        "inputs": [[f"in{i}"] for i in range(len(model_files["inputs"]))],
-        "warmup": 2,
-        "min_runs": 20,
-        "min_seconds": 0.2,
-        "max_seconds": 20.0,
-        "telemetry_interval_s": 0.1,
-        "lock_path": str(tmp_path / "board.lock"),
-        "lock_timeout_s": 5.0,
-    }
+def spec(model_files, tmp_path) -> RunSpec:
+    """A run spec for run_on_board (files named by their host paths): onnxruntime, short
+    timings, a test-local lock."""
+    return RunSpec(
+        model=ModelRef(onnx=str(model_files["model"])),
+        inputs=[[str(path)] for path in model_files["inputs"]],
+        output_dir="out",
+        backend="onnxruntime",
+        warmup=2,
+        min_runs=20,
+        min_seconds=0.2,
+        max_seconds=20.0,
+        telemetry_interval_s=0.1,
+        lock_path=str(tmp_path / "board.lock"),
+        lock_timeout_s=5.0,
+    )
 
 
 @pytest.fixture
-def files(model_files) -> dict:
-    out = {"model": model_files["model"]}
-    out.update({f"in{i}": p for i, p in enumerate(model_files["inputs"])})
-    return out
-
-
-@pytest.fixture
-def ssh_board(sshd):  # noqa: F811 (the fixture imported above)
+def ssh_board(sshd):
     with open_board(sshd.board) as transport:
         yield transport
 

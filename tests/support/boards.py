@@ -11,8 +11,8 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -38,10 +38,12 @@ def make_model(path: Path, channels: int = 4, size: int = 8) -> Path:
         helper.make_node("Flatten", ["pool"], ["scores"], axis=1),
     ]
     graph = helper.make_graph(
-        nodes, "rkbench_session_test",
+        nodes,
+        "rkbench_session_test",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, channels])],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -49,7 +51,7 @@ def make_model(path: Path, channels: int = 4, size: int = 8) -> Path:
     return path
 
 
-def make_inputs(directory: Path, count: int = 3, size: int = 8, seed: int = 5) -> List[Path]:
+def make_inputs(directory: Path, count: int = 3, size: int = 8, seed: int = 5) -> list[Path]:
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(count):
@@ -59,7 +61,7 @@ def make_inputs(directory: Path, count: int = 3, size: int = 8, seed: int = 5) -
     return paths
 
 
-def ort_outputs(model: Path, inputs: Sequence[Path]) -> List[np.ndarray]:
+def ort_outputs(model: Path, inputs: Sequence[Path]) -> list[np.ndarray]:
     """What onnxruntime on this host gives for each input (first output)."""
     import onnxruntime as ort
 
@@ -83,8 +85,7 @@ def python_without_numpy(directory: Path) -> Path:
 def noisy_python(directory: Path, message: str) -> Path:
     """A board Python that prints `message` on stderr first (for stderr tails)."""
     directory.mkdir(parents=True, exist_ok=True)
-    return write_script(directory / "python3-noisy",
-                        f'#!/bin/sh\necho "{message}" >&2\nexec {sys.executable} "$@"\n')
+    return write_script(directory / "python3-noisy", f'#!/bin/sh\necho "{message}" >&2\nexec {sys.executable} "$@"\n')
 
 
 def board_venv(directory: Path, see_host_packages: bool = True) -> Path:
@@ -96,14 +97,23 @@ def board_venv(directory: Path, see_host_packages: bool = True) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(directory)], check=True)
     py = directory / "bin" / "python"
     if see_host_packages:
-        site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                              check=True, capture_output=True, text=True).stdout.strip()
+        site = subprocess.run(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         Path(site, "host_packages.pth").write_text(sysconfig.get_path("purelib") + "\n")
     return py
 
 
-def make_wheel(directory: Path, name: str = "rkbench_probe_pkg", version: str = "0.1.0",
-               requires: Sequence[str] = (), files: Dict[str, str] = None) -> Path:
+def make_wheel(
+    directory: Path,
+    name: str = "rkbench_probe_pkg",
+    version: str = "0.1.0",
+    requires: Sequence[str] = (),
+    files: dict[str, str] = None,
+) -> Path:
     """A pure-Python py3-none-any wheel built by hand (no build backend, no network)."""
     directory.mkdir(parents=True, exist_ok=True)
     dist = name.replace("-", "_")

@@ -19,7 +19,11 @@ class Cli:
     def __call__(self, *args, cwd=None, env=None, timeout=600) -> subprocess.CompletedProcess:
         done = subprocess.run(
             [sys.executable, "-m", "rkbench", *map(str, args)],
-            capture_output=True, text=True, cwd=cwd, env={**self.env, **(env or {})}, timeout=timeout,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env={**self.env, **(env or {})},
+            timeout=timeout,
         )
         # No user mistake or toolkit failure may end in a Python traceback.
         assert "Traceback" not in done.stderr, done.stderr

@@ -17,12 +17,12 @@ import numpy as np
 
 def conv(rng, out_c, in_c, k=3):
     fan_in = in_c * k * k
-    return (rng.standard_normal((out_c, in_c, k, k)) * np.sqrt(2.0 / fan_in)).astype(np.float32), \
-        (rng.standard_normal(out_c) * 0.05).astype(np.float32)
+    return (rng.standard_normal((out_c, in_c, k, k)) * np.sqrt(2.0 / fan_in)).astype(np.float32), (
+        rng.standard_normal(out_c) * 0.05
+    ).astype(np.float32)
 
 
-def make_outlier_model(path: Path, scale: float = 1000.0, seed: int = 7, size: int = 32,
-                       classes: int = 10) -> Path:
+def make_outlier_model(path: Path, scale: float = 1000.0, seed: int = 7, size: int = 32, classes: int = 10) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -42,8 +42,11 @@ def make_outlier_model(path: Path, scale: float = 1000.0, seed: int = 7, size: i
     for i, (w, b) in enumerate(weights, start=1):
         inits += [numpy_helper.from_array(w, f"conv{i}_w"), numpy_helper.from_array(b, f"conv{i}_b")]
         stride = 2 if i in (2, 4) else 1
-        nodes.append(helper.make_node("Conv", [current, f"conv{i}_w", f"conv{i}_b"], [f"conv{i}"],
-                                      pads=[1, 1, 1, 1], strides=[stride, stride]))
+        nodes.append(
+            helper.make_node(
+                "Conv", [current, f"conv{i}_w", f"conv{i}_b"], [f"conv{i}"], pads=[1, 1, 1, 1], strides=[stride, stride]
+            )
+        )
         nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]))
         current = f"relu{i}"
     nodes.append(helper.make_node("GlobalAveragePool", [current], ["pool"]))
@@ -51,7 +54,8 @@ def make_outlier_model(path: Path, scale: float = 1000.0, seed: int = 7, size: i
     inits += [numpy_helper.from_array(fc, "fc_w"), numpy_helper.from_array(fc_b, "fc_b")]
     nodes.append(helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1))
     graph = helper.make_graph(
-        nodes, "outlier_cnn",
+        nodes,
+        "outlier_cnn",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
         inits,

@@ -29,7 +29,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
 
 import pytest
 
@@ -77,14 +76,14 @@ def _wait_banner(host: str, port: int, proc: subprocess.Popen, timeout: float = 
 class SshServer:
     workdir: Path
     host: str
-    client_pubkeys: List[Path]
+    client_pubkeys: list[Path]
     password_auth: bool = False
     extra_config: str = ""
     port: int = 0
     user: str = field(default_factory=lambda: _current_user())
-    proc: Optional[subprocess.Popen] = None
+    proc: subprocess.Popen | None = None
     host_key: Path = None  # type: ignore[assignment]
-    tmpfs: Optional[tuple] = None  # (path, size) mounted privately for this sshd (needs root)
+    tmpfs: tuple | None = None  # (path, size) mounted privately for this sshd (needs root)
     _generation: int = 0
 
     # -- what tests use ---------------------------------------------------
@@ -115,7 +114,9 @@ class SshServer:
     def fingerprint(self) -> str:
         out = subprocess.run(
             [SSH_KEYGEN, "-l", "-E", "sha256", "-f", str(self.host_key) + ".pub"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         return out.split()[1]
 
@@ -133,7 +134,9 @@ class SshServer:
     def _new_host_key(self) -> None:
         self._generation += 1
         key = self.workdir / f"ssh_host_ed25519_key.{self._generation}"
-        subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, stdin=subprocess.DEVNULL
+        )
         self.host_key = key
 
     def _write_config(self) -> Path:
@@ -153,7 +156,7 @@ StrictModes no
 UsePAM no
 Subsystem sftp internal-sftp
 PubkeyAuthentication yes
-PasswordAuthentication {'yes' if self.password_auth else 'no'}
+PasswordAuthentication {"yes" if self.password_auth else "no"}
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 PermitEmptyPasswords no
@@ -185,7 +188,7 @@ SetEnv HOME={self.home}
         self.stop()
         return False
 
-    def start(self) -> "SshServer":
+    def start(self) -> SshServer:
         if self.host_key is None:
             self._new_host_key()
         for _attempt in range(5):
@@ -206,7 +209,7 @@ SetEnv HOME={self.home}
                 self.proc.wait(5)
         self.proc = None
 
-    def restart(self, new_host_key: bool = False) -> "SshServer":
+    def restart(self, new_host_key: bool = False) -> SshServer:
         """Restart on the same port (optionally with a freshly generated host key)."""
         self.stop()
         if new_host_key:
@@ -226,11 +229,11 @@ def _current_user() -> str:
 
 def start_sshd(
     workdir: Path,
-    client_keys: List[Path],
+    client_keys: list[Path],
     host: str = "127.0.0.1",
     password_auth: bool = False,
     extra_config: str = "",
-    tmpfs: Optional[tuple] = None,
+    tmpfs: tuple | None = None,
 ) -> SshServer:
     """Start one sshd (sshd -D -e -f cfg) on a free port of `host` (loopback only)."""
     if not host.startswith("127."):
@@ -239,8 +242,12 @@ def start_sshd(
         os.makedirs("/run/sshd", exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     return SshServer(
-        workdir=workdir, host=host, client_pubkeys=list(client_keys),
-        password_auth=password_auth, extra_config=extra_config, tmpfs=tmpfs,
+        workdir=workdir,
+        host=host,
+        client_pubkeys=list(client_keys),
+        password_auth=password_auth,
+        extra_config=extra_config,
+        tmpfs=tmpfs,
     ).start()
 
 
@@ -266,7 +273,7 @@ def ssh_home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def sshd_factory(tmp_path, ssh_client_key, ssh_home):
-    servers: List[SshServer] = []
+    servers: list[SshServer] = []
 
     def make(host: str = "127.0.0.1", trusted: bool = True, **kw) -> SshServer:
         server = start_sshd(tmp_path / f"sshd{len(servers)}", [ssh_client_key], host=host, **kw)

@@ -7,10 +7,10 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rkbench.accuracy.layers import LayerSummary, ParseError, parse_error_analysis, rank, summarize
-from rkbench.model.build import BuildOptions, Prepared, Say
-from rkbench.errors import ToolkitCrash, UsageError
 from rkbench.accuracy.evalset import EvalSet, OutputAgreement, prepare_eval
+from rkbench.accuracy.layers import LayerSummary, ParseError, parse_error_analysis, rank, summarize
+from rkbench.errors import ToolkitCrash, UsageError
+from rkbench.model.build import BuildOptions, Prepared, Say
 from rkbench.toolkit.worker import run_job
 
 
@@ -43,16 +43,21 @@ class AnalysisReport:
 
     def to_dict(self) -> dict:
         return {
-            "model": self.model, "target": self.target, "quant": self.quant,
-            "samples": self.samples, "golden": self.golden, "dumps": self.dumps,
+            "model": self.model,
+            "target": self.target,
+            "quant": self.quant,
+            "samples": self.samples,
+            "golden": self.golden,
+            "dumps": self.dumps,
             "outputs": [asdict(o) for o in self.outputs],
             "worst_layers": [layer.to_dict() for layer in self.worst],
             "layers": [layer.to_dict() for layer in self.layers],
         }
 
 
-def analyze(prepared: Prepared, options: BuildOptions, what: AnalyzeOptions,
-            say: Say = lambda _: None) -> AnalysisReport:
+def analyze(
+    prepared: Prepared, options: BuildOptions, what: AnalyzeOptions, say: Say = lambda _: None
+) -> AnalysisReport:
     config = prepared.config
     if not config.quantized:
         raise UsageError("analyze measures quantization error: use --quant w8a8 (or another quantized dtype)")
@@ -71,8 +76,9 @@ def analyze(prepared: Prepared, options: BuildOptions, what: AnalyzeOptions,
     return report
 
 
-def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, what: AnalyzeOptions,
-                say: Say) -> AnalysisReport:
+def _analyze_in(
+    workdir: Path, prepared: Prepared, options: BuildOptions, what: AnalyzeOptions, say: Say
+) -> AnalysisReport:
     config = prepared.config
     picked = what.files or prepared.dataset.pick(what.samples)
     inputs_dir = what.keep_dir if what.keep_dir is not None else workdir
@@ -93,7 +99,9 @@ def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, what: 
     }
     say(f"analysing {config.model.name} on the simulator with {len(picked)} sample(s)")
     result = run_job(
-        request, workdir, options.worker,
+        request,
+        workdir,
+        options.worker,
         on_step=lambda step, detail: say(f"toolkit: {step}" + (f" ({detail})" if detail else "")),
         what=str(config.model),
     )
@@ -112,18 +120,25 @@ def _analyze_in(workdir: Path, prepared: Prepared, options: BuildOptions, what: 
             shutil.move(str(snapshot), what.keep_dumps / snapshot.name)
         dumps = str(what.keep_dumps)
     report = AnalysisReport(
-        model=str(config.model), target=config.target, quant=config.quant,
+        model=str(config.model),
+        target=config.target,
+        quant=config.quant,
         samples=[[str(f) for f in files] for files in picked],
-        layers=layers, worst=rank(layers)[:what.worst], outputs=outputs,
-        golden="onnxruntime" if outputs else "none (TFLite source)", dumps=dumps, evalset=evalset,
+        layers=layers,
+        worst=rank(layers)[: what.worst],
+        outputs=outputs,
+        golden="onnxruntime" if outputs else "none (TFLite source)",
+        dumps=dumps,
+        evalset=evalset,
     )
     if what.keep_dir is not None:
         report.sim_outputs = [[_move(p, what.keep_dir) for p in sample] for sample in result["outputs"]]
         for index, kept in enumerate(result.get("tensors", [])):
             moved = {}
             for name, sides in kept.items():
-                moved[name] = {side: _move(path, what.keep_dir / f"tensors_{index:04d}" / side)
-                               for side, path in sides.items()}
+                moved[name] = {
+                    side: _move(path, what.keep_dir / f"tensors_{index:04d}" / side) for side, path in sides.items()
+                }
             report.tensors.append(moved)
     return report
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rkbench.model.dataset import prepare_sample
-from rkbench.errors import ToolkitCrash
 from rkbench.accuracy.golden import GoldenModel
 from rkbench.accuracy.metrics import Agreement
+from rkbench.errors import ToolkitCrash
+from rkbench.model.dataset import prepare_sample
 
 
 @dataclass
@@ -76,7 +76,9 @@ def prepare_eval(prepared, samples, workdir: Path) -> EvalSet:
         if golden_model is not None:
             golden.append(golden_model.run(sample.golden))
     return EvalSet(
-        files=tuple(samples), arrays=arrays, data_format=formats,
+        files=tuple(samples),
+        arrays=arrays,
+        data_format=formats,
         golden=golden if golden_model is not None else None,
         output_names=golden_model.output_names if golden_model else [],
         digest=digest.hexdigest(),
@@ -87,5 +89,4 @@ def summary_cos(agreements: list[OutputAgreement]) -> tuple[float, float]:
     """(mean, min) output cosine over all outputs: the figure a search aims at."""
     if not agreements:
         return float("nan"), float("nan")
-    return (float(np.mean([a.cos_mean for a in agreements])),
-            float(min(a.cos_min for a in agreements)))
+    return (float(np.mean([a.cos_mean for a in agreements])), float(min(a.cos_min for a in agreements)))

@@ -37,8 +37,16 @@ class LayerRow:
     markers: tuple[str, ...] = ()
 
 
-COLUMNS = ("entire_cos", "entire_euc", "single_cos", "single_euc",
-           "runtime_entire_cos", "runtime_entire_euc", "runtime_single_cos", "runtime_single_euc")
+COLUMNS = (
+    "entire_cos",
+    "entire_euc",
+    "single_cos",
+    "single_euc",
+    "runtime_entire_cos",
+    "runtime_entire_euc",
+    "runtime_single_cos",
+    "runtime_single_euc",
+)
 
 
 class ParseError(ValueError):
@@ -71,8 +79,9 @@ def parse_error_analysis(text: str) -> list[LayerRow]:
                 values.append(None)
                 markers.append(token)
         fields = dict(zip(COLUMNS, values))
-        rows.append(LayerRow(len(rows), match["op"], match["tensor"], fused=not tokens,
-                             markers=tuple(markers), **fields))
+        rows.append(
+            LayerRow(len(rows), match["op"], match["tensor"], fused=not tokens, markers=tuple(markers), **fields)
+        )
     return rows
 
 
@@ -113,17 +122,22 @@ def summarize(per_sample: list[list[LayerRow]]) -> list[LayerSummary]:
     summaries = []
     for tensor, first in order.items():
         rows = grouped[tensor]
-        summaries.append(LayerSummary(
-            index=first.index, op=first.op, tensor=tensor, fused=all(r.fused for r in rows),
-            samples=len(rows),
-            entire_cos_mean=_mean(r.entire_cos for r in rows),
-            entire_cos_min=_min(r.entire_cos for r in rows),
-            single_cos_mean=_mean(r.single_cos for r in rows),
-            single_cos_min=_min(r.single_cos for r in rows),
-            entire_euc_mean=_mean(r.entire_euc for r in rows),
-            single_euc_mean=_mean(r.single_euc for r in rows),
-            markers=tuple(sorted({m for r in rows for m in r.markers})),
-        ))
+        summaries.append(
+            LayerSummary(
+                index=first.index,
+                op=first.op,
+                tensor=tensor,
+                fused=all(r.fused for r in rows),
+                samples=len(rows),
+                entire_cos_mean=_mean(r.entire_cos for r in rows),
+                entire_cos_min=_min(r.entire_cos for r in rows),
+                single_cos_mean=_mean(r.single_cos for r in rows),
+                single_cos_min=_min(r.single_cos for r in rows),
+                entire_euc_mean=_mean(r.entire_euc for r in rows),
+                single_euc_mean=_mean(r.single_euc for r in rows),
+                markers=tuple(sorted({m for r in rows for m in r.markers})),
+            )
+        )
     return summaries
 
 

@@ -51,8 +51,17 @@ class Agreement:
 
     def summary(self) -> list[tuple[int, dict]]:
         """(output index, {shape, cos_mean, cos_min, euc_mean, max_abs, top1_agreement})."""
-        return [(k, {"shape": row["shape"], "cos_mean": float(np.mean(row["cos"])),
-                     "cos_min": float(np.min(row["cos"])), "euc_mean": float(np.mean(row["euc"])),
-                     "max_abs": float(np.max(row["max"])),
-                     "top1_agreement": float(np.mean(row["top1"])) if row["top1"] else None})
-                for k, row in sorted(self.rows.items())]
+        return [
+            (
+                k,
+                {
+                    "shape": row["shape"],
+                    "cos_mean": float(np.mean(row["cos"])),
+                    "cos_min": float(np.min(row["cos"])),
+                    "euc_mean": float(np.mean(row["euc"])),
+                    "max_abs": float(np.max(row["max"])),
+                    "top1_agreement": float(np.mean(row["top1"])) if row["top1"] else None,
+                },
+            )
+            for k, row in sorted(self.rows.items())
+        ]

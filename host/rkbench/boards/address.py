@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from rkbench.errors import UsageError
 
@@ -38,10 +37,10 @@ _SERIAL_RE = re.compile(r"^[A-Za-z0-9._:\-\[\]]{1,128}$")
 @dataclass(frozen=True)
 class BoardAddress:
     kind: str  # 'ssh' | 'adb' | 'local'
-    host: Optional[str] = None  # ssh: host name or IP (no brackets); adb over TCP: host
-    port: Optional[int] = None  # ssh port / adb TCP port
-    user: Optional[str] = None  # ssh login user
-    serial: Optional[str] = None  # adb serial ("host:port" for adb over TCP)
+    host: str | None = None  # ssh: host name or IP (no brackets); adb over TCP: host
+    port: int | None = None  # ssh port / adb TCP port
+    user: str | None = None  # ssh login user
+    serial: str | None = None  # adb serial ("host:port" for adb over TCP)
     raw: str = ""
     # Whether user/port were written in the string (so ~/.ssh/config may fill them).
     explicit_user: bool = False
@@ -167,9 +166,7 @@ def parse_board(text: str) -> BoardAddress:
         host, port = _split_host_port(raw, rest)
         port = port if port is not None else DEFAULT_ADB_PORT
         hostpart = f"[{host}]" if ":" in host else host
-        return BoardAddress(
-            kind="adb", host=host, port=port, serial=f"{hostpart}:{port}", raw=raw, explicit_port=True
-        )
+        return BoardAddress(kind="adb", host=host, port=port, serial=f"{hostpart}:{port}", raw=raw, explicit_port=True)
     if low.startswith("adb:"):
         serial = s[4:]
         if not serial or not _SERIAL_RE.match(serial):

@@ -21,9 +21,9 @@ import re
 import tarfile
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
 
 from rkbench import errors
 from rkbench.boards.transport.base import Progress, Transport
@@ -43,20 +43,11 @@ class DeployStats:
     blobs_pushed: int = 0
     blobs_reused: int = 0
 
-    def add(self, other: "DeployStats") -> "DeployStats":
+    def add(self, other: DeployStats) -> DeployStats:
         self.bytes_pushed += other.bytes_pushed
         self.blobs_pushed += other.blobs_pushed
         self.blobs_reused += other.blobs_reused
         return self
-
-
-@dataclass
-class Deployment:
-    """What `deploy()` put on the board."""
-
-    runner_dir: Optional[str]
-    blobs: Dict[str, str] = field(default_factory=dict)  # local path -> remote path
-    stats: DeployStats = field(default_factory=DeployStats)
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
@@ -67,7 +58,7 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def cache_dir(transport: Transport, cache: Optional[str] = None) -> str:
+def cache_dir(transport: Transport, cache: str | None = None) -> str:
     """The board-side cache root: `cache` if given (absolute), else <home>/.cache/rkbench."""
     if cache:
         if not cache.startswith("/"):
@@ -76,12 +67,12 @@ def cache_dir(transport: Transport, cache: Optional[str] = None) -> str:
     return f"{transport.home()}/{CACHE_SUBDIR}"
 
 
-def blob_path(transport: Transport, sha: str, suffix: str = "", cache: Optional[str] = None) -> str:
+def blob_path(transport: Transport, sha: str, suffix: str = "", cache: str | None = None) -> str:
     suffix = suffix if _SUFFIX_RE.match(suffix or "") else ""
     return f"{cache_dir(transport, cache)}/blobs/{sha}{suffix}"
 
 
-def _push_verified(transport: Transport, local: str, remote: str, sha: str, progress: Optional[Progress]) -> int:
+def _push_verified(transport: Transport, local: str, remote: str, sha: str, progress: Progress | None) -> int:
     """Upload to a temporary name beside `remote`, check the hash, rename into place."""
     tmp = f"{remote}.tmp-{uuid.uuid4().hex[:12]}"
     try:
@@ -100,7 +91,7 @@ def _push_verified(transport: Transport, local: str, remote: str, sha: str, prog
 
 
 class _HashMismatch(Exception):
-    def __init__(self, got: Optional[str]):
+    def __init__(self, got: str | None):
         super().__init__(got)
         self.got = got
 
@@ -109,10 +100,10 @@ def ensure_blob(
     transport: Transport,
     local_path,
     *,
-    stats: Optional[DeployStats] = None,
-    cache: Optional[str] = None,
-    progress: Optional[Progress] = None,
-    sha: Optional[str] = None,
+    stats: DeployStats | None = None,
+    cache: str | None = None,
+    progress: Progress | None = None,
+    sha: str | None = None,
 ) -> str:
     """The board path of `local_path`'s content, uploading it only if missing.
 
@@ -133,7 +124,7 @@ def ensure_blob(
         transport.remove(remote)
 
     transport.makedirs(remote.rsplit("/", 1)[0])
-    last: Optional[str] = None
+    last: str | None = None
     for _attempt in range(2):
         try:
             sent = _push_verified(transport, local, remote, sha, progress)
@@ -155,7 +146,7 @@ def ensure_blob(
 # --------------------------------------------------------------------------
 def find_package_dir(name: str) -> Path:
     """Directory of an import package of this checkout / installation."""
-    candidates: List[Path] = []
+    candidates: list[Path] = []
     spec = importlib.util.find_spec(name)
     if spec is not None:
         if spec.origin and spec.origin.endswith("__init__.py"):
@@ -172,7 +163,7 @@ def find_package_dir(name: str) -> Path:
     raise BoardError(f"the runner package {name} is not installed with rkbench; reinstall rkbench (make install)")
 
 
-def runner_files(package_dirs: Optional[Sequence[Path]] = None) -> List[tuple]:
+def runner_files(package_dirs: Sequence[Path] | None = None) -> list[tuple]:
     """(archive name, local path) of every .py file of the runner packages, sorted."""
     dirs = [Path(d) for d in package_dirs] if package_dirs else [find_package_dir(n) for n in RUNNER_PACKAGES]
     out = []
@@ -187,7 +178,7 @@ def runner_files(package_dirs: Optional[Sequence[Path]] = None) -> List[tuple]:
     return sorted(out)
 
 
-def runner_tarball(package_dirs: Optional[Sequence[Path]] = None) -> bytes:
+def runner_tarball(package_dirs: Sequence[Path] | None = None) -> bytes:
     """A deterministic tar (fixed mtimes, owners, modes, order) of the runner code."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
@@ -214,9 +205,9 @@ def runner_tarball(package_dirs: Optional[Sequence[Path]] = None) -> bytes:
 
 # Runs on the board with argv: blob, tmpdir, final dir. Extracts into a temporary
 # directory and renames it into place, so a runner dir is either whole or absent.
-_EXTRACT_SCRIPT = r"""
+_EXTRACT_SCRIPT = rf"""
 set -e
-if [ -e "$3/%(marker)s" ]; then exit 0; fi
+if [ -e "$3/{COMPLETE_MARKER}" ]; then exit 0; fi
 rm -rf "$2" "$3"
 mkdir -p "$2"
 if command -v tar >/dev/null 2>&1; then
@@ -224,17 +215,17 @@ if command -v tar >/dev/null 2>&1; then
 else
   python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$1" "$2"
 fi
-: > "$2/%(marker)s"
-mv "$2" "$3" 2>/dev/null || { rm -rf "$2"; test -e "$3/%(marker)s"; }
-""" % {"marker": COMPLETE_MARKER}
+: > "$2/{COMPLETE_MARKER}"
+mv "$2" "$3" 2>/dev/null || {{ rm -rf "$2"; test -e "$3/{COMPLETE_MARKER}"; }}
+"""
 
 
 def ensure_runner(
     transport: Transport,
     *,
-    stats: Optional[DeployStats] = None,
-    cache: Optional[str] = None,
-    package_dirs: Optional[Sequence[Path]] = None,
+    stats: DeployStats | None = None,
+    cache: str | None = None,
+    package_dirs: Sequence[Path] | None = None,
 ) -> str:
     """The board directory holding the runner packages (put it on PYTHONPATH).
 
@@ -257,22 +248,3 @@ def ensure_runner(
     res = transport.run(["sh", "-c", _EXTRACT_SCRIPT, "sh", blob, tmpdir, final], timeout=120)
     transport.check_result(res, f"unpacking the runner into {final}")
     return final
-
-
-def deploy(
-    transport: Transport,
-    files: Iterable = (),
-    *,
-    runner: bool = True,
-    cache: Optional[str] = None,
-    progress: Optional[Progress] = None,
-) -> Deployment:
-    """Runner + blobs in one call; returns where everything is and what moved."""
-    stats = DeployStats()
-    runner_dir = ensure_runner(transport, stats=stats, cache=cache) if runner else None
-    blobs = {}
-    for f in files:
-        key = os.fspath(f)
-        if key not in blobs:
-            blobs[key] = ensure_blob(transport, key, stats=stats, cache=cache, progress=progress)
-    return Deployment(runner_dir=runner_dir, blobs=blobs, stats=stats)

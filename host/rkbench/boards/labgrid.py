@@ -53,8 +53,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import NamedTuple
 
 from rkbench.errors import BoardError, UsageError
 
@@ -72,8 +73,17 @@ DEFAULT_COMMAND_TIMEOUT = 30.0
 # acquire the RemotePlaces of an environment file instead of -p) or which Python
 # packages it imports (ours): never passed on to it.
 _CHILD_ENV_DROP = (
-    "LG_ENV", "LG_PLACE", "PLACE", "LG_STATE", "STATE", "LG_INITIAL_STATE", "LG_TOKEN",
-    "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV",
+    "LG_ENV",
+    "LG_PLACE",
+    "PLACE",
+    "LG_STATE",
+    "STATE",
+    "LG_INITIAL_STATE",
+    "LG_TOKEN",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "VIRTUAL_ENV",
 )
 
 INSTALL_HINT = (
@@ -133,12 +143,12 @@ class LabgridResource:
     """One resource of a place, as `labgrid-client show` lists it."""
 
     name: str  # the name inside the place (the match's rename, else the resource name)
-    path: Tuple[str, str, str, str]  # exporter, group, class, resource name
+    path: tuple[str, str, str, str]  # exporter, group, class, resource name
     cls: str
-    params: Dict[str, object] = field(default_factory=dict)  # NetworkService: address, username, port, ...
-    extra: Dict[str, object] = field(default_factory=dict)  # proxy, proxy_required
+    params: dict[str, object] = field(default_factory=dict)  # NetworkService: address, username, port, ...
+    extra: dict[str, object] = field(default_factory=dict)  # proxy, proxy_required
     avail: bool = True
-    acquired: Optional[str] = None  # the place that holds the resource
+    acquired: str | None = None  # the place that holds the resource
     orphaned: bool = False  # acquired, but its exporter is gone
 
     @property
@@ -151,18 +161,18 @@ class PlaceState:
     """A place as `labgrid-client show` describes it."""
 
     name: str
-    aliases: Tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
     comment: str = ""
-    tags: Dict[str, str] = field(default_factory=dict)
-    matches: Tuple[str, ...] = ()
-    acquired: Optional[str] = None  # "host/user" of the holder, None when free
-    acquired_resources: Tuple[str, ...] = ()
-    allowed: Tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    matches: tuple[str, ...] = ()
+    acquired: str | None = None  # "host/user" of the holder, None when free
+    acquired_resources: tuple[str, ...] = ()
+    allowed: tuple[str, ...] = ()
     changed: str = ""
     reservation: str = ""
-    resources: Tuple[LabgridResource, ...] = ()  # acquired ones, or the matching ones when free
+    resources: tuple[LabgridResource, ...] = ()  # acquired ones, or the matching ones when free
 
-    def services(self) -> List[LabgridResource]:
+    def services(self) -> list[LabgridResource]:
         return [r for r in self.resources if r.cls == NETWORK_SERVICE]
 
 
@@ -172,7 +182,7 @@ def describe_holder(holder: str) -> str:
     return f"user {user!r} on host {host!r}" if sep else repr(holder)
 
 
-def parse_labgrid_board(text: str) -> Optional[str]:
+def parse_labgrid_board(text: str) -> str | None:
     """The place name of a `labgrid:PLACE` board string; None for any other board string."""
     if not isinstance(text, str):
         return None
@@ -193,20 +203,18 @@ def parse_labgrid_board(text: str) -> Optional[str]:
 # parsing `labgrid-client show`
 # ----------------------------------------------------------------------------
 _PLACE_HEAD = re.compile(r"^Place '(?P<name>.*)':\s*$")
-_RES_HEAD = re.compile(
-    r"^(?P<kind>Acquired|Matching) resource '(?P<name>[^']*)' \((?P<path>[^)]*)\):\s*$"
-)
+_RES_HEAD = re.compile(r"^(?P<kind>Acquired|Matching) resource '(?P<name>[^']*)' \((?P<path>[^)]*)\):\s*$")
 _ORPHAN = re.compile(r"^Orphaned resource '(?P<name>[^']*)' \((?P<path>[^)]*)\)\s*$")
 
 
-def _split_path(path: str) -> Tuple[str, str, str, str]:
+def _split_path(path: str) -> tuple[str, str, str, str]:
     parts = path.split("/")
     if len(parts) != 4:
         raise ValueError(path)
     return parts[0], parts[1], parts[2], parts[3]
 
 
-def _literal_dict(lines: List[str]) -> Dict[str, object]:
+def _literal_dict(lines: list[str]) -> dict[str, object]:
     text = "\n".join(line[2:] if line.startswith("  ") else line for line in lines).strip()
     value = ast.literal_eval(text)
     if not isinstance(value, dict):
@@ -221,9 +229,9 @@ def parse_show(text: str) -> PlaceState:
     if start is None:
         raise ValueError("no \"Place '...':\" line")
     name = _PLACE_HEAD.match(lines[start]).group("name")  # type: ignore[union-attr]
-    fields: Dict[str, object] = {}
-    lists: Dict[str, List[str]] = {"matches": [], "acquired resources": []}
-    current: Optional[str] = None
+    fields: dict[str, object] = {}
+    lists: dict[str, list[str]] = {"matches": [], "acquired resources": []}
+    current: str | None = None
     i = start + 1
     while i < len(lines) and lines[i].startswith("  "):
         line = lines[i]
@@ -236,13 +244,13 @@ def parse_show(text: str) -> PlaceState:
         current = key
         if key not in lists:
             fields[key] = value
-    resources: List[LabgridResource] = []
+    resources: list[LabgridResource] = []
     while i < len(lines):
         line = lines[i]
         i += 1
         m = _RES_HEAD.match(line)
         if m:
-            body: List[str] = []
+            body: list[str] = []
             while i < len(lines) and lines[i].startswith("  "):
                 body.append(lines[i])
                 i += 1
@@ -267,13 +275,13 @@ def parse_show(text: str) -> PlaceState:
             path = _split_path(m.group("path"))
             resources.append(LabgridResource(name=m.group("name"), path=path, cls=path[2], orphaned=True))
     acquired = str(fields.get("acquired", "None"))
-    tags: Dict[str, str] = {}
+    tags: dict[str, str] = {}
     for pair in str(fields.get("tags", "")).split(","):
         k, sep, v = pair.strip().partition("=")
         if sep:
             tags[k] = v
 
-    def _csv(key: str) -> Tuple[str, ...]:
+    def _csv(key: str) -> tuple[str, ...]:
         return tuple(a.strip() for a in str(fields.get(key, "")).split(",") if a.strip())
 
     return PlaceState(
@@ -294,7 +302,7 @@ def parse_show(text: str) -> PlaceState:
 # ----------------------------------------------------------------------------
 # finding and running labgrid-client
 # ----------------------------------------------------------------------------
-def find_labgrid_client(client: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> str:
+def find_labgrid_client(client: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """Path of labgrid-client: `client` (a file, or a venv/bin directory), else
     $RKBENCH_LABGRID_CLIENT, else PATH. LabgridClientMissing with install steps."""
     environ = os.environ if env is None else env
@@ -324,7 +332,7 @@ def find_labgrid_client(client: Optional[str] = None, env: Optional[Mapping[str,
 
 @dataclass(frozen=True)
 class ClientResult:
-    argv: List[str]
+    argv: list[str]
     returncode: int
     stdout: str
     stderr: str
@@ -339,7 +347,7 @@ class ClientResult:
         return lines[-1] if lines else ""
 
 
-def _child_env(extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
+def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _CHILD_ENV_DROP}
     if extra:
         for k, v in extra.items():
@@ -382,14 +390,14 @@ class LabgridPlace:
     def __init__(
         self,
         name: str,
-        client: Optional[str] = None,
-        coordinator: Optional[str] = None,
+        client: str | None = None,
+        coordinator: str | None = None,
         *,
-        env: Optional[Mapping[str, Optional[str]]] = None,
+        env: Mapping[str, str | None] | None = None,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         acquire_timeout: float = 0.0,
         poll_interval: float = 2.0,
-        log: Optional[Callable[[str], None]] = None,
+        log: Callable[[str], None] | None = None,
     ):
         if not isinstance(name, str) or not _PLACE_RE.match(name):
             raise UsageError(f"{name!r} is not a labgrid place name")
@@ -404,8 +412,8 @@ class LabgridPlace:
         self.poll_interval = poll_interval
         self._log = log or (lambda msg: None)
         self._place = name  # the canonical name once `show` told us
-        self._holder: Optional[str] = None  # "host/user" while we hold the place
-        self._acquired_state: Optional[PlaceState] = None  # `show` right after our acquire
+        self._holder: str | None = None  # "host/user" while we hold the place
+        self._acquired_state: PlaceState | None = None  # `show` right after our acquire
 
     # -- helpers --------------------------------------------------------------
     @property
@@ -414,7 +422,7 @@ class LabgridPlace:
         return self._holder is not None
 
     @property
-    def holder(self) -> Optional[str]:
+    def holder(self) -> str | None:
         return self._holder
 
     @property
@@ -433,8 +441,9 @@ class LabgridPlace:
             f"set {COORDINATOR_OPTION} HOST:PORT or ${COORDINATOR_ENV}"
         )
 
-    def _run(self, args: Sequence[str], *, place: bool = True, timeout: Optional[float] = None,
-             shield: bool = False) -> ClientResult:
+    def _run(
+        self, args: Sequence[str], *, place: bool = True, timeout: float | None = None, shield: bool = False
+    ) -> ClientResult:
         """Run labgrid-client; the child is in its own session so a Ctrl-C on
         the terminal reaches us, not it. `shield`: a Ctrl-C while it runs does
         not stop it (release must finish): the result says `interrupted`, and the
@@ -451,9 +460,7 @@ class LabgridPlace:
                     argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=self._env, start_new_session=True
                 )
             except OSError as exc:
-                raise LabgridClientMissing(
-                    f"cannot run {self.client}: {exc.strerror or exc}; {INSTALL_HINT}"
-                ) from None
+                raise LabgridClientMissing(f"cannot run {self.client}: {exc.strerror or exc}; {INSTALL_HINT}") from None
             deadline = time.monotonic() + timeout
             try:
                 while True:
@@ -478,8 +485,10 @@ class LabgridPlace:
             out.seek(0)
             err.seek(0)
             return ClientResult(
-                argv, proc.returncode,
-                out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
+                argv,
+                proc.returncode,
+                out.read().decode("utf-8", "replace"),
+                err.read().decode("utf-8", "replace"),
                 interrupted,
             )
 
@@ -530,8 +539,7 @@ class LabgridPlace:
             state = parse_show(res.stdout)
         except (ValueError, SyntaxError) as exc:
             raise LabgridError(
-                f"{self.describe()}: cannot read the output of labgrid-client show ({exc}); "
-                "is this labgrid 24..26?"
+                f"{self.describe()}: cannot read the output of labgrid-client show ({exc}); is this labgrid 24..26?"
             ) from None
         names = {state.name} | set(state.aliases) | {a.split(":", 1)[1] for a in state.aliases if ":" in a}
         if self.name not in names and not self.name.startswith("+"):
@@ -573,7 +581,7 @@ class LabgridPlace:
         )
 
     # -- acquire / release ---------------------------------------------------------------------
-    def acquire(self, timeout: Optional[float] = None) -> PlaceState:
+    def acquire(self, timeout: float | None = None) -> PlaceState:
         """Acquire the place; wait up to `timeout` s (default: acquire_timeout) while
         someone else holds it. PlaceBusy names the holder. Returns the acquired state.
 
@@ -592,7 +600,7 @@ class LabgridPlace:
                 self._undo_acquire()
             raise
 
-    def _acquire(self, timeout: float, request: List[str]) -> PlaceState:
+    def _acquire(self, timeout: float, request: list[str]) -> PlaceState:
         start = time.monotonic()
         announced = False
         while True:
@@ -687,7 +695,7 @@ class LabgridPlace:
             + f"; release it by hand: labgrid-client -x {self.coordinator} -p {self._place} release"
         )
 
-    def __enter__(self) -> "LabgridPlace":
+    def __enter__(self) -> LabgridPlace:
         self.acquire()
         return self
 
@@ -701,7 +709,7 @@ class LabgridPlace:
             self._log(str(rel_exc))
 
     # -- the board's address ----------------------------------------------------------------
-    def service(self, name: Optional[str] = None, refresh: bool = False) -> LabgridResource:
+    def service(self, name: str | None = None, refresh: bool = False) -> LabgridResource:
         """The place's NetworkService resource (acquired place; `name` picks one of several).
 
         From what `show` said right after the acquire, or asked again with `refresh`."""
@@ -742,7 +750,7 @@ class LabgridPlace:
             )
         return svc
 
-    def network_service(self, name: Optional[str] = None, refresh: bool = False) -> NetworkService:
+    def network_service(self, name: str | None = None, refresh: bool = False) -> NetworkService:
         """(address, username, port) of the place's NetworkService."""
         return self._address_of(self.service(name, refresh))
 
@@ -772,12 +780,17 @@ def _ssh_address(ns: NetworkService, board: str):
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return BoardAddress(
-        kind="ssh", host=host, port=ns.port, user=ns.username, raw=board,
-        explicit_user=True, explicit_port=True,
+        kind="ssh",
+        host=host,
+        port=ns.port,
+        user=ns.username,
+        raw=board,
+        explicit_user=True,
+        explicit_port=True,
     )
 
 
-def _proxy_jump(svc: LabgridResource, env: Mapping[str, str], ssh_config: Optional[str]) -> Optional[str]:
+def _proxy_jump(svc: LabgridResource, env: Mapping[str, str], ssh_config: str | None) -> str | None:
     """labgrid's own rule: reach the service through the exporter host when the
     exporter says so (link-local address, exporter --isolated), or when LG_PROXY
     forces it. labgrid runs plain `ssh HOST` there, so the login is ~/.ssh/config's
@@ -798,15 +811,15 @@ def _proxy_jump(svc: LabgridResource, env: Mapping[str, str], ssh_config: Option
 def open_labgrid_board(
     place: str,
     *,
-    client: Optional[str] = None,
-    coordinator: Optional[str] = None,
+    client: str | None = None,
+    coordinator: str | None = None,
     acquire_timeout: float = 0.0,
-    service: Optional[str] = None,
-    env: Optional[Mapping[str, Optional[str]]] = None,
+    service: str | None = None,
+    env: Mapping[str, str | None] | None = None,
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
-    log: Optional[Callable[[str], None]] = None,
+    log: Callable[[str], None] | None = None,
     **ssh_opts,
-) -> Tuple["object", Callable[[], None]]:
+) -> tuple[object, Callable[[], None]]:
     """Acquire a labgrid place and open an SSH transport to its NetworkService.
 
     Returns (transport, release): `release()` closes the transport and gives the
@@ -820,8 +833,13 @@ def open_labgrid_board(
     name = parse_labgrid_board(place) or place
     board = f"{BOARD_PREFIX}{name}"
     lg = LabgridPlace(
-        name, client, coordinator, env=env, command_timeout=command_timeout,
-        acquire_timeout=acquire_timeout, log=log,
+        name,
+        client,
+        coordinator,
+        env=env,
+        command_timeout=command_timeout,
+        acquire_timeout=acquire_timeout,
+        log=log,
     )
     lg.acquire()
     try:
@@ -863,7 +881,7 @@ def open_labgrid_board(
 
 
 @contextlib.contextmanager
-def labgrid_board(place: str, **kwargs) -> Iterator["object"]:
+def labgrid_board(place: str, **kwargs) -> Iterator[object]:
     """`with labgrid_board("labgrid:rk3588-a", coordinator=..., known_hosts=...) as transport:`
     the place is acquired for the block and released after it, whatever happens."""
     transport, release = open_labgrid_board(place, **kwargs)

@@ -18,9 +18,10 @@ import subprocess
 import sys
 import uuid
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 from rkbench.boards import deploy
 from rkbench.boards.deploy import DeployStats
@@ -77,10 +78,10 @@ print(json.dumps(out))
 @dataclass
 class Wheel:
     path: Path
-    name: str      # distribution name as the wheel spells it
+    name: str  # distribution name as the wheel spells it
     version: str
-    reason: str    # why it is pushed
-    requires: List[str] = field(default_factory=list)
+    reason: str  # why it is pushed
+    requires: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,13 +89,13 @@ class ProvisionReport:
     board: str
     python: str
     machine: str
-    wheels: List[Wheel]
-    installed: Dict[str, Optional[str]]  # distribution -> version on the board afterwards
-    pip_command: Optional[str]
-    librknnrt: Optional[str]  # where librknnrt.so went, when given
+    wheels: list[Wheel]
+    installed: dict[str, str | None]  # distribution -> version on the board afterwards
+    pip_command: str | None
+    librknnrt: str | None  # where librknnrt.so went, when given
     pushed: DeployStats
     dry_run: bool
-    log: List[str]
+    log: list[str]
 
 
 # ----------------------------------------------------------------------------------
@@ -104,24 +105,33 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def board_machine(machine: Optional[str]) -> str:
+def board_machine(machine: str | None) -> str:
     m = (machine or "").lower()
     m = MACHINE_ALIASES.get(m, m)
     if m not in PLATFORMS:
-        raise UsageError(f"no wheel platform known for a {machine or 'unknown'} board "
-                         f"(known: {', '.join(PLATFORMS)}); install the packages by hand or use --wheel")
+        raise UsageError(
+            f"no wheel platform known for a {machine or 'unknown'} board "
+            f"(known: {', '.join(PLATFORMS)}); install the packages by hand or use --wheel"
+        )
     return m
 
 
-def python_xy(version: Optional[str]) -> str:
+def python_xy(version: str | None) -> str:
     match = re.match(r"^(\d+)\.(\d+)", version or "")
     if not match:
         raise BoardError(f"cannot tell the board's Python version from {version!r}")
     return f"{match.group(1)}.{match.group(2)}"
 
 
-def pip_download_argv(requirements: Sequence[str], python_version: str, machine: str, dest: Union[str, Path], *,
-                      no_deps: bool = True, host_python: str = sys.executable) -> List[str]:
+def pip_download_argv(
+    requirements: Sequence[str],
+    python_version: str,
+    machine: str,
+    dest: str | Path,
+    *,
+    no_deps: bool = True,
+    host_python: str = sys.executable,
+) -> list[str]:
     """`pip download` of binary wheels for the board (not for this host)."""
     argv = [host_python, "-m", "pip", "download", *requirements]
     if no_deps:
@@ -129,12 +139,19 @@ def pip_download_argv(requirements: Sequence[str], python_version: str, machine:
     argv.append("--only-binary=:all:")
     for platform in PLATFORMS[board_machine(machine)]:
         argv += ["--platform", platform]
-    argv += ["--python-version", python_xy(python_version), "--implementation", "cp",
-             "--disable-pip-version-check", "-d", str(dest)]
+    argv += [
+        "--python-version",
+        python_xy(python_version),
+        "--implementation",
+        "cp",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+    ]
     return argv
 
 
-def default_lite2_requirement(toolkit_version: Optional[str]) -> str:
+def default_lite2_requirement(toolkit_version: str | None) -> str:
     """rknn-toolkit-lite2 of the host toolkit's release (major.minor.patch), else the
     latest 2.x."""
     if toolkit_version:
@@ -144,7 +161,7 @@ def default_lite2_requirement(toolkit_version: Optional[str]) -> str:
     return f"{LITE2}>=2,<3"
 
 
-def wheel_metadata(path: Union[str, Path]) -> Tuple[str, str, List[str]]:
+def wheel_metadata(path: str | Path) -> tuple[str, str, list[str]]:
     """(name, version, Requires-Dist lines) read from the wheel's METADATA."""
     try:
         with zipfile.ZipFile(path) as zf:
@@ -174,15 +191,15 @@ def wheel_tags_fit(filename: str, python_version: str, machine: str) -> bool:
     platforms = set(PLATFORMS.get(arch, [])) | {"any"}
     for tag in tags:
         interp_ok = tag.interpreter in (f"cp{xy}", f"py{xy}", "py3", f"py{xy[0]}") or (
-            tag.abi == "abi3" and tag.interpreter.startswith("cp3")
-            and int(tag.interpreter[3:] or 0) <= int(xy[1:]))
+            tag.abi == "abi3" and tag.interpreter.startswith("cp3") and int(tag.interpreter[3:] or 0) <= int(xy[1:])
+        )
         abi_ok = tag.abi in (f"cp{xy}", "abi3", "none")
         if interp_ok and abi_ok and tag.platform in platforms:
             return True
     return False
 
 
-def find_cached_wheel(directory: Path, requirement: str, python_version: str, machine: str) -> Optional[Path]:
+def find_cached_wheel(directory: Path, requirement: str, python_version: str, machine: str) -> Path | None:
     """The newest wheel already downloaded that satisfies `requirement` and fits the
     board, so a second provision needs no network."""
     from packaging.requirements import Requirement
@@ -191,7 +208,7 @@ def find_cached_wheel(directory: Path, requirement: str, python_version: str, ma
     req = Requirement(requirement)
     if not directory.is_dir():
         return None
-    best: Optional[Tuple[Any, Path]] = None
+    best: tuple[Any, Path] | None = None
     for path in sorted(directory.glob("*.whl")):
         try:
             name, version, _, _ = parse_wheel_filename(path.name)
@@ -212,24 +229,35 @@ def _requirement_name(requirement: str) -> str:
     return normalize(Requirement(requirement).name)
 
 
-def download(requirements: Sequence[str], python_version: str, machine: str, dest: Path, *,
-             no_deps: bool = True, timeout: float = 600.0, host_python: str = sys.executable) -> List[Path]:
+def download(
+    requirements: Sequence[str],
+    python_version: str,
+    machine: str,
+    dest: Path,
+    *,
+    no_deps: bool = True,
+    timeout: float = 600.0,
+    host_python: str = sys.executable,
+) -> list[Path]:
     """Download wheels for the board into `dest`; the files pip saved or found there."""
     dest.mkdir(parents=True, exist_ok=True)
     argv = pip_download_argv(requirements, python_version, machine, dest, no_deps=no_deps, host_python=host_python)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise UsageError(f"pip download of {' '.join(requirements)} did not finish within {timeout:g} s; "
-                         "check this host's internet access, or give the wheel with --wheel PATH") from None
+        raise UsageError(
+            f"pip download of {' '.join(requirements)} did not finish within {timeout:g} s; "
+            "check this host's internet access, or give the wheel with --wheel PATH"
+        ) from None
     if done.returncode != 0:
         lines = [ln.strip() for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
         reason = next((ln for ln in reversed(lines) if ln.startswith("ERROR")), lines[-1] if lines else "")
         raise UsageError(
             f"pip download of {' '.join(requirements)} for Python {python_xy(python_version)} on {machine} failed: "
             f"{reason}; check this host's internet access and the version (--version), or give the wheel "
-            "with --wheel PATH")
-    found: List[Path] = []
+            "with --wheel PATH"
+        )
+    found: list[Path] = []
     for line in done.stdout.splitlines():
         match = re.search(r"(?:Saved|File was already downloaded) (.+\.whl)\s*$", line.strip())
         if match:
@@ -238,8 +266,10 @@ def download(requirements: Sequence[str], python_version: str, machine: str, des
             if path not in found:
                 found.append(path)
     if not found:
-        raise UsageError(f"pip download of {' '.join(requirements)} saved no wheel (output: "
-                         f"{done.stdout.strip().splitlines()[-1:] or ['-']}); give the wheel with --wheel PATH")
+        raise UsageError(
+            f"pip download of {' '.join(requirements)} saved no wheel (output: "
+            f"{done.stdout.strip().splitlines()[-1:] or ['-']}); give the wheel with --wheel PATH"
+        )
     return found
 
 
@@ -260,31 +290,41 @@ def script_path() -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise UsageError(f"{SCRIPT_NAME} is not found beside this rkbench (looked in "
-                     f"{', '.join(str(c) for c in candidates)}); install rkbench from its source tree "
-                     "(make install) or set RKBENCH_PROVISION_SCRIPT")
+    raise UsageError(
+        f"{SCRIPT_NAME} is not found beside this rkbench (looked in "
+        f"{', '.join(str(c) for c in candidates)}); install rkbench from its source tree "
+        "(make install) or set RKBENCH_PROVISION_SCRIPT"
+    )
 
 
 # ----------------------------------------------------------------------------------
 # the board
 # ----------------------------------------------------------------------------------
-def probe(transport: Transport, python: Union[str, Sequence[str]], names: Sequence[str]) -> Dict[str, Any]:
+def probe(transport: Transport, python: str | Sequence[str], names: Sequence[str]) -> dict[str, Any]:
     """pip and distribution versions on the board's Python, and the login uid."""
-    from rkbench.run.session import board_name, python_argv, start_failure
+    from rkbench.boards.runner_command import board_name, python_argv, start_failure
 
     res = transport.run([*python_argv(python), "-c", _PROBE, *names], timeout=120)
     if res.returncode != 0:
-        raise start_failure(transport.describe(), board_name(transport), python, res.returncode,
-                            res.stderr_text, what="the board's Python")
+        raise start_failure(
+            transport.describe(),
+            board_name(transport),
+            python,
+            res.returncode,
+            res.stderr_text,
+            what="the board's Python",
+        )
     lines = [ln for ln in res.stdout_text.splitlines() if ln.strip().startswith("{")]
     try:
         return json.loads(lines[-1])
     except (IndexError, ValueError):
-        raise BoardError(f"{transport.describe()}: cannot read what is installed on the board "
-                         f"(got {res.stdout_text.strip()[:120]!r})") from None
+        raise BoardError(
+            f"{transport.describe()}: cannot read what is installed on the board "
+            f"(got {res.stdout_text.strip()[:120]!r})"
+        ) from None
 
 
-def _marker_env(python_full: str, machine: str) -> Dict[str, str]:
+def _marker_env(python_full: str, machine: str) -> dict[str, str]:
     return {
         "python_version": python_xy(python_full),
         "python_full_version": python_full,
@@ -298,8 +338,9 @@ def _marker_env(python_full: str, machine: str) -> Dict[str, str]:
     }
 
 
-def missing_requirements(requires: Sequence[str], installed: Dict[str, Optional[str]], python_full: str,
-                         machine: str) -> List[str]:
+def missing_requirements(
+    requires: Sequence[str], installed: dict[str, str | None], python_full: str, machine: str
+) -> list[str]:
     """Requires-Dist entries that apply to the board and that it does not satisfy."""
     from packaging.requirements import InvalidRequirement, Requirement
 
@@ -321,7 +362,7 @@ def missing_requirements(requires: Sequence[str], installed: Dict[str, Optional[
     return out
 
 
-def _requirement_names(requires: Sequence[str]) -> List[str]:
+def _requirement_names(requires: Sequence[str]) -> list[str]:
     from packaging.requirements import InvalidRequirement, Requirement
 
     names = []
@@ -333,7 +374,7 @@ def _requirement_names(requires: Sequence[str]) -> List[str]:
     return names
 
 
-def _say(log: Optional[Callable[[str], None]], message: str) -> None:
+def _say(log: Callable[[str], None] | None, message: str) -> None:
     if log is not None:
         log(message)
 
@@ -341,16 +382,16 @@ def _say(log: Optional[Callable[[str], None]], message: str) -> None:
 def provision(
     transport: Transport,
     *,
-    version: Optional[str] = None,
-    wheel: Optional[Union[str, Path]] = None,
-    librknnrt: Optional[Union[str, Path]] = None,
-    python: Union[str, Sequence[str]] = "python3",
-    cache: Optional[str] = None,
-    toolkit_version: Optional[str] = None,
-    wheel_dir: Optional[Path] = None,
+    version: str | None = None,
+    wheel: str | Path | None = None,
+    librknnrt: str | Path | None = None,
+    python: str | Sequence[str] = "python3",
+    cache: str | None = None,
+    toolkit_version: str | None = None,
+    wheel_dir: Path | None = None,
     dry_run: bool = False,
     librknnrt_dest: str = LIBRKNNRT_DEST,
-    log: Optional[Callable[[str], None]] = None,
+    log: Callable[[str], None] | None = None,
     host_python: str = sys.executable,
 ) -> ProvisionReport:
     """Install rknn-toolkit-lite2 (or the wheel at `wheel`) on the board, with numpy
@@ -361,7 +402,7 @@ def provision(
     wheel_dir: where downloaded wheels are kept (default ~/.cache/rkbench/wheels/...).
     dry_run: push everything and print the commands, install nothing."""
     from rkbench.boards.health import board_info
-    from rkbench.run.session import python_argv
+    from rkbench.boards.runner_command import python_argv
 
     board = transport.describe()
     if wheel is not None and version is not None:
@@ -373,10 +414,13 @@ def provision(
     info = board_info(transport, python=python, cache=cache)
     py_full = str(info.get("python") or "")
     machine = str(info.get("machine") or "")
-    _say(log, f"{board}: Python {py_full} on {machine}, numpy {info.get('numpy') or 'missing'}, "
-              f"{LITE2} {info.get('rknn_toolkit_lite2') or 'missing'}")
+    _say(
+        log,
+        f"{board}: Python {py_full} on {machine}, numpy {info.get('numpy') or 'missing'}, "
+        f"{LITE2} {info.get('rknn_toolkit_lite2') or 'missing'}",
+    )
 
-    wheels: List[Wheel] = []
+    wheels: list[Wheel] = []
     if wheel is not None:
         main_path = Path(wheel)
         if not main_path.is_file() or main_path.suffix != ".whl":
@@ -385,8 +429,9 @@ def provision(
     else:
         arch = board_machine(machine)
         if arch != "aarch64":
-            raise UsageError(f"{LITE2} has wheels for aarch64 boards only and {board} is {machine}; "
-                             "give a wheel with --wheel PATH")
+            raise UsageError(
+                f"{LITE2} has wheels for aarch64 boards only and {board} is {machine}; give a wheel with --wheel PATH"
+            )
         requirement = f"{LITE2}=={version}" if version else default_lite2_requirement(toolkit_version)
         directory = wheel_dir or wheel_cache(py_full, arch)
         main_path = find_cached_wheel(directory, requirement, py_full, arch)
@@ -398,8 +443,11 @@ def provision(
     if not _WHEEL_NAME.match(main_path.name):
         raise InputFileError(f"{main_path}: not a wheel file name pip accepts")
     if not wheel_tags_fit(main_path.name, py_full, machine):
-        _say(log, f"warning: {main_path.name} does not look built for Python {python_xy(py_full)} on {machine}; "
-                  "pip on the board will refuse it if it is not")
+        _say(
+            log,
+            f"warning: {main_path.name} does not look built for Python {python_xy(py_full)} on {machine}; "
+            "pip on the board will refuse it if it is not",
+        )
     wheels.append(Wheel(main_path, name, wversion, reason, requires))
 
     # what the board has already
@@ -415,8 +463,8 @@ def provision(
     if need:
         directory = wheel_dir or wheel_cache(py_full, machine)
         # from the host's wheel cache when everything (with its own needs) is there
-        selected: Dict[str, Path] = {}
-        to_fetch: List[str] = []
+        selected: dict[str, Path] = {}
+        to_fetch: list[str] = []
         queue = list(need)
         while queue:
             requirement = queue.pop(0)
@@ -431,8 +479,11 @@ def provision(
             queue += missing_requirements(wheel_metadata(cached)[2], installed, py_full, machine)
         paths = list(selected.values())
         if to_fetch:
-            _say(log, f"the board lacks {', '.join(to_fetch)}: downloading wheels for Python "
-                      f"{python_xy(py_full)} on {machine} ...")
+            _say(
+                log,
+                f"the board lacks {', '.join(to_fetch)}: downloading wheels for Python "
+                f"{python_xy(py_full)} on {machine} ...",
+            )
             paths += download(to_fetch, py_full, machine, directory, no_deps=False, host_python=host_python)
         direct = {_requirement_name(r) for r in need}
         for path in paths:
@@ -455,8 +506,10 @@ def provision(
         blob = deploy.ensure_blob(transport, w.path, stats=stats, cache=cache)
         pairs.append(f"{blob}={w.path.name}")
     lib_blob = deploy.ensure_blob(transport, lib_path, stats=stats, cache=cache) if lib_path else None
-    _say(log, f"pushed {stats.blobs_pushed} file(s), {stats.bytes_pushed} bytes "
-              f"({stats.blobs_reused} already on the board)")
+    _say(
+        log,
+        f"pushed {stats.blobs_pushed} file(s), {stats.bytes_pushed} bytes ({stats.blobs_reused} already on the board)",
+    )
 
     house = f"{deploy.cache_dir(transport, cache)}/provision/{uuid.uuid4().hex[:12]}"
     argv = ["sh", script_blob, "--python", " ".join(python_argv(python)), "--wheelhouse", house]
@@ -475,31 +528,45 @@ def provision(
     argv += ["--", *pairs]
     res = transport.run(argv, timeout=900)
     lines = [ln for ln in res.stdout_text.splitlines()]
-    said = [ln[len(PREFIX):] for ln in lines if ln.startswith(PREFIX)]
+    said = [ln[len(PREFIX) :] for ln in lines if ln.startswith(PREFIX)]
     for line in said:
         _say(log, line)
     if res.returncode != 0:
         why = SCRIPT_EXIT.get(res.returncode, f"exit {res.returncode}")
-        errors = [ln[len(PREFIX) + len("error: "):] for ln in res.stderr_text.splitlines()
-                  if ln.startswith(PREFIX + "error: ")]
+        errors = [
+            ln[len(PREFIX) + len("error: ") :]
+            for ln in res.stderr_text.splitlines()
+            if ln.startswith(PREFIX + "error: ")
+        ]
         detail = errors[-1] if errors else (res.stderr_last_line() or "no message")
         raise BoardError(f"{board}: provisioning failed ({why}): {detail}")
-    command = next((ln[len("command: "):] for ln in said if ln.startswith("command: ")), None)
+    command = next((ln[len("command: ") :] for ln in said if ln.startswith("command: ")), None)
 
-    after: Dict[str, Optional[str]] = {}
+    after: dict[str, str | None] = {}
     if not dry_run:
         check = sorted({normalize(w.name) for w in wheels} | {"numpy"})
         final = probe(transport, python, check)
         after = {normalize(k): v for k, v in (final.get("dists") or {}).items()}
         if after.get(normalize(name)) != wversion:
             py = " ".join(python_argv(python))
-            raise BoardError(f"{board}: pip said it installed {name} {wversion}, but the board's Python reports "
-                             f"{after.get(normalize(name)) or 'nothing'}; check {py} on the board (is it another "
-                             "Python than the one pip installed into?)")
+            raise BoardError(
+                f"{board}: pip said it installed {name} {wversion}, but the board's Python reports "
+                f"{after.get(normalize(name)) or 'nothing'}; check {py} on the board (is it another "
+                "Python than the one pip installed into?)"
+            )
         if lib_blob:
             got = transport.sha256(librknnrt_dest)
             if got != deploy.sha256_file(lib_path):
                 raise BoardError(f"{board}: {librknnrt_dest} does not hold the pushed library after the install")
-    return ProvisionReport(board=board, python=py_full, machine=machine, wheels=wheels, installed=after,
-                           pip_command=command, librknnrt=librknnrt_dest if lib_blob else None, pushed=stats,
-                           dry_run=dry_run, log=said)
+    return ProvisionReport(
+        board=board,
+        python=py_full,
+        machine=machine,
+        wheels=wheels,
+        installed=after,
+        pip_command=command,
+        librknnrt=librknnrt_dest if lib_blob else None,
+        pushed=stats,
+        dry_run=dry_run,
+        log=said,
+    )

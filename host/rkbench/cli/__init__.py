@@ -17,15 +17,24 @@ import click
 from rkbench import __version__
 from rkbench.errors import RkbenchError
 
-
 # Which module holds each command: a command's module (and what it imports: the toolkit
 # worker, paramiko, matplotlib, ...) is loaded only when that command runs.
 COMMAND_MODULES = {
-    "build": "model", "analyze": "model", "hybrid": "hybrid",
-    "run": "run", "demo": "run",
-    "board": "boards", "doctor": "boards", "provision": "boards",
-    "boards": "lab", "nightly": "lab", "baseline": "lab",
-    "history": "results", "show": "results", "compare": "results", "export": "results",
+    "build": "model",
+    "analyze": "model",
+    "hybrid": "hybrid",
+    "run": "run",
+    "demo": "run",
+    "board": "boards",
+    "doctor": "boards",
+    "provision": "boards",
+    "boards": "lab",
+    "nightly": "lab",
+    "baseline": "lab",
+    "history": "results",
+    "show": "results",
+    "compare": "results",
+    "export": "results",
 }
 
 

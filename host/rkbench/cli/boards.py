@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import click
 
+from rkbench.boards.connect import board_python
 from rkbench.boards.health import FAIL, PASS, WARN, Check, board_info, doctor, host_toolkit_version, worst
 from rkbench.errors import ThresholdFailed
-from rkbench.run.session import board_python
 
 STATUS_MARK = {PASS: "pass", WARN: "WARN", FAIL: "FAIL"}
 
@@ -21,25 +21,52 @@ def _notice(message: str) -> None:
 def connection_options(func):
     """How to reach a board (every command that talks to one takes these)."""
     options = [
-        click.option("--trust-new-board", "trust_new", is_flag=True,
-                     help="Accept an SSH host key seen for the first time: shows its fingerprint and records "
-                          "it in the known hosts file."),
-        click.option("--known-hosts", type=click.Path(dir_okay=False),
-                     help="Known hosts file (default ~/.ssh/known_hosts, or UserKnownHostsFile of ~/.ssh/config)."),
-        click.option("--identity", "identity", multiple=True, type=click.Path(dir_okay=False),
-                     help="SSH private key to try first (repeatable)."),
-        click.option("--ssh-config", type=click.Path(dir_okay=False),
-                     help="SSH config file (default ~/.ssh/config)."),
-        click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-                     help="Seconds to wait for the board to answer."),
-        click.option("--labgrid-client", envvar="RKBENCH_LABGRID_CLIENT",
-                     help="labgrid-client of labgrid's own environment (for --board labgrid:PLACE)."),
+        click.option(
+            "--trust-new-board",
+            "trust_new",
+            is_flag=True,
+            help="Accept an SSH host key seen for the first time: shows its fingerprint and records "
+            "it in the known hosts file.",
+        ),
+        click.option(
+            "--known-hosts",
+            type=click.Path(dir_okay=False),
+            help="Known hosts file (default ~/.ssh/known_hosts, or UserKnownHostsFile of ~/.ssh/config).",
+        ),
+        click.option(
+            "--identity",
+            "identity",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            help="SSH private key to try first (repeatable).",
+        ),
+        click.option("--ssh-config", type=click.Path(dir_okay=False), help="SSH config file (default ~/.ssh/config)."),
+        click.option(
+            "--connect-timeout",
+            type=click.FloatRange(min=0.1),
+            default=10.0,
+            show_default=True,
+            help="Seconds to wait for the board to answer.",
+        ),
+        click.option(
+            "--labgrid-client",
+            envvar="RKBENCH_LABGRID_CLIENT",
+            help="labgrid-client of labgrid's own environment (for --board labgrid:PLACE).",
+        ),
         click.option("--lg-coordinator", envvar="LG_COORDINATOR", help="labgrid coordinator HOST:PORT."),
-        click.option("--labgrid-wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
-                     help="Seconds to wait for a labgrid place someone else holds."),
-        click.option("--python", "python", envvar="RKBENCH_BOARD_PYTHON",
-                     help="The board's Python (default python3 on the login PATH; this interpreter on the "
-                          "local board)."),
+        click.option(
+            "--labgrid-wait",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            show_default=True,
+            help="Seconds to wait for a labgrid place someone else holds.",
+        ),
+        click.option(
+            "--python",
+            "python",
+            envvar="RKBENCH_BOARD_PYTHON",
+            help="The board's Python (default python3 on the login PATH; this interpreter on the local board).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -51,33 +78,43 @@ def board_options(func):
     return click.argument("board")(connection_options(func))
 
 
-def _open(opts: Dict[str, Any]):
-    from rkbench.run.session import open_board
+def _open(opts: dict[str, Any]):
+    from rkbench.boards.connect import open_board
 
-    return open_board(opts["board"], trust_new=opts["trust_new"], known_hosts=opts.get("known_hosts"),
-                      identity_files=list(opts.get("identity") or ()), ssh_config=opts.get("ssh_config"),
-                      connect_timeout=opts["connect_timeout"], log=_notice, labgrid=labgrid_options(opts))
+    return open_board(
+        opts["board"],
+        trust_new=opts["trust_new"],
+        known_hosts=opts.get("known_hosts"),
+        identity_files=list(opts.get("identity") or ()),
+        ssh_config=opts.get("ssh_config"),
+        connect_timeout=opts["connect_timeout"],
+        log=_notice,
+        labgrid=labgrid_options(opts),
+    )
 
 
-def labgrid_options(opts: Dict[str, Any]) -> Dict[str, Any]:
-    return {"client": opts.get("labgrid_client"), "coordinator": opts.get("lg_coordinator"),
-            "acquire_timeout": opts.get("labgrid_wait") or 0.0}
+def labgrid_options(opts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "client": opts.get("labgrid_client"),
+        "coordinator": opts.get("lg_coordinator"),
+        "acquire_timeout": opts.get("labgrid_wait") or 0.0,
+    }
 
 
 # ----------------------------------------------------------------------------------
 # board info
 # ----------------------------------------------------------------------------------
-def _mhz(value: Optional[int], per: int) -> str:
+def _mhz(value: int | None, per: int) -> str:
     return "?" if value is None else f"{value / per:.0f} MHz"
 
 
-def _size(n: Optional[int]) -> str:
+def _size(n: int | None) -> str:
     if n is None:
         return "?"
     return f"{n / (1 << 30):.1f} GB" if n >= 1 << 30 else f"{n / (1 << 20):.0f} MB"
 
 
-def _cpus(cpus: List[int]) -> str:
+def _cpus(cpus: list[int]) -> str:
     if not cpus:
         return "?"
     if cpus == list(range(cpus[0], cpus[-1] + 1)) and len(cpus) > 1:
@@ -85,7 +122,7 @@ def _cpus(cpus: List[int]) -> str:
     return ",".join(str(c) for c in cpus)
 
 
-def format_info(info: Dict[str, Any]) -> str:
+def format_info(info: dict[str, Any]) -> str:
     host = info.get("host") or {}
     rows = []
     board = host.get("describe") or "?"
@@ -107,16 +144,27 @@ def format_info(info: Dict[str, Any]) -> str:
     rows.append(("numpy", info.get("numpy") or "missing"))
     rows.append(("rknn-toolkit-lite2", info.get("rknn_toolkit_lite2") or "missing"))
     rt = info.get("librknnrt")
-    rows.append(("librknnrt", f"{rt}  ({info.get('librknnrt_path')})" if rt else
-                 (f"unknown version ({info.get('librknnrt_path')})" if info.get("librknnrt_path") else "missing")))
+    rows.append(
+        (
+            "librknnrt",
+            f"{rt}  ({info.get('librknnrt_path')})"
+            if rt
+            else (f"unknown version ({info.get('librknnrt_path')})" if info.get("librknnrt_path") else "missing"),
+        )
+    )
     rows.append(("onnxruntime", info.get("onnxruntime") or "missing"))
     rows.append(("NPU driver", info.get("npu_driver") or "not readable (needs root and debugfs) or absent"))
     dev = info.get("npu_devfreq")
     if dev:
         avail = dev.get("available_frequencies_hz") or []
         span = f", {min(avail) / 1e6:.0f}-{max(avail) / 1e6:.0f} MHz" if avail else ""
-        rows.append(("NPU clock", f"{_mhz(dev.get('cur_freq_hz'), 1_000_000)}, governor {dev.get('governor') or '?'}"
-                                  f"{span}  ({dev.get('device')})"))
+        rows.append(
+            (
+                "NPU clock",
+                f"{_mhz(dev.get('cur_freq_hz'), 1_000_000)}, governor {dev.get('governor') or '?'}"
+                f"{span}  ({dev.get('device')})",
+            )
+        )
     else:
         rows.append(("NPU clock", "not visible"))
     load = info.get("npu_load_pct")
@@ -124,8 +172,15 @@ def format_info(info: Dict[str, Any]) -> str:
         rows.append(("NPU load", ", ".join(f"core{i} {pct}%" for i, pct in enumerate(load))))
     cpus = info.get("cpufreq") or []
     if cpus:
-        rows.append(("CPU clocks", "; ".join(f"cpu {_cpus(p.get('cpus') or [])}: {_mhz(p.get('cur_khz'), 1000)} "
-                                             f"{p.get('governor') or '?'}" for p in cpus)))
+        rows.append(
+            (
+                "CPU clocks",
+                "; ".join(
+                    f"cpu {_cpus(p.get('cpus') or [])}: {_mhz(p.get('cur_khz'), 1000)} {p.get('governor') or '?'}"
+                    for p in cpus
+                ),
+            )
+        )
     else:
         rows.append(("CPU clocks", "not visible (no cpufreq)"))
     temps = info.get("temperatures_c") or {}
@@ -133,8 +188,13 @@ def format_info(info: Dict[str, Any]) -> str:
     mem = info.get("memory") or {}
     if mem:
         cma = f", CMA {_size(mem['CmaFree'] * 1024)} free" if mem.get("CmaFree") is not None else ""
-        rows.append(("Memory", f"{_size((mem.get('MemAvailable') or 0) * 1024)} available of "
-                               f"{_size((mem.get('MemTotal') or 0) * 1024)}{cma}"))
+        rows.append(
+            (
+                "Memory",
+                f"{_size((mem.get('MemAvailable') or 0) * 1024)} available of "
+                f"{_size((mem.get('MemTotal') or 0) * 1024)}{cma}",
+            )
+        )
     rows.append(("Free disk", f"{_size(info.get('disk_free_bytes'))} in {info.get('cache_dir')}"))
     backends = info.get("backends") or {}
     for name in sorted(backends):
@@ -168,7 +228,7 @@ def info_command(as_json: bool, **opts) -> None:
 # ----------------------------------------------------------------------------------
 # doctor
 # ----------------------------------------------------------------------------------
-def format_checks(checks: List[Check]) -> str:
+def format_checks(checks: list[Check]) -> str:
     lines = []
     width = max(len(c.name) for c in checks)
     for c in checks:
@@ -183,11 +243,13 @@ def format_checks(checks: List[Check]) -> str:
 
 @click.command("doctor")
 @board_options
-@click.option("--toolkit-python", envvar="RKBENCH_TOOLKIT_PYTHON",
-              help="Interpreter that has rknn-toolkit2, to compare its version with the board's runtime "
-                   "(default: this one).")
+@click.option(
+    "--toolkit-python",
+    envvar="RKBENCH_TOOLKIT_PYTHON",
+    help="Interpreter that has rknn-toolkit2, to compare its version with the board's runtime (default: this one).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def doctor_command(toolkit_python: Optional[str], as_json: bool, **opts) -> None:
+def doctor_command(toolkit_python: str | None, as_json: bool, **opts) -> None:
     """Is BOARD fit to measure on? Runtime versions against the host's toolkit, clocks, heat, disk, memory.
 
     Exit status 1 when a check fails, 0 otherwise (warnings included)."""
@@ -195,8 +257,17 @@ def doctor_command(toolkit_python: Optional[str], as_json: bool, **opts) -> None
     with _open(opts) as transport:
         checks = doctor(transport, toolkit, python=board_python(opts["board"], opts["python"]), toolkit_note=note)
     if as_json:
-        click.echo(json.dumps({"board": opts["board"], "toolkit": toolkit, "status": worst(checks),
-                               "checks": [c.to_dict() for c in checks]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "board": opts["board"],
+                    "toolkit": toolkit,
+                    "status": worst(checks),
+                    "checks": [c.to_dict() for c in checks],
+                },
+                indent=2,
+            )
+        )
     else:
         click.echo(format_checks(checks))
     failed = [c.name for c in checks if c.status == FAIL]
@@ -210,17 +281,26 @@ def doctor_command(toolkit_python: Optional[str], as_json: bool, **opts) -> None
 # ----------------------------------------------------------------------------------
 @click.command("provision")
 @board_options
-@click.option("--version", "version", help="rknn-toolkit-lite2 version (default: the host toolkit's, else the "
-                                           "latest 2.x).")
-@click.option("--wheel", type=click.Path(dir_okay=False), help="Install this wheel instead of downloading "
-                                                               "rknn-toolkit-lite2.")
-@click.option("--librknnrt", type=click.Path(dir_okay=False),
-              help="Also install this librknnrt.so as /usr/lib/librknnrt.so (needs root on the board).")
-@click.option("--toolkit-python", envvar="RKBENCH_TOOLKIT_PYTHON",
-              help="Interpreter that has rknn-toolkit2 (its version picks the lite2 version).")
+@click.option(
+    "--version", "version", help="rknn-toolkit-lite2 version (default: the host toolkit's, else the latest 2.x)."
+)
+@click.option(
+    "--wheel", type=click.Path(dir_okay=False), help="Install this wheel instead of downloading rknn-toolkit-lite2."
+)
+@click.option(
+    "--librknnrt",
+    type=click.Path(dir_okay=False),
+    help="Also install this librknnrt.so as /usr/lib/librknnrt.so (needs root on the board).",
+)
+@click.option(
+    "--toolkit-python",
+    envvar="RKBENCH_TOOLKIT_PYTHON",
+    help="Interpreter that has rknn-toolkit2 (its version picks the lite2 version).",
+)
 @click.option("--dry-run", is_flag=True, help="Push everything and show the commands; install nothing.")
-def provision_command(version: Optional[str], wheel: Optional[str], librknnrt: Optional[str],
-                      toolkit_python: Optional[str], dry_run: bool, **opts) -> None:
+def provision_command(
+    version: str | None, wheel: str | None, librknnrt: str | None, toolkit_python: str | None, dry_run: bool, **opts
+) -> None:
     """Install rknn-toolkit-lite2 on BOARD (numpy and pip too when missing), without internet on the board.
 
     The wheels that fit the board's Python and CPU are downloaded on this host (kept in
@@ -231,8 +311,16 @@ def provision_command(version: Optional[str], wheel: Optional[str], librknnrt: O
     if version is None and wheel is None:
         toolkit, _ = host_toolkit_version(toolkit_python)
     with _open(opts) as transport:
-        report = provision(transport, version=version, wheel=wheel, librknnrt=librknnrt, python=board_python(opts["board"], opts["python"]),
-                           toolkit_version=toolkit, dry_run=dry_run, log=_notice)
+        report = provision(
+            transport,
+            version=version,
+            wheel=wheel,
+            librknnrt=librknnrt,
+            python=board_python(opts["board"], opts["python"]),
+            toolkit_version=toolkit,
+            dry_run=dry_run,
+            log=_notice,
+        )
     for w in report.wheels:
         click.echo(f"{w.name} {w.version}  ({w.reason})  {w.path.name}")
     if report.pip_command:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,16 +12,22 @@ import click
 from rkbench.cli.boards import labgrid_options
 from rkbench.cli.model import build_options, progress_printer
 from rkbench.errors import BoardError, RkbenchError, ThresholdFailed
-from rkbench.lab.nightly import Nightly, NightlyOptions, cell_junit_results, markdown_summary
 from rkbench.lab.inventory import load_inventory
+from rkbench.lab.nightly import Nightly, NightlyOptions, cell_junit_results, markdown_summary
+from rkbench.lab.suite import load_suite
 from rkbench.report import group_history, write_html, write_junit
 from rkbench.results.store import Store
-from rkbench.lab.suite import load_suite
 
 
 def inventory_option(func):
-    return click.option("--boards", "boards_file", type=click.Path(path_type=Path), required=True,
-                        envvar="RKBENCH_BOARDS", help="The lab's boards.toml.")(func)
+    return click.option(
+        "--boards",
+        "boards_file",
+        type=click.Path(path_type=Path),
+        required=True,
+        envvar="RKBENCH_BOARDS",
+        help="The lab's boards.toml.",
+    )(func)
 
 
 @click.group("boards")
@@ -49,8 +54,8 @@ def boards_list(boards_file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def boards_check(boards_file: Path, selectors: tuple[str, ...], as_json: bool) -> None:
     """Health of every board, checked in parallel (the doctor's checks)."""
+    from rkbench.boards.connect import board_python, open_board
     from rkbench.boards.health import FAIL, doctor, host_toolkit_version, worst
-    from rkbench.run.session import board_python, open_board
 
     inventory = load_inventory(boards_file)
     boards = inventory.select(list(selectors)) if selectors else list(inventory.boards.values())
@@ -58,10 +63,17 @@ def boards_check(boards_file: Path, selectors: tuple[str, ...], as_json: bool) -
 
     def check(board):
         try:
-            with open_board(board.address, known_hosts=board.known_hosts, ssh_config=board.ssh_config,
-                            identity_files=[board.identity] if board.identity else []) as transport:
-                checks = doctor(transport, toolkit, python=board_python(board.address,
-                                board.python if board.python != "python3" else None))
+            with open_board(
+                board.address,
+                known_hosts=board.known_hosts,
+                ssh_config=board.ssh_config,
+                identity_files=[board.identity] if board.identity else [],
+            ) as transport:
+                checks = doctor(
+                    transport,
+                    toolkit,
+                    python=board_python(board.address, board.python if board.python != "python3" else None),
+                )
             return board, checks, None
         except RkbenchError as err:
             return board, [], str(err)
@@ -69,8 +81,12 @@ def boards_check(boards_file: Path, selectors: tuple[str, ...], as_json: bool) -
     with ThreadPoolExecutor(max_workers=min(16, len(boards) or 1)) as pool:
         rows = list(pool.map(check, boards))
     if as_json:
-        click.echo(json.dumps([{"board": b.name, "error": e, "checks": [c.to_dict() for c in checks]}
-                               for b, checks, e in rows], indent=2))
+        click.echo(
+            json.dumps(
+                [{"board": b.name, "error": e, "checks": [c.to_dict() for c in checks]} for b, checks, e in rows],
+                indent=2,
+            )
+        )
     else:
         click.echo(f"{'board':<20} {'soc':<8} {'status':<8} problems")
         for board, checks, error in rows:
@@ -87,15 +103,31 @@ def boards_check(boards_file: Path, selectors: tuple[str, ...], as_json: bool) -
 @click.option("--suite", "suite_file", type=click.Path(path_type=Path), required=True)
 @inventory_option
 @click.option("--db", type=click.Path(path_type=Path), help="Results store (SQLite).")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
-              help="Report folder (default rkbench-out/<group>).")
+@click.option(
+    "-o", "--out", "out_dir", type=click.Path(path_type=Path), help="Report folder (default rkbench-out/<group>)."
+)
 @click.option("--group", help="Run group name (default nightly-<date>-<time>).")
-@click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
-              help="Retries of a transient board failure per cell.")
-@click.option("--remeasure", type=click.IntRange(0, 10), default=2, show_default=True,
-              help="Re-measurements of a cell whose verdict is UNKNOWN or whose run was throttled.")
-@click.option("--min-effect", type=float, default=0.05, show_default=True,
-              help="Smallest latency change that counts (a model's max_latency_regression overrides).")
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 10),
+    default=2,
+    show_default=True,
+    help="Retries of a transient board failure per cell.",
+)
+@click.option(
+    "--remeasure",
+    type=click.IntRange(0, 10),
+    default=2,
+    show_default=True,
+    help="Re-measurements of a cell whose verdict is UNKNOWN or whose run was throttled.",
+)
+@click.option(
+    "--min-effect",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Smallest latency change that counts (a model's max_latency_regression overrides).",
+)
 @click.option("--parallel-builds", type=click.IntRange(1, 16), default=2, show_default=True)
 @click.option("--accept", is_flag=True, help="Accept this group as the new baseline when it passes.")
 @click.option("--junit", type=click.Path(path_type=Path))
@@ -107,12 +139,29 @@ def boards_check(boards_file: Path, selectors: tuple[str, ...], as_json: bool) -
 @click.option("--lg-coordinator", envvar="LG_COORDINATOR")
 @click.option("--labgrid-wait", type=float, default=0.0)
 @click.option("--toolkit-python", envvar="RKBENCH_TOOLKIT_PYTHON")
-@click.option("--inject-slowdown", type=float, default=0.0, hidden=True,
-              help="Test only: make the runner this fraction slower (regression-detection benchmarks).")
-def nightly_command(suite_file: Path, boards_file: Path, db: Path | None, out_dir: Path | None,
-                    group: str | None, retries: int, remeasure: int, min_effect: float,
-                    parallel_builds: int, accept: bool, junit: Path | None, markdown: Path | None,
-                    inject_slowdown: float, **opts) -> None:
+@click.option(
+    "--inject-slowdown",
+    type=float,
+    default=0.0,
+    hidden=True,
+    help="Test only: make the runner this fraction slower (regression-detection benchmarks).",
+)
+def nightly_command(
+    suite_file: Path,
+    boards_file: Path,
+    db: Path | None,
+    out_dir: Path | None,
+    group: str | None,
+    retries: int,
+    remeasure: int,
+    min_effect: float,
+    parallel_builds: int,
+    accept: bool,
+    junit: Path | None,
+    markdown: Path | None,
+    inject_slowdown: float,
+    **opts,
+) -> None:
     """Run a suite on a lab: exit 1 on a confirmed regression or failed threshold, 3 when
     boards failed or were offline, 0 otherwise (noise never fails the job)."""
     say = progress_printer()
@@ -120,14 +169,23 @@ def nightly_command(suite_file: Path, boards_file: Path, db: Path | None, out_di
     inventory = load_inventory(boards_file)
     group = group or f"nightly-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     options = NightlyOptions(
-        group=group, retries=retries, remeasure=remeasure, min_effect=min_effect,
-        parallel_builds=parallel_builds, inject_slowdown=inject_slowdown,
-        board_options={"known_hosts": opts.get("known_hosts"), "ssh_config": opts.get("ssh_config"),
-                       "python": opts.get("python"), "labgrid": labgrid_options(opts)},
+        group=group,
+        retries=retries,
+        remeasure=remeasure,
+        min_effect=min_effect,
+        parallel_builds=parallel_builds,
+        inject_slowdown=inject_slowdown,
+        board_options={
+            "known_hosts": opts.get("known_hosts"),
+            "ssh_config": opts.get("ssh_config"),
+            "python": opts.get("python"),
+            "labgrid": labgrid_options(opts),
+        },
     )
     with Store(db) as store:
-        report = Nightly(suite, inventory, store, build_options({"toolkit_python": opts.get("toolkit_python")}),
-                         options, say).run()
+        report = Nightly(
+            suite, inventory, store, build_options({"toolkit_python": opts.get("toolkit_python")}), options, say
+        ).run()
         results = cell_junit_results(report)
         history = {}
         for model in {r.model for r in results}:
@@ -145,8 +203,7 @@ def nightly_command(suite_file: Path, boards_file: Path, db: Path | None, out_di
     if report.exit_code == 1:
         raise ThresholdFailed(f"{group}: confirmed regression or failed threshold (see {out / 'summary.md'})")
     if report.exit_code == 3:
-        raise BoardError(f"{group}: some boards failed or were offline; the others finished "
-                         f"(see {out / 'summary.md'})")
+        raise BoardError(f"{group}: some boards failed or were offline; the others finished (see {out / 'summary.md'})")
 
 
 @click.group("baseline")
@@ -166,4 +223,3 @@ def baseline_accept(run_or_group: str, db: Path | None) -> None:
 
 
 COMMANDS = [boards_group, nightly_command, baseline_group]
-

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import click
 
-from rkbench.model import examples
 from rkbench.accuracy.analyze import AnalysisReport, AnalyzeOptions, analyze
+from rkbench.model import examples
 from rkbench.model.build import BuildOptions, build, prepare, write_outputs
-from rkbench.model.config import (ALGORITHMS, METHODS, QUANT_DTYPES, BuildConfig, from_rknn_convert_yaml,
-                        parse_numbers)
 from rkbench.model.cache import BuildCache
+from rkbench.model.config import ALGORITHMS, METHODS, QUANT_DTYPES, BuildConfig, from_rknn_convert_yaml, parse_numbers
 from rkbench.model.info import check_readable, framework_of
 from rkbench.toolkit.worker import WorkerOptions
 
@@ -32,27 +31,49 @@ def progress_printer(quiet: bool = False):
 def model_options(func, positional: bool = True):
     """Options shared by build and analyze (and other commands that build)."""
     options = [
-        click.argument("model", type=click.Path(path_type=Path)) if positional else
-        click.option("--model", "model", type=click.Path(path_type=Path), required=True,
-                     help="The model: .onnx, .tflite, an rknn_convert .yml, or an already built .rknn."),
-        click.option("--target", help="Target SoC (rk3588, rk3576, rk3568, rk3566, rk3562, ...). "
-                     "Default rk3588, or the one in an rknn_convert .yml."),
-        click.option("--dataset", type=click.Path(path_type=Path),
-                     help="Calibration data: the vendor's dataset.txt, or a folder of images/.npy."),
+        click.argument("model", type=click.Path(path_type=Path))
+        if positional
+        else click.option(
+            "--model",
+            "model",
+            type=click.Path(path_type=Path),
+            required=True,
+            help="The model: .onnx, .tflite, an rknn_convert .yml, or an already built .rknn.",
+        ),
+        click.option(
+            "--target",
+            help="Target SoC (rk3588, rk3576, rk3568, rk3566, rk3562, ...). "
+            "Default rk3588, or the one in an rknn_convert .yml.",
+        ),
+        click.option(
+            "--dataset",
+            type=click.Path(path_type=Path),
+            help="Calibration data: the vendor's dataset.txt, or a folder of images/.npy.",
+        ),
         click.option("--quant", help=f"Quantization: {', '.join(QUANT_DTYPES)} (default w8a8)."),
         click.option("--algorithm", help=f"Quantization algorithm: {', '.join(ALGORITHMS)}."),
         click.option("--method", help=f"Quantization method: {', '.join(METHODS)}."),
-        click.option("--mean", multiple=True, help="Mean values of an input, e.g. 123.675,116.28,103.53 "
-                     "(once per input)."),
+        click.option(
+            "--mean", multiple=True, help="Mean values of an input, e.g. 123.675,116.28,103.53 (once per input)."
+        ),
         click.option("--std", multiple=True, help="Std values of an input, e.g. 58.395,57.12,57.375."),
-        click.option("--input-size", multiple=True,
-                     help="Fixed shape for a dynamic input, e.g. 1,3,640,640 (once per input)."),
+        click.option(
+            "--input-size", multiple=True, help="Fixed shape for a dynamic input, e.g. 1,3,640,640 (once per input)."
+        ),
         click.option("--outputs", help="Comma-separated tensor names to cut the graph at (ONNX)."),
         click.option("--optimization-level", type=click.IntRange(0, 3)),
-        click.option("--toolkit-python", envvar="RKBENCH_TOOLKIT_PYTHON",
-                     help="Interpreter that has rknn-toolkit2 (default: this one)."),
-        click.option("--timeout", type=float, default=1800.0, show_default=True,
-                     help="Seconds a toolkit step may stay silent before it is stopped."),
+        click.option(
+            "--toolkit-python",
+            envvar="RKBENCH_TOOLKIT_PYTHON",
+            help="Interpreter that has rknn-toolkit2 (default: this one).",
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=1800.0,
+            show_default=True,
+            help="Seconds a toolkit step may stay silent before it is stopped.",
+        ),
         click.option("--no-cache", is_flag=True, help="Build again even if the cache has this build."),
     ]
     for option in reversed(options):
@@ -66,8 +87,12 @@ def config_from_options(model: Path, opts: dict) -> BuildConfig:
         config = from_rknn_convert_yaml(model, opts.get("target"))
     else:
         check_readable(model)
-        config = BuildConfig(model=model.resolve(), framework=framework_of(model),
-                             target=(opts.get("target") or "rk3588").lower(), name=model.stem)
+        config = BuildConfig(
+            model=model.resolve(),
+            framework=framework_of(model),
+            target=(opts.get("target") or "rk3588").lower(),
+            name=model.stem,
+        )
     changes: dict = {}
     if opts.get("target"):
         changes["target"] = opts["target"].lower()
@@ -104,8 +129,15 @@ def build_options(opts: dict) -> BuildOptions:
 
 @click.command("build")
 @model_options
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("."),
-              show_default=True, help="Where to write model.rknn and build.json.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to write model.rknn and build.json.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the build record as JSON.")
 def build_command(model: Path, out_dir: Path, as_json: bool, **opts) -> None:
     """Build MODEL (.onnx, .tflite, or an rknn_convert .yml) into an RKNN model."""
@@ -114,31 +146,55 @@ def build_command(model: Path, out_dir: Path, as_json: bool, **opts) -> None:
     result = build(prepared, build_options(opts), say)
     paths = write_outputs(result, out_dir)
     if as_json:
-        click.echo(json.dumps({**result.record, "cache": "hit" if result.cached else "miss",
-                               "outputs": {k: str(v) for k, v in paths.items()}}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    **result.record,
+                    "cache": "hit" if result.cached else "miss",
+                    "outputs": {k: str(v) for k, v in paths.items()},
+                },
+                indent=2,
+            )
+        )
     else:
-        click.echo(f"{paths['rknn']}  ({result.record['rknn']['bytes']} bytes, "
-                   f"{'from the cache' if result.cached else 'built'}; record in {paths['build_json']})")
+        click.echo(
+            f"{paths['rknn']}  ({result.record['rknn']['bytes']} bytes, "
+            f"{'from the cache' if result.cached else 'built'}; record in {paths['build_json']})"
+        )
 
 
 @click.command("analyze")
 @model_options
-@click.option("--samples", type=click.IntRange(1, 1000), default=4, show_default=True,
-              help="How many dataset samples to analyse (spread over the set).")
-@click.option("--keep-dumps", type=click.Path(path_type=Path),
-              help="Keep the simulator's per-tensor dumps in this folder (they can reach gigabytes).")
-@click.option("--worst", type=click.IntRange(1, 10000), default=10, show_default=True,
-              help="How many layers to list.")
-@click.option("-o", "--out", "out_file", type=click.Path(path_type=Path),
-              help="Also write the full analysis as JSON to this file.")
+@click.option(
+    "--samples",
+    type=click.IntRange(1, 1000),
+    default=4,
+    show_default=True,
+    help="How many dataset samples to analyse (spread over the set).",
+)
+@click.option(
+    "--keep-dumps",
+    type=click.Path(path_type=Path),
+    help="Keep the simulator's per-tensor dumps in this folder (they can reach gigabytes).",
+)
+@click.option("--worst", type=click.IntRange(1, 10000), default=10, show_default=True, help="How many layers to list.")
+@click.option(
+    "-o",
+    "--out",
+    "out_file",
+    type=click.Path(path_type=Path),
+    help="Also write the full analysis as JSON to this file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
-def analyze_command(model: Path, samples: int, keep_dumps: Path | None, worst: int,
-                    out_file: Path | None, as_json: bool, **opts) -> None:
+def analyze_command(
+    model: Path, samples: int, keep_dumps: Path | None, worst: int, out_file: Path | None, as_json: bool, **opts
+) -> None:
     """Per-layer quantization error of MODEL on the simulator, and its outputs against fp32."""
     say = progress_printer()
     prepared = prepare(config_from_options(model, opts))
-    report = analyze(prepared, build_options(opts),
-                     AnalyzeOptions(samples=samples, worst=worst, keep_dumps=keep_dumps), say)
+    report = analyze(
+        prepared, build_options(opts), AnalyzeOptions(samples=samples, worst=worst, keep_dumps=keep_dumps), say
+    )
     document = report.to_dict()
     if out_file is not None:
         out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -154,26 +210,32 @@ def _num(value, digits: int = 5) -> str:
 
 
 def format_report(report: AnalysisReport) -> str:
-    lines = [f"{report.model}  target {report.target}  {report.quant}  "
-             f"{len(report.samples)} sample(s) on the simulator"]
+    lines = [
+        f"{report.model}  target {report.target}  {report.quant}  {len(report.samples)} sample(s) on the simulator"
+    ]
     if report.outputs:
         lines.append("")
         lines.append(f"Final outputs, quantized simulator vs fp32 ({report.golden}):")
         lines.append(f"  {'output':<32} {'shape':<16} {'cos mean':>9} {'cos min':>9} {'max abs':>9}  top-1")
         for out in report.outputs:
             top = "-" if out.top1_agreement is None else f"{out.top1_agreement:.0%}"
-            lines.append(f"  {out.name[:32]:<32} {str(out.shape):<16} {_num(out.cos_mean):>9} "
-                         f"{_num(out.cos_min):>9} {_num(out.max_abs, 4):>9}  {top}")
+            lines.append(
+                f"  {out.name[:32]:<32} {str(out.shape):<16} {_num(out.cos_mean):>9} "
+                f"{_num(out.cos_min):>9} {_num(out.max_abs, 4):>9}  {top}"
+            )
     lines.append("")
-    lines.append("Layers losing accuracy, worst own (single) error first; 'entire' adds what the "
-                 "layers before lost:")
-    lines.append(f"  {'#':>4} {'op':<14} {'tensor':<36} {'single cos':>10} {'entire cos':>10} "
-                 f"{'single euc':>10}  (min over samples)")
+    lines.append("Layers losing accuracy, worst own (single) error first; 'entire' adds what the layers before lost:")
+    lines.append(
+        f"  {'#':>4} {'op':<14} {'tensor':<36} {'single cos':>10} {'entire cos':>10} "
+        f"{'single euc':>10}  (min over samples)"
+    )
     for layer in report.worst:
         marks = f"  {','.join(layer.markers)}" if layer.markers else ""
-        lines.append(f"  {layer.index:>4} {layer.op[:14]:<14} {layer.tensor[:36]:<36} "
-                     f"{_num(layer.single_cos_min):>10} {_num(layer.entire_cos_min):>10} "
-                     f"{_num(layer.single_euc_mean, 3):>10}{marks}")
+        lines.append(
+            f"  {layer.index:>4} {layer.op[:14]:<14} {layer.tensor[:36]:<36} "
+            f"{_num(layer.single_cos_min):>10} {_num(layer.entire_cos_min):>10} "
+            f"{_num(layer.single_euc_mean, 3):>10}{marks}"
+        )
     if report.dumps:
         lines.append("")
         lines.append(f"Simulator dumps kept in {report.dumps}")
@@ -184,10 +246,15 @@ def example_config(example: examples.Example, workdir: Path, count: int) -> Buil
     dataset = examples.write_calibration_set(example, workdir / "calibration", count)
     model = examples.model_path(example)
     return BuildConfig(
-        model=model, framework="onnx", target="rk3588", quant="w8a8",
-        mean=(example.mean,), std=(example.std,),
+        model=model,
+        framework="onnx",
+        target="rk3588",
+        quant="w8a8",
+        mean=(example.mean,),
+        std=(example.std,),
         input_sizes=((1, 3, example.height, example.width),),
-        dataset=dataset, name=example.name,
+        dataset=dataset,
+        name=example.name,
     )
 
 

@@ -13,9 +13,14 @@ A selector picks boards by name, by tag (`lab=shelf2`, `camera`) or by `soc=rk35
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (requires-python): the same parser, from PyPI
+    import tomli as tomllib
 
 from rkbench.errors import InputFileError, UsageError
 
@@ -53,8 +58,10 @@ class Inventory:
             found = [b for b in self.boards.values() if b.matches(selector)]
             if not found:
                 known = ", ".join(self.boards) or "none"
-                raise UsageError(f"{where}board selector '{selector}' matches no board in "
-                                 f"{self.path or 'the inventory'} (boards: {known}; tags and soc=... select too)")
+                raise UsageError(
+                    f"{where}board selector '{selector}' matches no board in "
+                    f"{self.path or 'the inventory'} (boards: {known}; tags and soc=... select too)"
+                )
             chosen += [b for b in found if b not in chosen]
         return chosen
 
@@ -83,18 +90,23 @@ def load_inventory(path: Path) -> Inventory:
             raise InputFileError(f"{where} must be a table")
         unknown = set(entry) - BOARD_KEYS
         if unknown:
-            raise InputFileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} "
-                                 f"(known: {', '.join(sorted(BOARD_KEYS))})")
+            raise InputFileError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(BOARD_KEYS))})"
+            )
         if not isinstance(entry.get("address"), str) or not entry["address"]:
-            raise InputFileError(f"{where}: 'address' is missing (e.g. \"root@host\", \"adb:SERIAL\", "
-                                 "\"labgrid:PLACE\")")
+            raise InputFileError(f'{where}: \'address\' is missing (e.g. "root@host", "adb:SERIAL", "labgrid:PLACE")')
         tags = entry.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise InputFileError(f"{where}: 'tags' must be a list of strings")
         inventory.boards[name] = Board(
-            name=name, address=entry["address"], soc=entry.get("soc"), tags=tuple(tags),
-            identity=entry.get("identity"), known_hosts=entry.get("known_hosts"),
-            ssh_config=entry.get("ssh_config"), python=entry.get("python", "python3"),
+            name=name,
+            address=entry["address"],
+            soc=entry.get("soc"),
+            tags=tuple(tags),
+            identity=entry.get("identity"),
+            known_hosts=entry.get("known_hosts"),
+            ssh_config=entry.get("ssh_config"),
+            python=entry.get("python", "python3"),
             description=entry.get("description", ""),
         )
     return inventory

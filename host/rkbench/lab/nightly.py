@@ -18,21 +18,32 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rkbench.model.build import BuildOptions, Say, build, prepare
-from rkbench.model.config import BuildConfig, parse_numbers
-from rkbench.run.compare import Limits
 from rkbench.errors import BoardError, RkbenchError
 from rkbench.lab.inventory import Board, Inventory
+from rkbench.lab.suite import Cell, ModelSpec, Suite
+from rkbench.model.build import BuildOptions, Say, build, prepare
+from rkbench.model.config import BuildConfig, parse_numbers
 from rkbench.model.info import framework_of
 from rkbench.results.model import RunResult
-from rkbench.run.pipeline import Analyses, BoardOptions, MeasureOptions, RunRequest, measured_inputs, run_model
 from rkbench.results.stats import DIFFERENT, REGRESSION, SAME, UNKNOWN, Verdict, compare_latency
 from rkbench.results.store import Store
-from rkbench.lab.suite import Cell, ModelSpec, Suite
+from rkbench.run.compare import Limits
+from rkbench.run.pipeline import Analyses, BoardOptions, RunRequest, measured_inputs, run_model
+from rkbench.run.plan import MeasureOptions
+
+DEFAULTS = MeasureOptions()
 
 # Cell outcomes.
 PASSED, REGRESSED, IMPROVED, FAILED, UNSTABLE, NO_BASELINE, OFFLINE, ERROR = (
-    "pass", "regression", "improvement", "threshold-failed", "unstable", "no-baseline", "offline", "error")
+    "pass",
+    "regression",
+    "improvement",
+    "threshold-failed",
+    "unstable",
+    "no-baseline",
+    "offline",
+    "error",
+)
 
 
 @dataclass
@@ -89,12 +100,17 @@ class NightlyReport:
 
 def build_config(model: ModelSpec, config, soc: str) -> BuildConfig:
     return BuildConfig(
-        model=model.path, framework=framework_of(model.path), target=soc, quant=config.quant,
-        algorithm=config.algorithm, method=config.method,
+        model=model.path,
+        framework=framework_of(model.path),
+        target=soc,
+        quant=config.quant,
+        algorithm=config.algorithm,
+        method=config.method,
         mean=tuple(parse_numbers(m, "mean") for m in model.mean) or None,
         std=tuple(parse_numbers(s, "std") for s in model.std) or None,
         input_sizes=tuple(parse_numbers(s, "input_size", int) for s in model.input_size) or None,
-        dataset=model.dataset, name=f"{model.name}/{config.name}",
+        dataset=model.dataset,
+        name=f"{model.name}/{config.name}",
     )
 
 
@@ -102,8 +118,10 @@ def _soc(cell: Cell) -> str:
     if cell.model.target:
         return cell.model.target
     if not cell.board.soc:
-        raise RkbenchError(f"board '{cell.board.name}' has no soc in the inventory: add soc = \"rk3588\" "
-                           "(or the model's target in the suite)")
+        raise RkbenchError(
+            f"board '{cell.board.name}' has no soc in the inventory: add soc = \"rk3588\" "
+            "(or the model's target in the suite)"
+        )
     return cell.board.soc.lower()
 
 
@@ -121,8 +139,13 @@ def build_all(cells: list[Cell], options: BuildOptions, parallel: int, say: Say)
         prepared = prepare(build_config(cell.model, cell.config, key[2]))
         result = build(prepared, options, lambda m: say(f"[build {key[0]}/{key[1]} {key[2]}] {m}"))
         measure = MeasureOptions(inputs=cell.model.inputs)
-        Analyses(options).get(prepared, result.record["cache_key"], measured_inputs(prepared, measure), False,
-                              lambda m: say(f"[sim {key[0]}/{key[1]}] {m}"))
+        Analyses(options).get(
+            prepared,
+            result.record["cache_key"],
+            measured_inputs(prepared, measure),
+            False,
+            lambda m: say(f"[sim {key[0]}/{key[1]}] {m}"),
+        )
         if not result.cached:
             with lock:
                 built += 1
@@ -137,18 +160,27 @@ def transient(err: Exception) -> bool:
     """Board failures worth another try (a dropped link, a timeout); not a refused setting."""
     text = str(err).lower()
     return isinstance(err, BoardError) and any(
-        word in text for word in ("timed out", "timeout", "connection", "reset", "lost", "busy", "refused"))
+        word in text for word in ("timed out", "timeout", "connection", "reset", "lost", "busy", "refused")
+    )
 
 
 def unreachable(err: Exception) -> bool:
     text = str(err).lower()
     return isinstance(err, BoardError) and any(
-        word in text for word in ("unreachable", "refused", "timed out", "no route", "not reachable", "cannot connect"))
+        word in text for word in ("unreachable", "refused", "timed out", "no route", "not reachable", "cannot connect")
+    )
 
 
 class Nightly:
-    def __init__(self, suite: Suite, inventory: Inventory, store: Store, build_options: BuildOptions,
-                 options: NightlyOptions, say: Say):
+    def __init__(
+        self,
+        suite: Suite,
+        inventory: Inventory,
+        store: Store,
+        build_options: BuildOptions,
+        options: NightlyOptions,
+        say: Say,
+    ):
         self.suite, self.inventory, self.store = suite, inventory, store
         self.build_options, self.options, self.say = build_options, options, say
 
@@ -179,8 +211,10 @@ class Nightly:
             if outcome.outcome == OFFLINE:
                 offline = outcome.message
             out.append(outcome)
-            self.say(f"[{cell.board.name}] {cell.key}: {outcome.outcome}"
-                     + (f" ({outcome.message})" if outcome.message else ""))
+            self.say(
+                f"[{cell.board.name}] {cell.key}: {outcome.outcome}"
+                + (f" ({outcome.message})" if outcome.message else "")
+            )
         return out
 
     def _request(self, cell: Cell) -> RunRequest:
@@ -188,24 +222,41 @@ class Nightly:
         measure = dict(self.suite.measure)
         extra = self.options.board_options
         return RunRequest(
-            config=build_config(cell.model, cell.config, _soc(cell)), target=_soc(cell),
-            board=BoardOptions(board=board.address, identity=(board.identity,) if board.identity else (),
-                               known_hosts=board.known_hosts or extra.get("known_hosts"),
-                               ssh_config=board.ssh_config or extra.get("ssh_config"),
-                               python=board.python if board.python != "python3" else extra.get("python"),
-                               connect_timeout=extra.get("connect_timeout", 10.0),
-                               labgrid=extra.get("labgrid") or {}),
+            config=build_config(cell.model, cell.config, _soc(cell)),
+            target=_soc(cell),
+            board=BoardOptions(
+                board=board.address,
+                identity=(board.identity,) if board.identity else (),
+                known_hosts=board.known_hosts or extra.get("known_hosts"),
+                ssh_config=board.ssh_config or extra.get("ssh_config"),
+                python=board.python if board.python != "python3" else extra.get("python"),
+                connect_timeout=extra.get("connect_timeout", 10.0),
+                labgrid=extra.get("labgrid") or {},
+            ),
             measure=MeasureOptions(
-                backend=measure.get("backend", self.options.backend), core_masks=[cell.core_mask],
-                warmup=int(measure.get("warmup", 5)), min_runs=int(measure.get("min_runs", 100)),
-                min_seconds=float(measure.get("min_seconds", 2.0)),
-                max_seconds=float(measure.get("max_seconds", 300.0)), inputs=cell.model.inputs,
-                lock_timeout_s=self.options.lock_timeout_s, inject_slowdown=self.options.inject_slowdown,
-                cpu_threads=int(measure.get("cpu_threads", 0))),
-            limits=Limits(min_cos_fp32=cell.model.thresholds.min_cos_fp32,
-                          max_p99_ms=cell.model.thresholds.max_p99_ms,
-                          max_peak_rss_mb=cell.model.thresholds.max_peak_rss_mb),
-            group=self.options.group, suite=self.suite.name, board_label=board.name,
+                backend=measure.get("backend", self.options.backend),
+                core_masks=[cell.core_mask],
+                warmup=int(measure.get("warmup", DEFAULTS.warmup)),
+                min_runs=int(measure.get("min_runs", DEFAULTS.min_runs)),
+                min_seconds=float(measure.get("min_seconds", DEFAULTS.min_seconds)),
+                max_seconds=float(measure.get("max_seconds", DEFAULTS.max_seconds)),
+                inputs=cell.model.inputs,
+                lock_timeout_s=self.options.lock_timeout_s,
+                inject_slowdown=self.options.inject_slowdown,
+                cpu_threads=int(measure.get("cpu_threads", DEFAULTS.cpu_threads)),
+                io_mode={"zero-copy": "zero_copy"}.get(measure.get("io", "copy"), measure.get("io", "copy")),
+                profile_layers=bool(measure.get("profile_layers", DEFAULTS.profile_layers)),
+                profile_runs=int(measure.get("profile_runs", DEFAULTS.profile_runs)),
+            ),
+            limits=Limits(
+                min_cos_fp32=cell.model.thresholds.min_cos_fp32,
+                max_p99_ms=cell.model.thresholds.max_p99_ms,
+                max_peak_rss_mb=cell.model.thresholds.max_peak_rss_mb,
+                max_npu_mem_mb=cell.model.thresholds.max_npu_mem_mb,
+            ),
+            group=self.options.group,
+            suite=self.suite.name,
+            board_label=board.name,
             hybrid_cfg=cell.config.hybrid_cfg,
         )
 
@@ -216,8 +267,7 @@ class Nightly:
         while attempts <= self.options.retries:
             attempts += 1
             try:
-                report = run_model(self._request(cell), self.store, self.build_options,
-                                   lambda m: None)
+                report = run_model(self._request(cell), self.store, self.build_options, lambda m: None)
                 return report.results[0], attempts, report.outcome.deploy.bytes_pushed
             except BoardError as err:
                 last = str(err)
@@ -245,11 +295,13 @@ class Nightly:
                 verdict = compare_latency(reference.latency_ns, result.latency_ns, min_effect=limit)
                 if verdict.kind != UNKNOWN and not result.throttled:
                     break
-                self.say(f"[{cell.board.name}] {cell.key}: "
-                         f"{'throttled' if result.throttled else 'UNKNOWN'}: measuring again")
+                self.say(
+                    f"[{cell.board.name}] {cell.key}: {'throttled' if result.throttled else 'UNKNOWN'}: measuring again"
+                )
         except BoardError as err:
-            return CellResult(cell, OFFLINE if unreachable(err) else ERROR, result, verdict, baseline,
-                              attempts, str(err))
+            return CellResult(
+                cell, OFFLINE if unreachable(err) else ERROR, result, verdict, baseline, attempts, str(err)
+            )
         except RkbenchError as err:
             return CellResult(cell, ERROR, result, verdict, baseline, attempts, str(err))
         failed = [t for t in result.thresholds if not t.passed]
@@ -272,8 +324,10 @@ class Nightly:
 
 
 def _verdict_text(verdict: Verdict, baseline: int) -> str:
-    return (f"{verdict.kind} vs baseline run {baseline}: median {verdict.effect:+.1%} "
-            f"[{verdict.ci_low:+.1%}, {verdict.ci_high:+.1%}]")
+    return (
+        f"{verdict.kind} vs baseline run {baseline}: median {verdict.effect:+.1%} "
+        f"[{verdict.ci_low:+.1%}, {verdict.ci_high:+.1%}]"
+    )
 
 
 def markdown_summary(report: NightlyReport, html: Path | None = None) -> str:
@@ -281,9 +335,13 @@ def markdown_summary(report: NightlyReport, html: Path | None = None) -> str:
     for cell in report.cells:
         counts[cell.outcome] += 1
     verdict = {0: "OK", 1: "REGRESSION", 3: "BOARD FAILURES"}[report.exit_code]
-    lines = [f"### rkbench nightly `{report.group}`: {verdict}", "",
-             " · ".join(f"{n} {name}" for name, n in sorted(counts.items())) +
-             f" · {report.builds} build(s) · {report.bytes_pushed} bytes pushed · suite ran in {report.seconds:.1f} s", ""]
+    lines = [
+        f"### rkbench nightly `{report.group}`: {verdict}",
+        "",
+        " · ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+        + f" · {report.builds} build(s) · {report.bytes_pushed} bytes pushed · suite ran in {report.seconds:.1f} s",
+        "",
+    ]
     lines += ["| cell | outcome | p50 ms | change vs baseline | note |", "|---|---|---|---|---|"]
     for cell in report.cells:
         p50 = f"{cell.result.stats.p50_ms:.3f}" if cell.result and cell.result.stats else "-"
@@ -303,15 +361,29 @@ def cell_junit_results(report: NightlyReport) -> list[RunResult]:
     out = []
     for cell in report.cells:
         if cell.result is None:
-            out.append(RunResult(group=report.group, model=f"{cell.cell.model.name}/{cell.cell.config.name}",
-                                 model_sha256="", board=cell.cell.board.name, backend="-",
-                                 core_mask=cell.cell.core_mask, status="failed" if cell.outcome == ERROR
-                                 else "aborted", error=cell.message or cell.outcome))
+            out.append(
+                RunResult(
+                    group=report.group,
+                    model=f"{cell.cell.model.name}/{cell.cell.config.name}",
+                    model_sha256="",
+                    board=cell.cell.board.name,
+                    backend="-",
+                    core_mask=cell.cell.core_mask,
+                    status="failed" if cell.outcome == ERROR else "aborted",
+                    error=cell.message or cell.outcome,
+                )
+            )
             continue
         result = replace(cell.result, thresholds=list(cell.result.thresholds))
         if cell.verdict is not None:
-            result.thresholds.append(Threshold(
-                "latency_vs_baseline", cell.verdict.min_effect, cell.verdict.effect,
-                cell.outcome != REGRESSED, cell.message))
+            result.thresholds.append(
+                Threshold(
+                    "latency_vs_baseline",
+                    cell.verdict.min_effect,
+                    cell.verdict.effect,
+                    cell.outcome != REGRESSED,
+                    cell.message,
+                )
+            )
         out.append(result)
     return out

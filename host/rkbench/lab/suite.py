@@ -23,6 +23,7 @@ with thresholds per model.
     max_latency_regression = 0.10    # vs the accepted baseline, decided by a rank test
     max_p99_ms = 20.0
     max_peak_rss_mb = 400
+    max_npu_mem_mb = 64              # the NPU runtime's DMA allocation (rknnrt backend)
 """
 
 from __future__ import annotations
@@ -30,16 +31,38 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rkbench.model.config import ALGORITHMS, METHODS, QUANT_DTYPES
 from rkbench.errors import InputFileError
 from rkbench.lab.inventory import Board, Inventory, load_toml
+from rkbench.model.config import ALGORITHMS, METHODS, QUANT_DTYPES
 
 CORE_MASKS = ("auto", "0", "1", "2", "0_1", "0_1_2")
-MODEL_KEYS = {"name", "path", "dataset", "inputs", "input_size", "mean", "std", "boards", "core_masks",
-              "configs", "thresholds", "target"}
+MODEL_KEYS = {
+    "name",
+    "path",
+    "dataset",
+    "inputs",
+    "input_size",
+    "mean",
+    "std",
+    "boards",
+    "core_masks",
+    "configs",
+    "thresholds",
+    "target",
+}
 CONFIG_KEYS = {"name", "quant", "algorithm", "method", "hybrid_cfg"}
-THRESHOLD_KEYS = {"min_cos_fp32", "max_latency_regression", "max_p99_ms", "max_peak_rss_mb"}
-MEASURE_KEYS = {"warmup", "min_runs", "min_seconds", "max_seconds", "backend", "cpu_threads"}
+THRESHOLD_KEYS = {"min_cos_fp32", "max_latency_regression", "max_p99_ms", "max_peak_rss_mb", "max_npu_mem_mb"}
+MEASURE_KEYS = {
+    "warmup",
+    "min_runs",
+    "min_seconds",
+    "max_seconds",
+    "backend",
+    "cpu_threads",
+    "io",
+    "profile_layers",
+    "profile_runs",
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,7 @@ class Thresholds:
     max_latency_regression: float | None = None
     max_p99_ms: float | None = None
     max_peak_rss_mb: float | None = None
+    max_npu_mem_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +132,9 @@ class Suite:
 def _check_keys(entry: dict, known: set[str], where: str) -> None:
     unknown = set(entry) - known
     if unknown:
-        raise InputFileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+        raise InputFileError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
+        )
 
 
 def _strings(value, where: str) -> tuple[str, ...]:
@@ -131,6 +157,8 @@ def load_suite(path: Path) -> Suite:
     _check_keys(data, {"name", "measure", "models"}, str(path))
     measure = data.get("measure", {})
     _check_keys(measure, MEASURE_KEYS, f"{path}: [measure]")
+    if "io" in measure:
+        _choice(measure["io"], ("copy", "zero-copy"), f"{path}: [measure] io")
     models_data = data.get("models")
     if not isinstance(models_data, list) or not models_data:
         raise InputFileError(f"{path}: no [[models]] entries")
@@ -152,13 +180,15 @@ def load_suite(path: Path) -> Suite:
         for config in entry.get("configs", [{"name": "int8"}]):
             _check_keys(config, CONFIG_KEYS, f"{where}: configs")
             hybrid = config.get("hybrid_cfg")
-            configs.append(ConfigSpec(
-                name=config.get("name", "int8"),
-                quant=_choice(config.get("quant", "w8a8"), QUANT_DTYPES, f"{where}: quant"),
-                algorithm=_choice(config.get("algorithm", "normal"), ALGORITHMS, f"{where}: algorithm"),
-                method=_choice(config.get("method", "channel"), METHODS, f"{where}: method"),
-                hybrid_cfg=(base / hybrid).resolve() if hybrid else None,
-            ))
+            configs.append(
+                ConfigSpec(
+                    name=config.get("name", "int8"),
+                    quant=_choice(config.get("quant", "w8a8"), QUANT_DTYPES, f"{where}: quant"),
+                    algorithm=_choice(config.get("algorithm", "normal"), ALGORITHMS, f"{where}: algorithm"),
+                    method=_choice(config.get("method", "channel"), METHODS, f"{where}: method"),
+                    hybrid_cfg=(base / hybrid).resolve() if hybrid else None,
+                )
+            )
         thresholds = entry.get("thresholds", {})
         _check_keys(thresholds, THRESHOLD_KEYS, f"{where}: thresholds")
         masks = _strings(entry.get("core_masks", ["auto"]), f"{where}: core_masks")
@@ -166,16 +196,20 @@ def load_suite(path: Path) -> Suite:
             _choice(mask, CORE_MASKS, f"{where}: core_masks")
         if "boards" not in entry:
             raise InputFileError(f"{where}: 'boards' is missing (names or tags from boards.toml)")
-        models.append(ModelSpec(
-            name=name, path=model_path,
-            dataset=(base / entry["dataset"]).resolve() if entry.get("dataset") else None,
-            inputs=(base / entry["inputs"]).resolve() if entry.get("inputs") else None,
-            input_size=_strings(entry.get("input_size", []), f"{where}: input_size"),
-            mean=_strings(entry.get("mean", []), f"{where}: mean"),
-            std=_strings(entry.get("std", []), f"{where}: std"),
-            boards=_strings(entry["boards"], f"{where}: boards"),
-            core_masks=masks, configs=tuple(configs),
-            thresholds=Thresholds(**{k: float(v) for k, v in thresholds.items()}),
-            target=entry.get("target"),
-        ))
+        models.append(
+            ModelSpec(
+                name=name,
+                path=model_path,
+                dataset=(base / entry["dataset"]).resolve() if entry.get("dataset") else None,
+                inputs=(base / entry["inputs"]).resolve() if entry.get("inputs") else None,
+                input_size=_strings(entry.get("input_size", []), f"{where}: input_size"),
+                mean=_strings(entry.get("mean", []), f"{where}: mean"),
+                std=_strings(entry.get("std", []), f"{where}: std"),
+                boards=_strings(entry["boards"], f"{where}: boards"),
+                core_masks=masks,
+                configs=tuple(configs),
+                thresholds=Thresholds(**{k: float(v) for k, v in thresholds.items()}),
+                target=entry.get("target"),
+            )
+        )
     return Suite(data.get("name", path.stem), path, models, dict(measure))

@@ -8,16 +8,16 @@ import json
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from rkbench import __version__
-from rkbench.model.config import BuildConfig, resolve
-from rkbench.model.cache import BuildCache, build_key, copy_out, file_sha256
-from rkbench.model.dataset import Dataset, load_dataset
 from rkbench.errors import DiskFullError
-from rkbench.model.info import ModelInfo, read_model
+from rkbench.model.cache import BuildCache, build_key, cache_root, copy_out, file_sha256
+from rkbench.model.config import BuildConfig, resolve
+from rkbench.model.dataset import Dataset, load_dataset
+from rkbench.model.info import ModelInfo, check_readable, read_model
 from rkbench.toolkit.worker import WorkerOptions, run_job, toolkit_version
 
 Say = Callable[[str], None]
@@ -38,12 +38,14 @@ class Prepared:
 
 
 def prepare(config: BuildConfig) -> Prepared:
-    info = read_model(config.model)
+    check_readable(config.model)
+    sha256 = file_sha256(config.model)
+    info = read_model(config.model, sha256, cache_root() / "models")
     config = resolve(config, info)
     dataset = None
     if config.dataset is not None:
         dataset = load_dataset(config.dataset, info, config.input_shapes(info))
-    return Prepared(config, info, dataset, file_sha256(config.model))
+    return Prepared(config, info, dataset, sha256)
 
 
 @dataclass
@@ -60,8 +62,9 @@ class BuildResult:
     cached: bool
 
 
-def build(prepared: Prepared, options: BuildOptions, say: Say = lambda _: None,
-          verbose_log: bool = False) -> BuildResult:
+def build(
+    prepared: Prepared, options: BuildOptions, say: Say = lambda _: None, verbose_log: bool = False
+) -> BuildResult:
     """Build (or find in the cache). `verbose_log` keeps the toolkit's verbose log, which
     names every output of the model (per-layer debug builds read it)."""
     config = prepared.config
@@ -81,8 +84,7 @@ def build(prepared: Prepared, options: BuildOptions, say: Say = lambda _: None,
             recipe = config.recipe(prepared.dataset.write_txt(workdir / "dataset.txt"))
         started = time.perf_counter()
         result = run_job(
-            {"job": "build", "recipe": recipe, "export_path": str(workdir / "model.rknn"),
-             "verbose": verbose_log},
+            {"job": "build", "recipe": recipe, "export_path": str(workdir / "model.rknn"), "verbose": verbose_log},
             workdir,
             options.worker,
             on_step=lambda step, detail: say(f"toolkit: {step}" + (f" ({detail})" if detail else "")),
@@ -95,7 +97,9 @@ def build(prepared: Prepared, options: BuildOptions, say: Say = lambda _: None,
             "host": platform.node(),
             "cache_key": key,
             "model": {"path": str(config.model), "sha256": prepared.model_sha256, "name": config.name},
-            "dataset": None if prepared.dataset is None else {
+            "dataset": None
+            if prepared.dataset is None
+            else {
                 "source": str(prepared.dataset.source),
                 "samples": len(prepared.dataset.samples),
                 "sha256": prepared.dataset.digest,
@@ -104,8 +108,10 @@ def build(prepared: Prepared, options: BuildOptions, say: Say = lambda _: None,
             "quant": config.quant,
             "recipe": config.recipe(),
             "rknn": {"bytes": result["rknn_bytes"], "sha256": file_sha256(workdir / "model.rknn")},
-            "timings_s": {**{k: round(v, 3) for k, v in result["timings"].items()},
-                          "total": round(time.perf_counter() - started, 3)},
+            "timings_s": {
+                **{k: round(v, 3) for k, v in result["timings"].items()},
+                "total": round(time.perf_counter() - started, 3),
+            },
         }
         (workdir / "build.json").write_text(json.dumps(record, indent=2))
         (workdir / "request.json").unlink(missing_ok=True)
@@ -114,8 +120,9 @@ def build(prepared: Prepared, options: BuildOptions, say: Say = lambda _: None,
     except OSError as err:
         shutil.rmtree(workdir, ignore_errors=True)
         if err.errno == errno.ENOSPC:
-            raise DiskFullError(f"disk full while building {config.model}: free some space in "
-                                f"{options.cache.root} and run again") from None
+            raise DiskFullError(
+                f"disk full while building {config.model}: free some space in {options.cache.root} and run again"
+            ) from None
         raise
     except BaseException:
         # Keep the log of a failed build (the error names it); drop the rest.

@@ -11,8 +11,17 @@ from rkbench.model.info import ModelInfo, TensorInfo
 
 # target_platform values rknn-toolkit2 2.5 accepts (its RKNN.config docstring).
 TARGETS = (
-    "rk3588", "rk3576", "rk3568", "rk3566", "rk3562",
-    "rv1103", "rv1103b", "rv1106", "rv1106b", "rv1126b", "rk2118",
+    "rk3588",
+    "rk3576",
+    "rk3568",
+    "rk3566",
+    "rk3562",
+    "rv1103",
+    "rv1103b",
+    "rv1106",
+    "rv1106b",
+    "rv1126b",
+    "rk2118",
 )
 # Our names for quantization; "none" builds float16. w8a16/w4a16 go to the toolkit,
 # which refuses them on the SoCs that cannot run them (e.g. rk3588).
@@ -213,12 +222,19 @@ def from_rknn_convert_yaml(path: Path, target: str | None) -> BuildConfig:
     outputs = subgraphs.get("outputs")
     dataset = model.get("dataset")
     extra = {}
-    for key in ("quant_img_RGB2BGR", "model_pruning", "single_core_mode", "compress_weight",
-                "float_dtype", "quantized_hybrid_level", "sparse_infer", "enable_flash_attention"):
+    for key in (
+        "quant_img_RGB2BGR",
+        "model_pruning",
+        "single_core_mode",
+        "compress_weight",
+        "float_dtype",
+        "quantized_hybrid_level",
+        "sparse_infer",
+        "enable_flash_attention",
+    ):
         if key in configs:
             value = configs.pop(key)
-            extra[key] = _truthy(value) if isinstance(value, str) and value.lower() in (
-                "true", "false") else value
+            extra[key] = _truthy(value) if isinstance(value, str) and value.lower() in ("true", "false") else value
     return BuildConfig(
         model=(base / str(model["model_file_path"])).resolve(),
         framework=platform,

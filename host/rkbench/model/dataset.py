@@ -29,11 +29,11 @@ class Dataset:
         path.write_text("".join(" ".join(str(p) for p in sample) + "\n" for sample in self.samples))
         return path
 
-    def subset(self, indices) -> "Dataset":
+    def subset(self, indices) -> Dataset:
         samples = tuple(self.samples[i] for i in indices)
         return Dataset(self.source, samples, samples_digest(samples))
 
-    def split_holdout(self, every: int = 4) -> tuple["Dataset", "Dataset"]:
+    def split_holdout(self, every: int = 4) -> tuple[Dataset, Dataset]:
         """(calibration, evaluation): every `every`-th sample is held out for evaluation, so
         a result is never judged on the data it was calibrated with."""
         held = [i for i in range(len(self.samples)) if i % every == every - 1]
@@ -162,8 +162,7 @@ def check_input_file(file: Path, info: ModelInfo, shapes, index: int, source: Pa
     channels = _image_channels(mode)
     if channels != want_c:
         raise InputFileError(
-            f"{file} (from {source}) has {channels} channel(s) (mode {mode}) but input "
-            f"'{tensor.name}' needs {want_c}"
+            f"{file} (from {source}) has {channels} channel(s) (mode {mode}) but input '{tensor.name}' needs {want_c}"
         )
 
 

@@ -22,6 +22,15 @@ from rkbench.report.junit import write_junit
 from rkbench.report.terminal import summary
 
 __all__ = [
-    "History", "HistoryPoint", "RunKey", "run_key", "group_history", "summary", "write_html", "write_junit", "write_json",
-    "read_json", "SCHEMA_VERSION",
+    "History",
+    "HistoryPoint",
+    "RunKey",
+    "run_key",
+    "group_history",
+    "summary",
+    "write_html",
+    "write_junit",
+    "write_json",
+    "read_json",
+    "SCHEMA_VERSION",
 ]

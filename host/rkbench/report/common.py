@@ -5,8 +5,11 @@ measurement time), each worked out once here so the four reports never disagree.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
+
+import numpy as np
 
 from rkbench.results.model import LatencyStats, LayerError, OutputError, RunResult, Threshold
 
@@ -69,11 +72,16 @@ class HistoryPoint:
         if isinstance(row, HistoryPoint):
             return row
         return cls(
-            run_id=getattr(row, "run_id", None), started=getattr(row, "started", "") or "",
-            p50_ms=getattr(row, "p50_ms", None), p99_ms=getattr(row, "p99_ms", None),
-            mean_ms=getattr(row, "mean_ms", None), status=getattr(row, "status", "ok"),
-            passed=getattr(row, "passed", None), cos_min_fp32=getattr(row, "cos_min_fp32", None),
-            peak_rss_mb=getattr(row, "peak_rss_mb", None), throttled=bool(getattr(row, "throttled", False)),
+            run_id=getattr(row, "run_id", None),
+            started=getattr(row, "started", "") or "",
+            p50_ms=getattr(row, "p50_ms", None),
+            p99_ms=getattr(row, "p99_ms", None),
+            mean_ms=getattr(row, "mean_ms", None),
+            status=getattr(row, "status", "ok"),
+            passed=getattr(row, "passed", None),
+            cos_min_fp32=getattr(row, "cos_min_fp32", None),
+            peak_rss_mb=getattr(row, "peak_rss_mb", None),
+            throttled=bool(getattr(row, "throttled", False)),
             group=getattr(row, "group", None),
         )
 
@@ -122,6 +130,7 @@ def pct_change(new: float | None, old: float | None) -> float | None:
 
 
 # -- verdicts --------------------------------------------------------------------------
+
 
 def outcome(result: RunResult) -> str:
     """ERROR: the run did not finish (failed, aborted, still running); FAIL: a threshold
@@ -180,6 +189,7 @@ def threshold_text(t: Threshold) -> str:
 
 # -- derived numbers -------------------------------------------------------------------
 
+
 def latency_stats(result: RunResult) -> LatencyStats | None:
     """The recorded stats, or stats worked out from the raw samples when none were."""
     if result.stats is not None:
@@ -188,9 +198,7 @@ def latency_stats(result: RunResult) -> LatencyStats | None:
         return None
     from rkbench_wire.stats import summarize_ns
 
-    s = summarize_ns(result.latency_ns)
-    return LatencyStats(count=s.n, min_ms=s.min_ms, mean_ms=s.mean_ms, std_ms=s.std_ms, p50_ms=s.p50_ms,
-                        p90_ms=s.p90_ms, p99_ms=s.p99_ms, max_ms=s.max_ms)
+    return summarize_ns(result.latency_ns)
 
 
 _PEAK_KEYS = ("vm_hwm_kb", "VmHWM", "peak_rss_kb")
@@ -219,7 +227,7 @@ def measurement_seconds(result: RunResult) -> float | None:
         return sum(result.latency_ns) / 1e9
     stats = latency_stats(result)
     if stats is not None:
-        return stats.mean_ms * stats.count / 1000.0
+        return stats.mean_ms * stats.n / 1000.0
     return None
 
 
@@ -275,3 +283,82 @@ def counts(results: Sequence[RunResult]) -> dict[str, int]:
     for r in results:
         tally[outcome(r)] += 1
     return tally
+
+
+# --------------------------------------------------------------------------- the NPU's view
+
+
+@dataclass(frozen=True)
+class NpuSplit:
+    """Where an iteration's time goes: the NPU's own run time against end to end (medians,
+    ms), the host's share (their difference) and the NPU's utilisation (NPU time / wall)."""
+
+    end_to_end_ms: float
+    npu_ms: float
+    host_ms: float
+    utilisation: float
+
+
+def npu_split(result: RunResult) -> NpuSplit | None:
+    """From the per-iteration samples when both are there (the host share is then the median
+    of each iteration's own difference), else from the two summaries."""
+    npu = result.stages_ns.get("npu")
+    if npu and len(npu) == len(result.latency_ns):
+        wall = np.asarray(result.latency_ns, dtype=np.float64)
+        core = np.asarray(npu, dtype=np.float64)
+        return NpuSplit(
+            float(np.median(wall)) / 1e6,
+            float(np.median(core)) / 1e6,
+            float(np.median(wall - core)) / 1e6,
+            float(core.sum() / wall.sum()) if wall.sum() else 0.0,
+        )
+    stats = latency_stats(result)
+    if stats is None or result.npu_stats is None or not stats.p50_ms:
+        return None
+    host = stats.p50_ms - result.npu_stats.p50_ms
+    return NpuSplit(stats.p50_ms, result.npu_stats.p50_ms, host, result.npu_stats.mean_ms / stats.mean_ms)
+
+
+#: The per-iteration stages in the order an iteration goes through them.
+STAGE_ORDER = ("inputs_set", "run", "npu", "outputs_get")
+
+
+def stage_table(result: RunResult) -> list[tuple[str, LatencyStats]]:
+    """(stage, stats) for the stages the backend timed, in iteration order."""
+    return [(stage, result.stage_stats[stage]) for stage in STAGE_ORDER if stage in result.stage_stats]
+
+
+def _mib(value: int | float) -> str:
+    return f"{value / 2**20:.1f} MiB"
+
+
+def npu_memory_text(result: RunResult) -> str | None:
+    """RKNN_QUERY_MEM_SIZE in words, or why the runtime did not say; None for CPU backends."""
+    npu = result.npu_memory
+    if npu is None:
+        return None
+    if "unsupported" in npu:
+        return f"not reported: {npu['unsupported']}"
+    parts = [
+        f"DMA {_mib(npu.get('dma_bytes', 0))}",
+        f"weights {_mib(npu.get('weight_bytes', 0))}",
+        f"internal {_mib(npu.get('internal_bytes', 0))}",
+    ]
+    if npu.get("sram_total_bytes"):
+        parts.append(f"SRAM {_mib(npu['sram_total_bytes'])} ({_mib(npu.get('sram_free_bytes', 0))} free)")
+    return ", ".join(parts)
+
+
+def runtime_text(result: RunResult) -> str | None:
+    """The NPU runtime as it named itself (api and driver versions from RKNN_QUERY_SDK_VERSION)."""
+    v = result.versions or {}
+    parts = []
+    if v.get("api_version"):
+        parts.append(f"librknnrt {v['api_version']}")
+    elif v.get("librknnrt"):
+        parts.append(f"librknnrt {v['librknnrt']}")
+    if v.get("drv_version"):
+        parts.append(f"driver {v['drv_version']}")
+    elif v.get("npu_driver"):
+        parts.append(f"driver {v['npu_driver']}")
+    return ", ".join(parts) or None

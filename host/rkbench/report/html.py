@@ -16,13 +16,13 @@ import datetime as _dt
 import hashlib
 import html as _html
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from rkbench import __version__
-from rkbench.results.model import RunResult
 from rkbench.report import common as c
 from rkbench.report import plots
+from rkbench.results.model import RunResult
 
 MAX_LAYER_ROWS = 2000  # the full per-layer table (collapsed) stops there
 
@@ -32,8 +32,12 @@ def e(value: object) -> str:
     return _html.escape("" if value is None else str(value), quote=True)
 
 
-def write_html(results: Sequence[RunResult], path: str | os.PathLike, history: c.History | None = None,
-               title: str = "rkbench report") -> Path:
+def write_html(
+    results: Sequence[RunResult],
+    path: str | os.PathLike,
+    history: c.History | None = None,
+    title: str = "rkbench report",
+) -> Path:
     """Write the report to `path` (created or replaced atomically); returns the path."""
     path = Path(path)
     text = render_html(results, history=history, title=title)
@@ -44,12 +48,16 @@ def write_html(results: Sequence[RunResult], path: str | os.PathLike, history: c
     return path
 
 
-def render_html(results: Sequence[RunResult], history: c.History | None = None,
-                title: str = "rkbench report", generated: str | None = None) -> str:
+def render_html(
+    results: Sequence[RunResult],
+    history: c.History | None = None,
+    title: str = "rkbench report",
+    generated: str | None = None,
+) -> str:
     generated = generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     ids = {id(r): f"run-{i}" for i, r in enumerate(results)}
     tally = c.counts(results)
-    errors = f'{tally[c.ERROR]} error{"s" if tally[c.ERROR] != 1 else ""}'
+    errors = f"{tally[c.ERROR]} error{'s' if tally[c.ERROR] != 1 else ''}"
     body = [
         f"<header><h1>{e(title)}</h1>",
         f'<p class="meta">{len(results)} run(s): <span class="PASS">{tally[c.PASS]} passed</span>, '
@@ -61,27 +69,52 @@ def render_html(results: Sequence[RunResult], history: c.History | None = None,
         body.append(_cell(model, board, backend, runs, history, ids))
     script = _SCRIPT
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; "
-           "base-uri 'none'; form-action 'none'")
-    return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{e(csp)}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        *body,
-        f"<script>{script}</script>",
-        "</body></html>",
-    ]) + "\n"
+    csp = (
+        f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    return (
+        "\n".join(
+            [
+                "<!DOCTYPE html>",
+                '<html lang="en"><head><meta charset="utf-8">',
+                f'<meta http-equiv="Content-Security-Policy" content="{e(csp)}">',
+                '<meta name="viewport" content="width=device-width, initial-scale=1">',
+                f"<title>{e(title)}</title>",
+                f"<style>{_CSS}</style></head><body>",
+                *body,
+                f"<script>{script}</script>",
+                "</body></html>",
+            ]
+        )
+        + "\n"
+    )
 
 
 # -- summary ---------------------------------------------------------------------------
 
+
 def _summary_table(results: Sequence[RunResult], history: c.History | None, ids: dict) -> str:
-    head = ["result", "model", "board", "SoC", "backend", "core mask", "n", "p50 ms", "p99 ms", "mean ms",
-            "std ms", "p50 vs prev", "peak RSS MiB", "cos min fp32", "cos min sim", "top-1 fp32", "throttled",
-            "breached"]
+    head = [
+        "result",
+        "model",
+        "board",
+        "SoC",
+        "backend",
+        "core mask",
+        "n",
+        "p50 ms",
+        "p99 ms",
+        "mean ms",
+        "std ms",
+        "p50 vs prev",
+        "peak RSS MiB",
+        "cos min fp32",
+        "cos min sim",
+        "top-1 fp32",
+        "throttled",
+        "breached",
+    ]
     rows = []
     for r in results:
         stats = c.latency_stats(r)
@@ -94,24 +127,37 @@ def _summary_table(results: Sequence[RunResult], history: c.History | None, ids:
             breached = c.error_text(r)
         cells = [
             (f'<a href="#{ids[id(r)]}" class="badge {verdict}">{verdict}</a>', verdict),
-            (e(r.model), r.model), (e(r.board), r.board), (e(c.soc_of(r)), c.soc_of(r)), (e(r.backend), r.backend),
+            (e(r.model), r.model),
+            (e(r.board), r.board),
+            (e(c.soc_of(r)), c.soc_of(r)),
+            (e(r.backend), r.backend),
             (e(c.core_mask_text(r)), c.core_mask_text(r)),
-            _num(stats.count if stats else None, "{:d}"),
-            _num(stats.p50_ms if stats else None), _num(stats.p99_ms if stats else None),
-            _num(stats.mean_ms if stats else None), _num(stats.std_ms if stats else None),
+            _num(stats.n if stats else None, "{:d}"),
+            _num(stats.p50_ms if stats else None),
+            _num(stats.p99_ms if stats else None),
+            _num(stats.mean_ms if stats else None),
+            _num(stats.std_ms if stats else None),
             (e(f"{delta:+.1f}% vs {prev.label()}") if delta is not None else "", delta),
-            _num(c.peak_rss_mb(r), "{:.1f}"), _num(c.worst_cos(r, "fp32"), "{:.5f}"),
+            _num(c.peak_rss_mb(r), "{:.1f}"),
+            _num(c.worst_cos(r, "fp32"), "{:.5f}"),
             _num(c.worst_cos(r, "simulator"), "{:.5f}"),
             _num(top1 * 100 if top1 is not None else None, "{:.1f}%"),
             ('<span class="warn">yes</span>' if r.throttled else "no", int(r.throttled)),
             (e(breached), breached),
         ]
-        rows.append("<tr>" + "".join(
-            f'<td data-v="{e(v)}"{_NUM if isinstance(v, (int, float)) else ""}>{h}</td>' for h, v in cells) + "</tr>")
-    return ('<section><h2>Summary</h2><p class="hint">click a column to sort; click a result to jump to the run'
-            '</p><table class="sortable summary"><thead><tr>'
-            + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows)
-            + "</tbody></table></section>")
+        rows.append(
+            "<tr>"
+            + "".join(f'<td data-v="{e(v)}"{_NUM if isinstance(v, (int, float)) else ""}>{h}</td>' for h, v in cells)
+            + "</tr>"
+        )
+    return (
+        '<section><h2>Summary</h2><p class="hint">click a column to sort; click a result to jump to the run'
+        '</p><table class="sortable summary"><thead><tr>'
+        + "".join(f"<th>{e(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></section>"
+    )
 
 
 _NUM = ' class="num"'
@@ -125,16 +171,26 @@ def _num(value: float | None, fmt: str = "{:.3f}") -> tuple[str, object]:
 
 # -- one model on one board ------------------------------------------------------------
 
-def _cell(model: str, board: str, backend: str, runs: list[RunResult], history: c.History | None,
-          ids: dict) -> str:
+
+def _cell(model: str, board: str, backend: str, runs: list[RunResult], history: c.History | None, ids: dict) -> str:
     masks = ", ".join(c.core_mask_text(r) for r in runs)
-    parts = [f"<section class=\"cell\"><h2>{e(model)} <small>on {e(c.soc_of(runs[0]))} {e(board)} &middot; "
-             f"backend {e(backend)} &middot; core mask {e(masks)}</small></h2>"]
-    parts.append(_figure(plots.render(plots.latency_distribution, runs),
-                         "Latency distribution: histogram and CDF, one colour per core mask."))
+    parts = [
+        f'<section class="cell"><h2>{e(model)} <small>on {e(c.soc_of(runs[0]))} {e(board)} &middot; '
+        f"backend {e(backend)} &middot; core mask {e(masks)}</small></h2>"
+    ]
+    parts.append(
+        _figure(
+            plots.render(plots.latency_distribution, runs),
+            "Latency distribution: histogram and CDF, one colour per core mask.",
+        )
+    )
     if history:
-        parts.append(_figure(plots.render(plots.history_trend, runs, history),
-                             "Latency next to the previous runs of this model on this board."))
+        parts.append(
+            _figure(
+                plots.render(plots.history_trend, runs, history),
+                "Latency next to the previous runs of this model on this board.",
+            )
+        )
     for r in runs:
         parts.append(_run(r, history, ids[id(r)]))
     parts.append("</section>")
@@ -149,25 +205,36 @@ def _figure(svg: str | None, caption: str) -> str:
 
 def _run(r: RunResult, history: c.History | None, anchor: str) -> str:
     verdict = c.outcome(r)
-    out = [f'<article id="{anchor}"><h3><span class="badge {verdict}">{verdict}</span> '
-           f"core mask {e(c.core_mask_text(r))}"
-           + (f" <small>run {e(r.run_id)}</small>" if r.run_id is not None else "")
-           + f" <small>started {e(r.started)}</small></h3>"]
+    out = [
+        f'<article id="{anchor}"><h3><span class="badge {verdict}">{verdict}</span> '
+        f"core mask {e(c.core_mask_text(r))}"
+        + (f" <small>run {e(r.run_id)}</small>" if r.run_id is not None else "")
+        + f" <small>started {e(r.started)}</small></h3>"
+    ]
     if r.status != "ok":
         out.append(f'<p class="error">{e(c.error_text(r))}</p>')
     if r.throttled:
         reasons = "".join(f"<li>{e(x)}</li>" for x in r.throttle_reasons) or "<li>clocks or temperature changed</li>"
-        out.append(f'<div class="warn box"><b>Throttled</b>: latency may not be representative.<ul>{reasons}'
-                   "</ul></div>")
+        out.append(
+            f'<div class="warn box"><b>Throttled</b>: latency may not be representative.<ul>{reasons}</ul></div>'
+        )
     out.append(_thresholds(r))
     out.append(_latency(r, history))
-    out.append(_figure(plots.render(plots.latency_timeline, r),
-                       "Latency over the timed loop (median per slice, band: min-max) with the NPU clock; below, "
-                       "temperatures and CPU clocks on the same time axis."))
+    out.append(
+        _figure(
+            plots.render(plots.latency_timeline, r),
+            "Latency over the timed loop (median per slice, band: min-max) with the NPU clock; below, "
+            "temperatures and CPU clocks on the same time axis.",
+        )
+    )
     out.append(_outputs(r))
-    out.append(_figure(plots.render(plots.layer_errors, r),
-                       "Per-layer cosine similarity. Where the board departs from the simulator (red), the "
-                       "runtime or driver differs from the simulator: not a quantization effect."))
+    out.append(
+        _figure(
+            plots.render(plots.layer_errors, r),
+            "Per-layer cosine similarity. Where the board departs from the simulator (red), the "
+            "runtime or driver differs from the simulator: not a quantization effect.",
+        )
+    )
     out.append(_layers(r))
     out.append(_details(r))
     out.append("</article>")
@@ -176,17 +243,28 @@ def _run(r: RunResult, history: c.History | None, anchor: str) -> str:
 
 def _table(head: Iterable[str], rows: Iterable[Iterable[str]], cls: str = "") -> str:
     """Cells are HTML already (callers escape)."""
-    return (f'<table class="{cls}"><thead><tr>' + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-            + "</tbody></table>")
+    return (
+        f'<table class="{cls}"><thead><tr>'
+        + "".join(f"<th>{e(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+        + "</tbody></table>"
+    )
 
 
 def _thresholds(r: RunResult) -> str:
     if not r.thresholds:
         return '<h4>Thresholds</h4><p class="hint">none set</p>'
-    rows = [[f'<span class="badge {"PASS" if t.passed else "FAIL"}">{"pass" if t.passed else "FAIL"}</span>',
-             e(t.name), e(c.fmt_value(t.value, t.name)), e(c.fmt_value(t.limit, t.name)), e(t.detail)]
-            for t in r.thresholds]
+    rows = [
+        [
+            f'<span class="badge {"PASS" if t.passed else "FAIL"}">{"pass" if t.passed else "FAIL"}</span>',
+            e(t.name),
+            e(c.fmt_value(t.value, t.name)),
+            e(c.fmt_value(t.limit, t.name)),
+            e(t.detail),
+        ]
+        for t in r.thresholds
+    ]
     return "<h4>Thresholds</h4>" + _table(["", "threshold", "value", "limit", "detail"], rows)
 
 
@@ -194,8 +272,10 @@ def _latency(r: RunResult, history: c.History | None) -> str:
     rows = []
     for name, s in (("end to end", c.latency_stats(r)), ("NPU only (runtime's timing)", r.npu_stats)):
         if s is not None:
-            rows.append([e(name), e(s.count)] + [e(f"{v:.3f}") for v in (s.min_ms, s.p50_ms, s.p90_ms, s.p99_ms,
-                                                                         s.max_ms, s.mean_ms, s.std_ms)])
+            rows.append(
+                [e(name), e(s.n)]
+                + [e(f"{v:.3f}") for v in (s.min_ms, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms, s.mean_ms, s.std_ms)]
+            )
     if not rows:
         return ""
     text = "<h4>Latency (ms)</h4>" + _table(["", "n", "min", "p50", "p90", "p99", "max", "mean", "std"], rows)
@@ -203,9 +283,12 @@ def _latency(r: RunResult, history: c.History | None) -> str:
     stats = c.latency_stats(r)
     if prev is not None and stats is not None:
         d50, d99 = c.pct_change(stats.p50_ms, prev.p50_ms), c.pct_change(stats.p99_ms, prev.p99_ms)
-        text += (f'<p>vs {e(prev.label())} ({e(prev.started)}): p50 {e(_signed(d50))} '
-                 f"({prev.p50_ms:.3f} ms), p99 {e(_signed(d99))}"
-                 + (f" ({prev.p99_ms:.3f} ms)" if prev.p99_ms is not None else "") + "</p>")
+        text += (
+            f"<p>vs {e(prev.label())} ({e(prev.started)}): p50 {e(_signed(d50))} "
+            f"({prev.p50_ms:.3f} ms), p99 {e(_signed(d99))}"
+            + (f" ({prev.p99_ms:.3f} ms)" if prev.p99_ms is not None else "")
+            + "</p>"
+        )
     rss = c.peak_rss_mb(r)
     if rss is not None:
         text += f"<p>Peak RSS of the runner: <b>{rss:.1f} MiB</b></p>"
@@ -219,12 +302,21 @@ def _signed(x: float | None) -> str:
 def _outputs(r: RunResult) -> str:
     if not r.outputs:
         return ""
-    rows = [[e(o.name), e(o.reference), e(f"{o.cos_mean:.5f}"), e(f"{o.cos_min:.5f}"), e(f"{o.euc_mean:.4g}"),
-             e(f"{o.max_abs:.4g}"), e("" if o.top1_agreement is None else f"{o.top1_agreement * 100:.1f}%")]
-            for o in r.outputs]
-    return ("<h4>Output errors</h4>"
-            + _table(["output", "board vs", "cos mean", "cos min", "euclidean mean", "max abs", "top-1 agreement"],
-                     rows))
+    rows = [
+        [
+            e(o.name),
+            e(o.reference),
+            e(f"{o.cos_mean:.5f}"),
+            e(f"{o.cos_min:.5f}"),
+            e(f"{o.euc_mean:.4g}"),
+            e(f"{o.max_abs:.4g}"),
+            e("" if o.top1_agreement is None else f"{o.top1_agreement * 100:.1f}%"),
+        ]
+        for o in r.outputs
+    ]
+    return "<h4>Output errors</h4>" + _table(
+        ["output", "board vs", "cos mean", "cos min", "euclidean mean", "max abs", "top-1 agreement"], rows
+    )
 
 
 def _layers(r: RunResult) -> str:
@@ -233,22 +325,30 @@ def _layers(r: RunResult) -> str:
 
     def row(layer) -> list[str]:
         cls = ' class="depart"' if layer.board_departs else ""
-        return [f"<span{cls}>{e(layer.index)}</span>", e(layer.op), e(layer.tensor)] + [
-            e("" if v is None else f"{v:.5f}") for v in (layer.sim_entire_cos, layer.sim_single_cos,
-                                                         layer.rt_entire_cos, layer.rt_single_sim_cos)
-        ] + ['<span class="depart">departs</span>' if layer.board_departs else ""]
+        return (
+            [f"<span{cls}>{e(layer.index)}</span>", e(layer.op), e(layer.tensor)]
+            + [
+                e("" if v is None else f"{v:.5f}")
+                for v in (layer.sim_entire_cos, layer.sim_single_cos, layer.rt_entire_cos, layer.rt_single_sim_cos)
+            ]
+            + ['<span class="depart">departs</span>' if layer.board_departs else ""]
+        )
 
     head = ["#", "op", "tensor", "sim vs fp32", "sim single", "board vs fp32", "board vs sim", ""]
     gone = c.departures(r)
     text = ""
     if gone:
-        text += (f"<h4>Layers where the board departs from the simulator ({len(gone)})</h4>"
-                 + _table(head, [row(layer) for layer in gone[:50]]))
+        text += f"<h4>Layers where the board departs from the simulator ({len(gone)})</h4>" + _table(
+            head, [row(layer) for layer in gone[:50]]
+        )
     layers = sorted(r.layers, key=lambda layer: layer.index)
     shown = layers[:MAX_LAYER_ROWS]
     more = f" (first {len(shown)})" if len(shown) < len(layers) else ""
-    text += (f"<details><summary>All {len(layers)} layers{more}</summary>"
-             + _table(head, [row(layer) for layer in shown], "layers") + "</details>")
+    text += (
+        f"<details><summary>All {len(layers)} layers{more}</summary>"
+        + _table(head, [row(layer) for layer in shown], "layers")
+        + "</details>"
+    )
     return text
 
 
@@ -258,16 +358,37 @@ def _details(r: RunResult) -> str:
             return '<p class="hint">none recorded</p>'
         return _table(["", ""], [[e(k), e(_flat(v))] for k, v in d.items()], "kv")
 
-    info = {"model": r.model, "model sha256": r.model_sha256, "build key": r.build_key, "target": r.target,
-            "quantization": r.quant, "board": r.board, "SoC": r.board_soc, "backend": r.backend,
-            "core mask": r.core_mask, "group": r.group, "suite": r.suite, "started": r.started,
-            "finished": r.finished, "status": r.status}
+    info = {
+        "model": r.model,
+        "model sha256": r.model_sha256,
+        "build key": r.build_key,
+        "target": r.target,
+        "quantization": r.quant,
+        "board": r.board,
+        "SoC": r.board_soc,
+        "backend": r.backend,
+        "core mask": r.core_mask,
+        "group": r.group,
+        "suite": r.suite,
+        "started": r.started,
+        "finished": r.finished,
+        "status": r.status,
+    }
     tel = _telemetry_summary(r)
-    return ("<details><summary>Versions, settings, memory, telemetry</summary>"
-            "<div class=\"grid\"><div><h5>Run</h5>" + kv({k: v for k, v in info.items() if v is not None})
-            + "</div><div><h5>Versions</h5>" + kv(r.versions) + "<h5>Settings</h5>" + kv(r.settings)
-            + "</div><div><h5>Memory</h5>" + kv(r.memory) + "<h5>Telemetry</h5>" + tel
-            + "</div></div></details>")
+    return (
+        "<details><summary>Versions, settings, memory, telemetry</summary>"
+        '<div class="grid"><div><h5>Run</h5>'
+        + kv({k: v for k, v in info.items() if v is not None})
+        + "</div><div><h5>Versions</h5>"
+        + kv(r.versions)
+        + "<h5>Settings</h5>"
+        + kv(r.settings)
+        + "</div><div><h5>Memory</h5>"
+        + kv(r.memory)
+        + "<h5>Telemetry</h5>"
+        + tel
+        + "</div></div></details>"
+    )
 
 
 def _telemetry_summary(r: RunResult) -> str:

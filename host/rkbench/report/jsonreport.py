@@ -3,7 +3,7 @@ reports derive from it (verdict, breached thresholds, peak RSS, comparison with 
 previous run), under a schema name and version. Raw latency samples only when asked
 (`samples=True`); `read_json` gives the `RunResult`s back.
 
-    {"schema": "rkbench.report", "schema_version": 1, "generated": "...Z",
+    {"schema": "rkbench.report", "schema_version": 2, "generated": "...Z",
      "rkbench_version": "0.1.0", "samples_included": false,
      "summary": {"runs": 3, "passed": 1, "failed": 1, "errors": 1},
      "runs": [{...RunResult fields..., "derived": {...}}, ...]}
@@ -15,16 +15,19 @@ import datetime as _dt
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rkbench import __version__
-from rkbench.results.model import LatencyStats, LayerError, OutputError, RunResult, TelemetrySample, Threshold
 from rkbench.report import common as c
+from rkbench.results.model import LayerError, OutputError, RunResult, TelemetrySample, Threshold, stats_from_dict
 
 SCHEMA = "rkbench.report"
-SCHEMA_VERSION = 1
+#: 2: latency stats name their sample count `n` (the wire's field); 1 said `count` (still read).
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class ReportFormatError(ValueError):
@@ -46,12 +49,20 @@ def derived(result: RunResult, history: c.History | None = None) -> dict:
         "departing_layers": [layer.index for layer in c.departures(result)],
         "stats_from_samples": result.stats is None and stats is not None,
     }
+    split = c.npu_split(result)
+    if split is not None:
+        out["npu_split"] = _asdict(split)
     if result.stats is None and stats is not None:
         out["stats"] = _asdict(stats)
     if prev is not None and stats is not None:
-        out["previous"] = {"run_id": prev.run_id, "started": prev.started, "p50_ms": prev.p50_ms,
-                           "p99_ms": prev.p99_ms, "p50_change_pct": c.pct_change(stats.p50_ms, prev.p50_ms),
-                           "p99_change_pct": c.pct_change(stats.p99_ms, prev.p99_ms)}
+        out["previous"] = {
+            "run_id": prev.run_id,
+            "started": prev.started,
+            "p50_ms": prev.p50_ms,
+            "p99_ms": prev.p99_ms,
+            "p50_change_pct": c.pct_change(stats.p50_ms, prev.p50_ms),
+            "p99_change_pct": c.pct_change(stats.p99_ms, prev.p99_ms),
+        }
     return out
 
 
@@ -68,14 +79,14 @@ def report_dict(results: Sequence[RunResult], samples: bool = False, history: c.
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "rkbench_version": __version__,
         "samples_included": samples,
-        "summary": {"runs": len(results), "passed": tally[c.PASS], "failed": tally[c.FAIL],
-                    "errors": tally[c.ERROR]},
+        "summary": {"runs": len(results), "passed": tally[c.PASS], "failed": tally[c.FAIL], "errors": tally[c.ERROR]},
         "runs": _finite(runs),
     }
 
 
-def write_json(results: Sequence[RunResult], path: str | os.PathLike, samples: bool = False,
-               history: c.History | None = None) -> Path:
+def write_json(
+    results: Sequence[RunResult], path: str | os.PathLike, samples: bool = False, history: c.History | None = None
+) -> Path:
     """Write the report to `path` (atomically); returns the path. Non-finite floats
     (NaN, inf) are written as null: the file is strict JSON."""
     path = Path(path)
@@ -94,11 +105,13 @@ def read_json(path: str | os.PathLike) -> list[RunResult]:
     except (OSError, ValueError) as exc:
         raise ReportFormatError(f"{path}: cannot read the JSON report: {exc}") from exc
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ReportFormatError(f"{path}: not an rkbench JSON report (no \"schema\": \"{SCHEMA}\")")
+        raise ReportFormatError(f'{path}: not an rkbench JSON report (no "schema": "{SCHEMA}")')
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ReportFormatError(f"{path}: report schema version {version!r}, this rkbench reads version "
-                                f"{SCHEMA_VERSION}: use the rkbench that wrote it, or regenerate the report")
+    if version not in READABLE_VERSIONS:
+        raise ReportFormatError(
+            f"{path}: report schema version {version!r}, this rkbench reads version "
+            f"{SCHEMA_VERSION}: use the rkbench that wrote it, or regenerate the report"
+        )
     return [run_from_dict(run) for run in data.get("runs", [])]
 
 
@@ -107,7 +120,8 @@ def run_from_dict(data: dict) -> RunResult:
     kw = {k: v for k, v in data.items() if k in known}
     for key in ("stats", "npu_stats"):
         if kw.get(key) is not None:
-            kw[key] = LatencyStats(**kw[key])
+            kw[key] = stats_from_dict(kw[key])
+    kw["stage_stats"] = {stage: stats_from_dict(s) for stage, s in (kw.get("stage_stats") or {}).items()}
     kw["telemetry"] = [TelemetrySample(**t) for t in kw.get("telemetry", [])]
     kw["outputs"] = [OutputError(**o) for o in kw.get("outputs", [])]
     kw["layers"] = [LayerError(**layer) for layer in kw.get("layers", [])]

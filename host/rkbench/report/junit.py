@@ -21,12 +21,12 @@ import os
 import re
 import socket
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from rkbench.results.model import RunResult
 from rkbench.report import common as c
 from rkbench.report.terminal import run_block
+from rkbench.results.model import RunResult
 
 # XML 1.0 has no place for most control characters, not even escaped.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -47,17 +47,31 @@ def case_name(result: RunResult) -> str:
 def properties(result: RunResult) -> dict[str, str]:
     stats = c.latency_stats(result)
     props: dict[str, object] = {
-        "backend": result.backend, "board": result.board, "soc": result.board_soc, "core_mask": result.core_mask,
-        "model": result.model, "model_sha256": result.model_sha256, "status": result.status,
-        "run_id": result.run_id, "group": result.group, "suite": result.suite,
+        "backend": result.backend,
+        "board": result.board,
+        "soc": result.board_soc,
+        "core_mask": result.core_mask,
+        "model": result.model,
+        "model_sha256": result.model_sha256,
+        "status": result.status,
+        "run_id": result.run_id,
+        "group": result.group,
+        "suite": result.suite,
     }
     if stats is not None:
-        props.update(samples=stats.count, p50_ms=f"{stats.p50_ms:.4f}", p99_ms=f"{stats.p99_ms:.4f}",
-                     mean_ms=f"{stats.mean_ms:.4f}", std_ms=f"{stats.std_ms:.4f}")
+        props.update(
+            samples=stats.n,
+            p50_ms=f"{stats.p50_ms:.4f}",
+            p99_ms=f"{stats.p99_ms:.4f}",
+            mean_ms=f"{stats.mean_ms:.4f}",
+            std_ms=f"{stats.std_ms:.4f}",
+        )
     for reference, key in (("fp32", "fp32"), ("simulator", "sim")):
-        for name, value in ((f"cos_mean_{key}", c.mean_cos(result, reference)),
-                            (f"cos_min_{key}", c.worst_cos(result, reference)),
-                            (f"top1_{key}", c.top1(result, reference))):
+        for name, value in (
+            (f"cos_mean_{key}", c.mean_cos(result, reference)),
+            (f"cos_min_{key}", c.worst_cos(result, reference)),
+            (f"top1_{key}", c.top1(result, reference)),
+        ):
             if value is not None:
                 props[name] = f"{value:.6f}"
     rss = c.peak_rss_mb(result)
@@ -74,8 +88,7 @@ def _time(seconds: float | None) -> str:
     return f"{max(0.0, seconds or 0.0):.3f}"
 
 
-def build_junit(results: Sequence[RunResult], suite_name: str = "rkbench",
-                timestamp: str | None = None) -> ET.Element:
+def build_junit(results: Sequence[RunResult], suite_name: str = "rkbench", timestamp: str | None = None) -> ET.Element:
     timestamp = timestamp or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     hostname = socket.gethostname()
     root = ET.Element("testsuites", name=x(suite_name))
@@ -85,23 +98,35 @@ def build_junit(results: Sequence[RunResult], suite_name: str = "rkbench",
         verdict = c.outcome(r)
         failures = 1 if verdict == c.FAIL else 0
         errors = 1 if verdict == c.ERROR else 0
-        suite = ET.SubElement(root, "testsuite", {
-            "name": x(f"{suite_name}.{r.board}.{case_name(r)}"), "tests": "1", "failures": str(failures),
-            "errors": str(errors), "skipped": "0", "time": _time(seconds),
-            "timestamp": x((r.started or timestamp)[:19]), "hostname": x(hostname),
-        })
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            {
+                "name": x(f"{suite_name}.{r.board}.{case_name(r)}"),
+                "tests": "1",
+                "failures": str(failures),
+                "errors": str(errors),
+                "skipped": "0",
+                "time": _time(seconds),
+                "timestamp": x((r.started or timestamp)[:19]),
+                "hostname": x(hostname),
+            },
+        )
         props = ET.SubElement(suite, "properties")
         for name, value in properties(r).items():
             ET.SubElement(props, "property", name=name, value=value)
-        case = ET.SubElement(suite, "testcase", classname=x(classname(r, suite_name)), name=x(case_name(r)),
-                             time=_time(seconds))
+        case = ET.SubElement(
+            suite, "testcase", classname=x(classname(r, suite_name)), name=x(case_name(r)), time=_time(seconds)
+        )
         if verdict == c.ERROR:
             err = ET.SubElement(case, "error", type=x(r.status), message=x(c.error_text(r)))
             err.text = x(c.error_text(r))
         for t in c.failed_thresholds(r):
             fail = ET.SubElement(case, "failure", type="threshold", message=x(c.threshold_text(t)))
-            fail.text = x(f"{t.name}: value {t.value if t.value is None else format(t.value, '.6g')}, "
-                          f"limit {t.limit:.6g}" + (f"\n{t.detail}" if t.detail else ""))
+            fail.text = x(
+                f"{t.name}: value {t.value if t.value is None else format(t.value, '.6g')}, "
+                f"limit {t.limit:.6g}" + (f"\n{t.detail}" if t.detail else "")
+            )
         out = ET.SubElement(case, "system-out")
         out.text = x("\n".join(run_block(r)))
         totals["tests"] += 1

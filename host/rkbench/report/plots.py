@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from rkbench.results.model import RunResult
 from rkbench.report import common as c
+from rkbench.results.model import RunResult
 
 HIST_BINS = 80
 CDF_POINTS = 1000
@@ -70,10 +70,10 @@ def _svg(fig, title: str) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
-    text = text[text.index("<svg"):]  # drop the XML declaration and DOCTYPE: inline in HTML
+    text = text[text.index("<svg") :]  # drop the XML declaration and DOCTYPE: inline in HTML
     text = re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
     # Scale with the page: keep the viewBox, drop the fixed size.
-    text = re.sub(r'<svg([^>]*?)\swidth="[^"]*"\s+height="[^"]*"', r'<svg\1', text, count=1)
+    text = re.sub(r'<svg([^>]*?)\swidth="[^"]*"\s+height="[^"]*"', r"<svg\1", text, count=1)
     from html import escape
 
     return text.replace("<svg", f'<svg role="img" aria-label="{escape(title)}" class="plot"', 1)
@@ -84,14 +84,16 @@ def render(draw, *args, **kw) -> str | None:
     try:
         import matplotlib
     except ImportError as exc:
-        raise ImportError("the HTML report draws its charts with matplotlib, which is not installed: "
-                          "pip install 'matplotlib>=3.6'") from exc
+        raise ImportError(
+            "the HTML report draws its charts with matplotlib, which is not installed: pip install 'matplotlib>=3.6'"
+        ) from exc
 
     with matplotlib.rc_context(_RC):
         return draw(*args, **kw)
 
 
 # -- latency distribution --------------------------------------------------------------
+
 
 def _ms(run: RunResult) -> np.ndarray:
     return np.asarray(run.latency_ns, dtype=np.float64) / 1e6
@@ -152,6 +154,7 @@ def latency_distribution(runs: Sequence[RunResult]) -> str | None:
 
 # -- latency over time, with telemetry -------------------------------------------------
 
+
 def sample_times(run: RunResult) -> np.ndarray:
     """When each iteration ended, in seconds since the timed loop started: the running sum
     of the latencies, stretched to the loop's recorded wall time (settings["elapsed_s"])
@@ -197,8 +200,11 @@ def latency_timeline(run: RunResult) -> str | None:
     top.fill_between(t, lo, hi, color=COLORS[0], alpha=0.25, lw=0, label="min-max per slice")
     top.plot(t, med, color=COLORS[0], lw=1.1, label="median" if lo is not med else "latency")
     top.set_ylabel("latency (ms)")
-    top.set_title(f"latency over time ({len(run.latency_ns)} iterations"
-                  + (f", {t.size} slices" if t.size < len(run.latency_ns) else "") + ")")
+    top.set_title(
+        f"latency over time ({len(run.latency_ns)} iterations"
+        + (f", {t.size} slices" if t.size < len(run.latency_ns) else "")
+        + ")"
+    )
     handles, labels = top.get_legend_handles_labels()
     npu = [(s.t, s.npu_freq_hz / 1e6) for s in tel if s.npu_freq_hz]
     if npu:
@@ -224,8 +230,14 @@ def latency_timeline(run: RunResult) -> str | None:
             cpu.grid(False)
             for i, policy in enumerate(policies[:4]):
                 pts = [(s.t, s.cpu_freq_hz[policy] / 1e6) for s in tel if policy in s.cpu_freq_hz]
-                cpu.step(*zip(*pts), where="post", color=COLORS[(i + 5) % len(COLORS)], lw=1.0, ls="--",
-                         label=f"CPU {label(policy, 16)}")
+                cpu.step(
+                    *zip(*pts),
+                    where="post",
+                    color=COLORS[(i + 5) % len(COLORS)],
+                    lw=1.0,
+                    ls="--",
+                    label=f"CPU {label(policy, 16)}",
+                )
             cpu.set_ylabel("CPU clock (MHz)")
             top_mhz = max(s.cpu_freq_hz[p] for s in tel for p in s.cpu_freq_hz) / 1e6
             cpu.set_ylim(0, top_mhz * 1.15)
@@ -239,6 +251,7 @@ def latency_timeline(run: RunResult) -> str | None:
 
 
 # -- per-layer error -------------------------------------------------------------------
+
 
 def layer_errors(run: RunResult, annotate: int = 3) -> str | None:
     """Cosine per layer: simulator vs fp32 (what quantization does), board vs fp32, and
@@ -266,16 +279,21 @@ def layer_errors(run: RunResult, annotate: int = 3) -> str | None:
     gone = c.departures(run)
     if gone:
         xs = [layer.index for layer in gone]
-        ys = [layer.rt_single_sim_cos if layer.rt_single_sim_cos is not None else layer.rt_entire_cos
-              for layer in gone]
+        ys = [layer.rt_single_sim_cos if layer.rt_single_sim_cos is not None else layer.rt_entire_cos for layer in gone]
         keep = [(x, y) for x, y in zip(xs, ys) if y is not None]
         if keep:
             ax.scatter(*zip(*keep), color=DEPART, marker="x", s=40, zorder=5, label="board departs")
         for layer in gone[:annotate]:
             y = layer.rt_single_sim_cos if layer.rt_single_sim_cos is not None else layer.rt_entire_cos
             if y is not None:
-                ax.annotate(f"#{layer.index} {label(layer.tensor, 28)}", (layer.index, y), xytext=(6, -10),
-                            textcoords="offset points", fontsize=7, color=DEPART)
+                ax.annotate(
+                    f"#{layer.index} {label(layer.tensor, 28)}",
+                    (layer.index, y),
+                    xytext=(6, -10),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=DEPART,
+                )
         for x in xs:
             ax.axvline(x, color=DEPART, lw=0.6, alpha=0.4)
     if drawn:
@@ -289,6 +307,7 @@ def layer_errors(run: RunResult, annotate: int = 3) -> str | None:
 
 
 # -- history ---------------------------------------------------------------------------
+
 
 def history_trend(runs: Sequence[RunResult], history: c.History | None) -> str | None:
     """p50 (solid) and p99 (dotted) of the previous runs and this one, per core mask."""

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
-from rkbench.results.model import RunResult
 from rkbench.report import common as c
+from rkbench.results.model import RunResult
 
 WIDTH = 100
 LABEL = 12  # label column, after a 2-space indent
@@ -27,14 +27,18 @@ def clean(text: object) -> str:
     return _CONTROL.sub("?", str(text)).replace("\n", " ").replace("\t", " ")
 
 
-def summary(results: Sequence[RunResult], history: c.History | None = None, color: bool = False,
-            width: int = WIDTH) -> str:
+def summary(
+    results: Sequence[RunResult], history: c.History | None = None, color: bool = False, width: int = WIDTH
+) -> str:
     """The whole summary: a header line with the counts, one block per run, a verdict line."""
     tally = c.counts(results)
     n = len(results)
     errors = f"{tally[c.ERROR]} error{'s' if tally[c.ERROR] != 1 else ''}"
-    lines = [_fit(f"rkbench: {n} run{'s' if n != 1 else ''}: "
-                  f"{tally[c.PASS]} passed, {tally[c.FAIL]} failed, {errors}", width)]
+    lines = [
+        _fit(
+            f"rkbench: {n} run{'s' if n != 1 else ''}: {tally[c.PASS]} passed, {tally[c.FAIL]} failed, {errors}", width
+        )
+    ]
     for result in results:
         lines.append("")
         lines.extend(run_block(result, history, color=color, width=width))
@@ -50,8 +54,9 @@ def summary(results: Sequence[RunResult], history: c.History | None = None, colo
     return "\n".join(lines) + "\n"
 
 
-def run_block(result: RunResult, history: c.History | None = None, color: bool = False,
-              width: int = WIDTH) -> list[str]:
+def run_block(
+    result: RunResult, history: c.History | None = None, color: bool = False, width: int = WIDTH
+) -> list[str]:
     """The lines for one run (also used as the JUnit testcase's system-out)."""
     verdict = c.outcome(result)
     head = f"{verdict:<5} {clean(result.model)}"
@@ -59,8 +64,10 @@ def run_block(result: RunResult, history: c.History | None = None, color: bool =
         head += f"  (run {result.run_id})"
     lines = _wrap(head, "", 6, width)
     lines[0] = _paint(lines[0], verdict, color, length=len(verdict))
-    where = (f"{clean(c.soc_of(result))} {clean(result.board)}  backend {clean(result.backend)}"
-             f"  core mask {clean(c.core_mask_text(result))}")
+    where = (
+        f"{clean(c.soc_of(result))} {clean(result.board)}  backend {clean(result.backend)}"
+        f"  core mask {clean(c.core_mask_text(result))}"
+    )
     for label, text, tone in [("board", where, None), *_rows(result, history)]:
         lines.extend(_row(label, text, tone, color, width))
     return lines
@@ -83,13 +90,17 @@ def _rows(r: RunResult, history: c.History | None) -> list[tuple[str, str, str |
 
     stats = c.latency_stats(r)
     if stats is not None:
-        rows.append(("latency", f"p50 {stats.p50_ms:.3f} ms  p99 {stats.p99_ms:.3f} ms  (n={stats.count})", None))
-        rows.append(("", f"min {stats.min_ms:.3f}  mean {stats.mean_ms:.3f}  std {stats.std_ms:.3f}"
-                         f"  max {stats.max_ms:.3f} ms", None))
+        rows.append(("latency", f"p50 {stats.p50_ms:.3f} ms  p99 {stats.p99_ms:.3f} ms  (n={stats.n})", None))
+        rows.append(
+            (
+                "",
+                f"min {stats.min_ms:.3f}  mean {stats.mean_ms:.3f}  std {stats.std_ms:.3f}  max {stats.max_ms:.3f} ms",
+                None,
+            )
+        )
         prev = c.previous_run(r, history)
         if prev is not None:
-            parts = [f"p50 {_signed(c.pct_change(stats.p50_ms, prev.p50_ms))} vs {prev.label()}"
-                     f" ({prev.p50_ms:.3f} ms)"]
+            parts = [f"p50 {_signed(c.pct_change(stats.p50_ms, prev.p50_ms))} vs {prev.label()} ({prev.p50_ms:.3f} ms)"]
             d99 = c.pct_change(stats.p99_ms, prev.p99_ms)
             if d99 is not None:
                 parts.append(f"p99 {_signed(d99)} ({prev.p99_ms:.3f} ms)")
@@ -101,12 +112,39 @@ def _rows(r: RunResult, history: c.History | None) -> list[tuple[str, str, str |
     elif r.status == "ok":
         rows.append(("latency", "no samples recorded", "warn"))
     if r.npu_stats is not None:
-        rows.append(("NPU time", f"p50 {r.npu_stats.p50_ms:.3f} ms  p99 {r.npu_stats.p99_ms:.3f} ms"
-                                 f"  (runtime's own NPU timing)", None))
+        rows.append(
+            (
+                "NPU time",
+                f"p50 {r.npu_stats.p50_ms:.3f} ms  p99 {r.npu_stats.p99_ms:.3f} ms  (the runtime's own, RKNN_QUERY_PERF_RUN)",
+                None,
+            )
+        )
+        split = c.npu_split(r)
+        if split is not None:
+            rows.append(
+                (
+                    "",
+                    f"host share {split.host_ms:.3f} ms of {split.end_to_end_ms:.3f} ms end to end; "
+                    f"NPU utilisation {split.utilisation:.0%}",
+                    None,
+                )
+            )
+    stages = c.stage_table(r)
+    if stages:
+        text = "  ".join(f"{stage} {s.p50_ms:.3f}" for stage, s in stages)
+        rows.append(("stages", f"{text} ms (medians)" + (f"; io {r.io_mode}" if r.io_mode else ""), None))
+    for note in r.timing_notes:
+        rows.append(("timing", clean(note), None))
 
     rss = c.peak_rss_mb(r)
     if rss is not None:
         rows.append(("memory", f"peak RSS {rss:.1f} MiB", None))
+    npu_memory = c.npu_memory_text(r)
+    if npu_memory is not None:
+        rows.append(("NPU memory", clean(npu_memory), "warn" if npu_memory.startswith("not") else None))
+    runtime = c.runtime_text(r)
+    if runtime is not None:
+        rows.append(("runtime", clean(runtime), None))
     if r.throttled:
         reasons = "; ".join(clean(x) for x in r.throttle_reasons) or "clocks or temperature changed"
         rows.append(("THROTTLED", f"{reasons} (latency may not be representative)", "warn"))
@@ -117,8 +155,14 @@ def _rows(r: RunResult, history: c.History | None) -> list[tuple[str, str, str |
     if r.layers:
         gone = c.departures(r)
         if gone:
-            rows.append(("departs", f"{len(gone)} of {len(r.layers)} layers: the board departs from the "
-                                    f"simulator (runtime/driver, not quantization); worst:", "warn"))
+            rows.append(
+                (
+                    "departs",
+                    f"{len(gone)} of {len(r.layers)} layers: the board departs from the "
+                    f"simulator (runtime/driver, not quantization); worst:",
+                    "warn",
+                )
+            )
             for layer in gone[:MAX_LAYERS]:
                 rows.append(("", _layer_text(layer), None))
             if len(gone) > MAX_LAYERS:
@@ -133,8 +177,10 @@ def _output_rows(r: RunResult, reference: str, label: str) -> list[tuple[str, st
     if not outs:
         return []
     if len(outs) <= MAX_OUTPUTS:
-        return [(label if i == 0 else "", f"{clean(o.name)}: {_agreement(o.cos_mean, o.cos_min, o.top1_agreement)}",
-                 None) for i, o in enumerate(outs)]
+        return [
+            (label if i == 0 else "", f"{clean(o.name)}: {_agreement(o.cos_mean, o.cos_min, o.top1_agreement)}", None)
+            for i, o in enumerate(outs)
+        ]
     worst = min(outs, key=lambda o: o.cos_min)
     overall = _agreement(c.mean_cos(r, reference), c.worst_cos(r, reference), c.top1(r, reference))
     text = f"{len(outs)} outputs: {overall}; worst {clean(worst.name)} (cos min {worst.cos_min:.5f})"
@@ -149,9 +195,11 @@ def _agreement(cos_mean: float | None, cos_min: float | None, top1: float | None
 
 
 def _layer_text(layer) -> str:
-    return (f"#{layer.index} {clean(layer.op)} {clean(layer.tensor)}: board vs sim cos "
-            f"{_f5(layer.rt_single_sim_cos)} (sim vs fp32 {_f5(layer.sim_entire_cos)}, "
-            f"board vs fp32 {_f5(layer.rt_entire_cos)})")
+    return (
+        f"#{layer.index} {clean(layer.op)} {clean(layer.tensor)}: board vs sim cos "
+        f"{_f5(layer.rt_single_sim_cos)} (sim vs fp32 {_f5(layer.sim_entire_cos)}, "
+        f"board vs fp32 {_f5(layer.rt_entire_cos)})"
+    )
 
 
 def _f5(x: float | None) -> str:
@@ -164,18 +212,20 @@ def _signed(pct: float | None) -> str:
 
 # -- layout ----------------------------------------------------------------------------
 
+
 def _row(label: str, text: str, tone: str | None, color: bool, width: int) -> list[str]:
     prefix = "  " + label.ljust(LABEL)
     lines = _wrap(text, prefix, len(prefix), width)
     if color and tone and label:
         paint = _RED if tone == "bad" else _YELLOW
-        lines[0] = "  " + paint + label + _RESET + lines[0][2 + len(label):]
+        lines[0] = "  " + paint + label + _RESET + lines[0][2 + len(label) :]
     return lines
 
 
 def _wrap(text: str, prefix: str, indent: int, width: int) -> list[str]:
-    return textwrap.wrap(text, width=width, initial_indent=prefix, subsequent_indent=" " * indent,
-                         break_on_hyphens=False) or [prefix.rstrip()]
+    return textwrap.wrap(
+        text, width=width, initial_indent=prefix, subsequent_indent=" " * indent, break_on_hyphens=False
+    ) or [prefix.rstrip()]
 
 
 def _fit(text: str, width: int) -> str:

@@ -40,9 +40,9 @@ effect size:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Sequence
 
 import numpy as np
 
@@ -61,6 +61,7 @@ AUTOCORR_MIN_SAMPLES = 100  # below this the variance inflation cannot be estima
 
 # --------------------------------------------------------------------------- summaries
 
+
 def summarize(latency_ns: Sequence[int] | np.ndarray) -> LatencyStats:
     """Count, min, mean, std (n - 1), p50/p90/p99 (linear interpolation), max, in ms."""
     x = np.asarray(latency_ns, dtype=np.float64)
@@ -69,7 +70,7 @@ def summarize(latency_ns: Sequence[int] | np.ndarray) -> LatencyStats:
     ms = x * 1e-6
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
     return LatencyStats(
-        count=int(ms.size),
+        n=int(ms.size),
         min_ms=float(ms.min()),
         mean_ms=float(ms.mean()),
         std_ms=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
@@ -81,6 +82,7 @@ def summarize(latency_ns: Sequence[int] | np.ndarray) -> LatencyStats:
 
 
 # --------------------------------------------------------------------------- ranks
+
 
 def _rank_with_ties(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Average ranks (1-based) of x, and the sizes of its groups of equal values."""
@@ -112,8 +114,7 @@ def _normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def _mwu(a: np.ndarray, b: np.ndarray, inflation: float = 1.0,
-         exact: bool | None = None) -> tuple[float, float, bool]:
+def _mwu(a: np.ndarray, b: np.ndarray, inflation: float = 1.0, exact: bool | None = None) -> tuple[float, float, bool]:
     """U of a, two-sided p, and whether the exact distribution was used."""
     n1, n2 = a.size, b.size
     ranks, ties = _rank_with_ties(np.concatenate([a, b]))
@@ -126,10 +127,9 @@ def _mwu(a: np.ndarray, b: np.ndarray, inflation: float = 1.0,
         if has_ties:
             raise ValueError("the exact Mann-Whitney distribution needs samples without ties")
         if min(n1, n2) * n1 * n2 > 5_000_000:
-            raise ValueError(f"{n1} x {n2} samples are too many for the exact distribution: "
-                             "use the asymptotic method")
+            raise ValueError(f"{n1} x {n2} samples are too many for the exact distribution: use the asymptotic method")
         counts = _u_counts(min(n1, n2), max(n1, n2))
-        tail = sum(counts[int(round(u)):])
+        tail = sum(counts[int(round(u)) :])
         return u1, min(1.0, 2.0 * tail / math.comb(n1 + n2, n1)), True
     n = n1 + n2
     tie_term = float((ties.astype(np.float64) ** 3 - ties).sum())
@@ -141,8 +141,7 @@ def _mwu(a: np.ndarray, b: np.ndarray, inflation: float = 1.0,
     return u1, min(1.0, max(0.0, 2.0 * _normal_sf(z))), False
 
 
-def mann_whitney_u(a: Sequence[float], b: Sequence[float],
-                   method: str = "auto") -> tuple[float, float]:
+def mann_whitney_u(a: Sequence[float], b: Sequence[float], method: str = "auto") -> tuple[float, float]:
     """Mann-Whitney U test, two-sided: (U of a, p).
 
     U counts the pairs (a_i, b_j) with a_i > b_j, ties counting one half (scipy's
@@ -164,6 +163,7 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float],
 
 
 # --------------------------------------------------------------------------- Hodges-Lehmann
+
 
 @dataclass
 class Shift:
@@ -211,8 +211,7 @@ def _kth_difference(a_sorted: np.ndarray, b_sorted: np.ndarray, k: int) -> float
     return float((b_sorted[ok] - a_sorted[idx[ok]]).max())
 
 
-def _ci_rank(m: int, n: int, confidence: float, inflation: float, tie_term: float,
-             exact: bool) -> int:
+def _ci_rank(m: int, n: int, confidence: float, inflation: float, tie_term: float, exact: bool) -> int:
     """k such that [D_(k), D_(mn-k+1)] covers the shift with the given confidence."""
     alpha = 1.0 - confidence
     if exact:
@@ -238,8 +237,9 @@ def _shift(a: np.ndarray, b: np.ndarray, confidence: float, inflation: float) ->
     if total % 2:
         est = _kth_difference(a_sorted, b_sorted, (total + 1) // 2)
     else:
-        est = 0.5 * (_kth_difference(a_sorted, b_sorted, total // 2)
-                     + _kth_difference(a_sorted, b_sorted, total // 2 + 1))
+        est = 0.5 * (
+            _kth_difference(a_sorted, b_sorted, total // 2) + _kth_difference(a_sorted, b_sorted, total // 2 + 1)
+        )
     _, ties = _rank_with_ties(np.concatenate([a, b]))
     has_ties = bool((ties > 1).any())
     tie_term = float((ties.astype(np.float64) ** 3 - ties).sum())
@@ -250,8 +250,9 @@ def _shift(a: np.ndarray, b: np.ndarray, confidence: float, inflation: float) ->
     return Shift(estimate=est, ci_low=min(low, est), ci_high=max(high, est), confidence=confidence)
 
 
-def hodges_lehmann_shift(a: Sequence[float], b: Sequence[float], confidence: float = 0.99,
-                         inflation: float = 1.0) -> Shift:
+def hodges_lehmann_shift(
+    a: Sequence[float], b: Sequence[float], confidence: float = 0.99, inflation: float = 1.0
+) -> Shift:
     """Hodges-Lehmann estimate of the shift of b against a: median of b_j - a_i.
 
     The interval is the distribution-free one that inverts the Mann-Whitney test (exact
@@ -272,6 +273,7 @@ def hodges_lehmann_shift(a: Sequence[float], b: Sequence[float], confidence: flo
 
 
 # --------------------------------------------------------------------------- autocorrelation
+
 
 def variance_inflation(series: Sequence[float] | np.ndarray) -> float:
     """How much autocorrelation inflates the variance of a mean over this series (>= 1).
@@ -296,6 +298,7 @@ def variance_inflation(series: Sequence[float] | np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- the verdict
+
 
 @dataclass
 class Verdict:
@@ -322,9 +325,13 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.1f}%"
 
 
-def compare_latency(a_ns: Sequence[int] | np.ndarray, b_ns: Sequence[int] | np.ndarray,
-                    min_effect: float = 0.05, alpha: float = 0.01,
-                    min_samples: int = MIN_SAMPLES) -> Verdict:
+def compare_latency(
+    a_ns: Sequence[int] | np.ndarray,
+    b_ns: Sequence[int] | np.ndarray,
+    min_effect: float = 0.05,
+    alpha: float = 0.01,
+    min_samples: int = MIN_SAMPLES,
+) -> Verdict:
     """Is b (new) faster, slower or the same as a (reference)? See the module docstring.
 
     Samples are raw per-iteration latencies in time order (the order is used to estimate
@@ -340,8 +347,9 @@ def compare_latency(a_ns: Sequence[int] | np.ndarray, b_ns: Sequence[int] | np.n
     na, nb = int(a.size), int(b.size)
 
     def unknown(reason: str, **extra) -> Verdict:
-        return Verdict(UNKNOWN, None, None, None, None, None, na, nb, reason,
-                       min_effect=min_effect, alpha=alpha, **extra)
+        return Verdict(
+            UNKNOWN, None, None, None, None, None, na, nb, reason, min_effect=min_effect, alpha=alpha, **extra
+        )
 
     if na < min_samples or nb < min_samples:
         return unknown(f"too few samples to compare ({na} vs {nb}, need at least {min_samples} each)")
@@ -359,25 +367,26 @@ def compare_latency(a_ns: Sequence[int] | np.ndarray, b_ns: Sequence[int] | np.n
     low, high = math.expm1(shift.ci_low), math.expm1(shift.ci_high)
     conf = f"{(1 - alpha) * 100:g}%"
     span = f"{_pct(effect)} ({conf} CI {_pct(low)} .. {_pct(high)}, p={p:.2g})"
-    base = dict(min_effect=min_effect, alpha=alpha, median_a_ms=med_a, median_b_ms=med_b,
-                inflation=inflation)
+    base = dict(min_effect=min_effect, alpha=alpha, median_a_ms=med_a, median_b_ms=med_b, inflation=inflation)
 
     def verdict(kind: str, direction: str | None, reason: str) -> Verdict:
         return Verdict(kind, direction, effect, low, high, p, na, nb, reason, **base)
 
     m = min_effect
     if p < alpha and low > m:
-        return verdict(DIFFERENT, REGRESSION,
-                       f"slower by {span}: the whole interval is beyond +{m:.0%}")
+        return verdict(DIFFERENT, REGRESSION, f"slower by {span}: the whole interval is beyond +{m:.0%}")
     if p < alpha and high < -m:
-        return verdict(DIFFERENT, IMPROVEMENT,
-                       f"faster by {span}: the whole interval is beyond -{m:.0%}")
+        return verdict(DIFFERENT, IMPROVEMENT, f"faster by {span}: the whole interval is beyond -{m:.0%}")
     if -m <= low and high <= m:
         return verdict(SAME, None, f"change {span} lies within ±{m:.0%}")
     if p >= max(0.1, 10 * alpha) and abs(effect) < m / 2 and -2 * m <= low and high <= 2 * m:
         return verdict(SAME, None, f"no significant change: {span}, estimate well within ±{m:.0%}")
     if p < alpha:
-        return verdict(UNKNOWN, None, f"changed by {span}, but the interval straddles ±{m:.0%}: "
-                       "measure again with more samples")
-    return verdict(UNKNOWN, None, f"not significant, but {span} cannot rule out a change "
-                   f"beyond ±{m:.0%}: measure again with more samples")
+        return verdict(
+            UNKNOWN, None, f"changed by {span}, but the interval straddles ±{m:.0%}: measure again with more samples"
+        )
+    return verdict(
+        UNKNOWN,
+        None,
+        f"not significant, but {span} cannot rule out a change beyond ±{m:.0%}: measure again with more samples",
+    )

@@ -24,15 +24,17 @@ caught) and, for files up to QUICK_CHECK_MAX_BYTES, `PRAGMA quick_check`. Every 
 failure becomes a one-line `StoreError` (exit 4) naming the file and what to do; a
 damaged store is never replaced or emptied behind the user's back.
 
-Schema (version 1):
+Schema (version 2; a version-1 store is migrated in place on open, its data kept):
     boards(id, name UNIQUE, soc)            models(id, sha256 UNIQUE, name)
     builds(id, build_key UNIQUE, model_id, target, quant)
     run_groups(id, name UNIQUE, suite, created)
     runs(id, group_id, model_id, board_id, build_id, backend, core_mask, status, started,
          finished, updated, target, quant, board_soc, sample_count, stats, npu_stats,
          memory, versions, settings, throttled, throttle_reasons, error, pid, host,
-         pid_start)                         -- stats ... settings, throttle_reasons: JSON
-    samples(run_id, seq, latency_ns)        telemetry(run_id, seq, t, data JSON)
+         pid_start, npu)                    -- stats ... settings, throttle_reasons, npu: JSON
+    samples(run_id, seq, latency_ns, inputs_set_ns, run_ns, npu_ns, outputs_get_ns)
+                                            -- the stage columns NULL where the backend did not time them
+    telemetry(run_id, seq, t, data JSON)
     output_errors(run_id, seq, name, reference, cos_mean, cos_min, euc_mean, max_abs,
                   top1_agreement)
     layer_errors(run_id, seq, layer_index, op, tensor, sim_entire_cos, sim_single_cos,
@@ -51,28 +53,48 @@ import re
 import socket
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import wraps
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from rkbench.errors import DiskFullError, InputFileError, RkbenchError, UsageError
-from rkbench.results.model import (STATUSES, LatencyStats, LayerError, OutputError, RunResult, TelemetrySample,
-                      Threshold)
+from rkbench.results.model import (
+    STATUSES,
+    LatencyStats,
+    LayerError,
+    OutputError,
+    RunResult,
+    TelemetrySample,
+    Threshold,
+    npu_facts,
+    npu_fields,
+    stats_from_dict,
+)
 from rkbench.results.stats import summarize
+from rkbench_wire import ProtocolError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Per-iteration stage times kept beside each latency (rkbench_wire STAGES, as columns).
+STAGE_COLUMNS = {"inputs_set": "inputs_set_ns", "run": "run_ns", "npu": "npu_ns", "outputs_get": "outputs_get_ns"}
+#: What brings a store of version N-1 to N (run in one transaction on open; data is kept).
+MIGRATIONS = {
+    2: [f"ALTER TABLE samples ADD COLUMN {column} INTEGER" for column in STAGE_COLUMNS.values()]
+    + ["ALTER TABLE runs ADD COLUMN npu TEXT NOT NULL DEFAULT '{}'"],
+}
 APPLICATION_ID = 0x726B6231  # "rkb1": marks the file as an rkbench results store
 SQLITE_MAGIC = b"SQLite format 3\x00"
 QUICK_CHECK_MAX_BYTES = 32 * 1024 * 1024  # quick_check on open up to this size (~0.2 s)
 BUSY_TIMEOUT_S = 30.0
 STALE_AFTER_S = 3600.0  # a "running" row from another host without news for this long is dead
 
-HELP_DAMAGED = ("check it with `sqlite3 {path} 'PRAGMA integrity_check'`, recover what is left "
-                "with `sqlite3 {path} .recover | sqlite3 recovered.db`, or move the file aside "
-                "(rkbench then starts a new store) or pick another with --db")
+HELP_DAMAGED = (
+    "check it with `sqlite3 {path} 'PRAGMA integrity_check'`, recover what is left "
+    "with `sqlite3 {path} .recover | sqlite3 recovered.db`, or move the file aside "
+    "(rkbench then starts a new store) or pick another with --db"
+)
 
 _SCHEMA = """
 CREATE TABLE boards (
@@ -124,8 +146,10 @@ CREATE TABLE runs (
     error TEXT,
     pid INTEGER,                        -- the writing process, to find interrupted runs
     host TEXT,
-    pid_start TEXT                      -- "<pid namespace>/<start time>" from /proc: a reused
-                                        -- pid, or a container's, is not taken for the writer
+    -- pid_start: "<pid namespace>/<start time>" from /proc: a reused pid, or a
+    -- container's, is not taken for the writer
+    pid_start TEXT,
+    npu TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX runs_by_key ON runs(model_id, board_id, core_mask, id);
 CREATE INDEX runs_by_group ON runs(group_id);
@@ -134,6 +158,10 @@ CREATE TABLE samples (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
     latency_ns INTEGER NOT NULL,
+    inputs_set_ns INTEGER,
+    run_ns INTEGER,
+    npu_ns INTEGER,
+    outputs_get_ns INTEGER,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE telemetry (
@@ -194,6 +222,7 @@ CREATE INDEX baselines_by_key ON baselines(model_id, build_key, board_id, core_m
 
 # --------------------------------------------------------------------------- errors
 
+
 class StoreError(InputFileError):
     """The results store file cannot be used: damaged, hand-edited, newer, not a store."""
 
@@ -215,9 +244,15 @@ def _sqlite_code(err: sqlite3.Error) -> str:
     if name:
         return name.split("_")[1] if name.count("_") else name
     text = str(err).lower()
-    for needle, code in (("malformed", "CORRUPT"), ("not a database", "NOTADB"),
-                         ("disk is full", "FULL"), ("locked", "BUSY"), ("readonly", "READONLY"),
-                         ("unable to open", "CANTOPEN"), ("disk i/o", "IOERR")):
+    for needle, code in (
+        ("malformed", "CORRUPT"),
+        ("not a database", "NOTADB"),
+        ("disk is full", "FULL"),
+        ("locked", "BUSY"),
+        ("readonly", "READONLY"),
+        ("unable to open", "CANTOPEN"),
+        ("disk i/o", "IOERR"),
+    ):
         if needle in text:
             return code
     return "ERROR"
@@ -229,25 +264,30 @@ def map_sqlite_error(err: sqlite3.Error, path: Path) -> RkbenchError:
     text = " ".join(str(err).split())
     lowered = text.lower()
     if code in ("CORRUPT", "NOTADB") or "no such table" in lowered or "no such column" in lowered:
-        return StoreError(f"results store {path} is damaged ({text}): "
-                          + HELP_DAMAGED.format(path=path))
+        return StoreError(f"results store {path} is damaged ({text}): " + HELP_DAMAGED.format(path=path))
     if code == "FULL":
-        return DiskFullError(f"disk full while writing the results store {path}: "
-                             "free some space and run again")
+        return DiskFullError(f"disk full while writing the results store {path}: free some space and run again")
     if code in ("BUSY", "LOCKED"):
-        return StoreBusy(f"results store {path} stayed locked by another process for more than "
-                         f"{BUSY_TIMEOUT_S:g} s: wait for it to finish and run again")
+        return StoreBusy(
+            f"results store {path} stayed locked by another process for more than "
+            f"{BUSY_TIMEOUT_S:g} s: wait for it to finish and run again"
+        )
     if code == "READONLY":
-        return StoreError(f"results store {path} is read-only: fix its permissions "
-                          "(and those of its folder) or pick another file with --db")
+        return StoreError(
+            f"results store {path} is read-only: fix its permissions "
+            "(and those of its folder) or pick another file with --db"
+        )
     if code == "CANTOPEN":
-        return StoreError(f"cannot open the results store {path}: check that its folder exists "
-                          "and is writable, or pick another file with --db")
+        return StoreError(
+            f"cannot open the results store {path}: check that its folder exists "
+            "and is writable, or pick another file with --db"
+        )
     if code == "IOERR":
         return StoreError(f"I/O error on the results store {path} ({text}): check the disk")
     if code == "CONSTRAINT":
-        return StoreError(f"results store {path} refused a value ({text}): was it edited by hand? "
-                          + HELP_DAMAGED.format(path=path))
+        return StoreError(
+            f"results store {path} refused a value ({text}): was it edited by hand? " + HELP_DAMAGED.format(path=path)
+        )
     return StoreError(f"results store {path}: {text}")
 
 
@@ -255,7 +295,7 @@ def _mapped(method):
     """Turn SQLite failures inside a Store method into StoreError (and friends)."""
 
     @wraps(method)
-    def wrapper(self: "Store", *args, **kwargs):
+    def wrapper(self: Store, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
@@ -267,6 +307,7 @@ def _mapped(method):
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def default_db_path() -> Path:
     """$RKBENCH_DB, else $XDG_DATA_HOME/rkbench/results.db, else ~/.local/share/rkbench/results.db."""
@@ -312,7 +353,7 @@ def _proc_stat(pid: int) -> tuple[str | None, str | None]:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None, None
-    rest = text[text.rfind(")") + 2:].split()
+    rest = text[text.rfind(")") + 2 :].split()
     if len(rest) < 20:
         return None, None
     return rest[0], rest[19]
@@ -327,7 +368,7 @@ def _pid_namespace() -> str:
 
 
 def _process_token(pid: int) -> str | None:
-    """"<pid namespace>/<start time>": tells a reused pid, or one in another container, apart."""
+    """ "<pid namespace>/<start time>": tells a reused pid, or one in another container, apart."""
     start = _proc_stat(pid)[1]
     return f"{_pid_namespace()}/{start}" if start else None
 
@@ -411,12 +452,18 @@ LEFT JOIN builds bu ON bu.id = r.build_id
 
 # --------------------------------------------------------------------------- the store
 
+
 class Store:
     """One results store file. Open it, use it, close it (or use `with Store(...) as s`)."""
 
-    def __init__(self, path: str | os.PathLike | None = None, *,
-                 busy_timeout: float = BUSY_TIMEOUT_S, stale_after: float = STALE_AFTER_S,
-                 quick_check: bool | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+        stale_after: float = STALE_AFTER_S,
+        quick_check: bool | None = None,
+    ) -> None:
         """Open (and create if missing) the store. quick_check: None = when the file is small."""
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         self.stale_after = stale_after
@@ -451,40 +498,50 @@ class Store:
                 with open(path, "rb") as fh:
                     head = fh.read(len(SQLITE_MAGIC))
                 if head != SQLITE_MAGIC:
-                    raise StoreError(f"{path} is not an rkbench results store (not an SQLite "
-                                     "database): move it aside or pick another file with --db")
+                    raise StoreError(
+                        f"{path} is not an rkbench results store (not an SQLite "
+                        "database): move it aside or pick another file with --db"
+                    )
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise StoreError(f"cannot create the folder of the results store {path} "
-                                 f"({err.strerror or err}): pick another file with --db") from err
-        conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None,
-                               check_same_thread=False)
+                raise StoreError(
+                    f"cannot create the folder of the results store {path} "
+                    f"({err.strerror or err}): pick another file with --db"
+                ) from err
+        conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         self._conn = conn
         conn.execute("PRAGMA foreign_keys = ON")
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if app_id == 0 and version == 0:
             if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
-                raise StoreError(f"{path} is an SQLite database but not an rkbench results store: "
-                                 "pick another file with --db")
+                raise StoreError(
+                    f"{path} is an SQLite database but not an rkbench results store: pick another file with --db"
+                )
             conn.execute("PRAGMA journal_mode = WAL")  # before the schema: a new, empty file
             self._create_schema()
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         if app_id != APPLICATION_ID:
-            raise StoreError(f"{path} is an SQLite database but not an rkbench results store: "
-                             "pick another file with --db")
+            raise StoreError(
+                f"{path} is an SQLite database but not an rkbench results store: pick another file with --db"
+            )
         if version > SCHEMA_VERSION:
-            raise StoreError(f"results store {path} has schema version {version}, written by a newer "
-                             f"rkbench (this one reads up to version {SCHEMA_VERSION}): upgrade "
-                             "rkbench, or pick another file with --db")
+            raise StoreError(
+                f"results store {path} has schema version {version}, written by a newer "
+                f"rkbench (this one reads up to version {SCHEMA_VERSION}): upgrade "
+                "rkbench, or pick another file with --db"
+            )
         if version < 1:
-            raise StoreError(f"results store {path} has an invalid schema version {version}: "
-                             + HELP_DAMAGED.format(path=path))
+            raise StoreError(
+                f"results store {path} has an invalid schema version {version}: " + HELP_DAMAGED.format(path=path)
+            )
         conn.execute("PRAGMA journal_mode = WAL")  # a no-op once set; kept by the file
         conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL against process crashes
+        if version < SCHEMA_VERSION:
+            self._migrate()
         if quick_check is None:
             quick_check = size <= QUICK_CHECK_MAX_BYTES
         if quick_check:
@@ -500,8 +557,10 @@ class Store:
             if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
                 tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
                 if tables:
-                    raise StoreError(f"{self.path} is an SQLite database but not an rkbench "
-                                     "results store: pick another file with --db")
+                    raise StoreError(
+                        f"{self.path} is an SQLite database but not an rkbench "
+                        "results store: pick another file with --db"
+                    )
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -512,30 +571,51 @@ class Store:
             conn.execute("ROLLBACK")
             raise
 
+    def _migrate(self) -> None:
+        """Bring an older store to SCHEMA_VERSION, one step at a time, in one transaction;
+        another process may have done it while we waited for the lock."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
     def _integrity(self, pragma: str) -> None:
         rows = [r[0] for r in self._conn.execute(f"PRAGMA {pragma}").fetchall()]
         if rows != ["ok"]:
             first = " ".join("; ".join(str(r) for r in rows[:3]).split())  # one line
-            raise StoreError(f"results store {self.path} is damaged ({pragma}: {first}): "
-                             + HELP_DAMAGED.format(path=self.path))
+            raise StoreError(
+                f"results store {self.path} is damaged ({pragma}: {first}): " + HELP_DAMAGED.format(path=self.path)
+            )
 
     def _check_tables(self) -> None:
         conn = self._conn
         for table, columns in self._expected.items():
             have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if not have:
-                raise StoreError(f"results store {self.path} has no table '{table}': it was edited "
-                                 "by hand or damaged; " + HELP_DAMAGED.format(path=self.path))
+                raise StoreError(
+                    f"results store {self.path} has no table '{table}': it was edited "
+                    "by hand or damaged; " + HELP_DAMAGED.format(path=self.path)
+                )
             missing = [c for c in columns if c not in have]
             if missing:
-                raise StoreError(f"results store {self.path}: table '{table}' lacks column(s) "
-                                 f"{', '.join(missing)}: it was edited by hand or damaged; "
-                                 + HELP_DAMAGED.format(path=self.path))
+                raise StoreError(
+                    f"results store {self.path}: table '{table}' lacks column(s) "
+                    f"{', '.join(missing)}: it was edited by hand or damaged; " + HELP_DAMAGED.format(path=self.path)
+                )
 
     def _sweep_interrupted(self) -> None:
         """Mark "running" rows whose writer is gone as aborted, keeping their samples."""
         rows = self._conn.execute(
-            "SELECT id, pid, host, pid_start, updated FROM runs WHERE status = 'running'").fetchall()
+            "SELECT id, pid, host, pid_start, updated FROM runs WHERE status = 'running'"
+        ).fetchall()
         for run_id, pid, host, pid_start, updated in rows:
             if host == self._host and pid is not None and _same_pid_namespace(pid_start):
                 if _process_alive(int(pid), pid_start):
@@ -545,13 +625,14 @@ class Store:
                 age = _age_seconds(updated)
                 if age < self.stale_after:
                     continue
-                why = (f"no news from process {pid} on {host} for {age / 3600:.1f} h"
-                       if math.isfinite(age) else f"process {pid} on {host} left it unfinished")
-            count = self._conn.execute("SELECT COUNT(*) FROM samples WHERE run_id = ?",
-                                       (run_id,)).fetchone()[0]
+                why = (
+                    f"no news from process {pid} on {host} for {age / 3600:.1f} h"
+                    if math.isfinite(age)
+                    else f"process {pid} on {host} left it unfinished"
+                )
+            count = self._conn.execute("SELECT COUNT(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[0]
             try:
-                self._mark_aborted(run_id, f"interrupted: {why}; its {count} sample(s) are kept",
-                                   only_running=True)
+                self._mark_aborted(run_id, f"interrupted: {why}; its {count} sample(s) are kept", only_running=True)
             except sqlite3.OperationalError as err:
                 if _sqlite_code(err) == "READONLY":
                     return  # reading a read-only store: leave the rows as they are
@@ -567,7 +648,7 @@ class Store:
                 finally:
                     self._conn = None
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -598,19 +679,22 @@ class Store:
 
     def _id_for(self, conn, table: str, key_col: str, key, extra: dict) -> int:
         cols = [key_col, *extra]
-        conn.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES "
-                     f"({', '.join('?' * len(cols))})", (key, *extra.values()))
+        conn.execute(
+            f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            (key, *extra.values()),
+        )
         updates = {k: v for k, v in extra.items() if v is not None}
         if updates:
-            conn.execute(f"UPDATE {table} SET {', '.join(f'{k} = ?' for k in updates)} "
-                         f"WHERE {key_col} = ?", (*updates.values(), key))
+            conn.execute(
+                f"UPDATE {table} SET {', '.join(f'{k} = ?' for k in updates)} WHERE {key_col} = ?",
+                (*updates.values(), key),
+            )
         return conn.execute(f"SELECT id FROM {table} WHERE {key_col} = ?", (key,)).fetchone()[0]
 
     def _status(self, conn, run_id: int) -> str:
         row = conn.execute("SELECT status FROM runs WHERE id = ?", (int(run_id),)).fetchone()
         if row is None:
-            raise UnknownRun(f"no run {run_id} in the results store {self.path}: "
-                             "`rkbench history` lists the runs")
+            raise UnknownRun(f"no run {run_id} in the results store {self.path}: `rkbench history` lists the runs")
         return row[0]
 
     def _require_running(self, conn, run_id: int, what: str) -> None:
@@ -619,26 +703,42 @@ class Store:
             raise RunStateError(f"cannot {what} run {run_id}: it is already {status}")
 
     @staticmethod
-    def _sample_rows(run_id: int, offset: int, batch: Iterable) -> list[tuple[int, int, int]]:
+    def _sample_rows(run_id: int, offset: int, batch: Sequence, stages: dict | None = None) -> list[tuple]:
+        """(run_id, seq, latency, *stage times in STAGE_COLUMNS order, None where not timed)."""
+        stages = stages or {}
+        unknown = sorted(set(stages) - set(STAGE_COLUMNS))
+        if unknown:
+            raise ValueError(f"run {run_id}: unknown stage(s) {', '.join(unknown)}")
+        columns = [stages.get(stage) for stage in STAGE_COLUMNS]
+        for stage, values in stages.items():
+            if len(values) != len(batch):
+                raise ValueError(f"run {run_id}: {len(values)} {stage} times for {len(batch)} latencies")
         rows = []
         for i, value in enumerate(batch):
             ns = int(value)
             if ns < 0:
                 raise ValueError(f"run {run_id}: negative latency {ns} ns at sample {offset + i}")
-            rows.append((run_id, offset + i, ns))
+            rows.append((run_id, offset + i, ns, *(None if c is None else int(c[i]) for c in columns)))
         return rows
 
-    def _insert_samples(self, conn, run_id: int, rows: list[tuple[int, int, int]]) -> None:
-        conn.executemany("INSERT INTO samples (run_id, seq, latency_ns) VALUES (?, ?, ?) "
-                         "ON CONFLICT (run_id, seq) DO UPDATE SET latency_ns = excluded.latency_ns",
-                         rows)
+    def _insert_samples(self, conn, run_id: int, rows: list[tuple]) -> None:
+        names = ", ".join(STAGE_COLUMNS.values())
+        updates = ", ".join(f"{c} = excluded.{c}" for c in ["latency_ns", *STAGE_COLUMNS.values()])
+        conn.executemany(
+            f"INSERT INTO samples (run_id, seq, latency_ns, {names}) VALUES (?, ?, ?{', ?' * len(STAGE_COLUMNS)}) "
+            f"ON CONFLICT (run_id, seq) DO UPDATE SET {updates}",
+            rows,
+        )
         if rows:
-            conn.execute("UPDATE runs SET sample_count = MAX(sample_count, ?), updated = ? "
-                         "WHERE id = ?", (rows[-1][1] + 1, _now(), run_id))
+            conn.execute(
+                "UPDATE runs SET sample_count = MAX(sample_count, ?), updated = ? WHERE id = ?",
+                (rows[-1][1] + 1, _now(), run_id),
+            )
 
     def _insert_telemetry(self, conn, run_id: int, samples: Sequence[TelemetrySample]) -> None:
-        start = conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM telemetry WHERE run_id = ?",
-                             (run_id,)).fetchone()[0]
+        start = conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM telemetry WHERE run_id = ?", (run_id,)).fetchone()[
+            0
+        ]
         rows = []
         for i, sample in enumerate(samples):
             data = asdict(sample)
@@ -648,8 +748,9 @@ class Store:
         conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (_now(), run_id))
 
     def _stats_from_samples(self, run_id: int) -> LatencyStats | None:
-        values = [r[0] for r in self.conn.execute(
-            "SELECT latency_ns FROM samples WHERE run_id = ? ORDER BY seq", (run_id,))]
+        values = [
+            r[0] for r in self.conn.execute("SELECT latency_ns FROM samples WHERE run_id = ? ORDER BY seq", (run_id,))
+        ]
         return summarize(values) if values else None
 
     def _mark_aborted(self, run_id: int, reason: str, only_running: bool) -> None:
@@ -657,12 +758,13 @@ class Store:
         with self._write() as conn:
             if only_running and self._status(conn, run_id) != "running":
                 return  # someone else finished or aborted it meanwhile
-            count = conn.execute("SELECT COUNT(*) FROM samples WHERE run_id = ?",
-                                 (run_id,)).fetchone()[0]
+            count = conn.execute("SELECT COUNT(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[0]
             now = _now()
-            conn.execute("UPDATE runs SET status = 'aborted', error = ?, finished = COALESCE(finished, ?), "
-                         "updated = ?, stats = COALESCE(?, stats), sample_count = ? WHERE id = ?",
-                         (reason, now, now, _dumps(asdict(stats)) if stats else None, count, run_id))
+            conn.execute(
+                "UPDATE runs SET status = 'aborted', error = ?, finished = COALESCE(finished, ?), "
+                "updated = ?, stats = COALESCE(?, stats), sample_count = ? WHERE id = ?",
+                (reason, now, now, _dumps(asdict(stats)) if stats else None, count, run_id),
+            )
 
     # ------------------------------------------------------------------ writing a run
 
@@ -677,34 +779,56 @@ class Store:
                 raise ValueError(f"begin_run: RunResult.{name} is empty")
         started = result.started or _now()
         with self._write() as conn:
-            board_id = self._id_for(conn, "boards", "name", board_display(result.board),
-                                    {"soc": result.board_soc})
-            model_id = self._id_for(conn, "models", "sha256", result.model_sha256,
-                                    {"name": result.model})
+            board_id = self._id_for(conn, "boards", "name", board_display(result.board), {"soc": result.board_soc})
+            model_id = self._id_for(conn, "models", "sha256", result.model_sha256, {"name": result.model})
             build_id = None
             if result.build_key:
-                build_id = self._id_for(conn, "builds", "build_key", result.build_key,
-                                        {"model_id": model_id, "target": result.target,
-                                         "quant": result.quant})
-            conn.execute("INSERT OR IGNORE INTO run_groups (name, suite, created) VALUES (?, ?, ?)",
-                         (result.group, result.suite, started))
+                build_id = self._id_for(
+                    conn,
+                    "builds",
+                    "build_key",
+                    result.build_key,
+                    {"model_id": model_id, "target": result.target, "quant": result.quant},
+                )
+            conn.execute(
+                "INSERT OR IGNORE INTO run_groups (name, suite, created) VALUES (?, ?, ?)",
+                (result.group, result.suite, started),
+            )
             if result.suite:
-                conn.execute("UPDATE run_groups SET suite = COALESCE(suite, ?) WHERE name = ?",
-                             (result.suite, result.group))
-            group_id = conn.execute("SELECT id FROM run_groups WHERE name = ?",
-                                    (result.group,)).fetchone()[0]
+                conn.execute(
+                    "UPDATE run_groups SET suite = COALESCE(suite, ?) WHERE name = ?", (result.suite, result.group)
+                )
+            group_id = conn.execute("SELECT id FROM run_groups WHERE name = ?", (result.group,)).fetchone()[0]
             cur = conn.execute(
                 "INSERT INTO runs (group_id, model_id, board_id, build_id, backend, core_mask, status, "
                 "started, updated, target, quant, board_soc, memory, versions, settings, throttled, "
                 "throttle_reasons, pid, host, pid_start) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (group_id, model_id, board_id, build_id, result.backend, result.core_mask, started,
-                 _now(), result.target, result.quant, result.board_soc, _dumps(result.memory or {}),
-                 _dumps(result.versions or {}), _dumps(result.settings or {}), int(result.throttled),
-                 _dumps(list(result.throttle_reasons)), self._pid, self._host, self._pid_start))
+                (
+                    group_id,
+                    model_id,
+                    board_id,
+                    build_id,
+                    result.backend,
+                    result.core_mask,
+                    started,
+                    _now(),
+                    result.target,
+                    result.quant,
+                    result.board_soc,
+                    _dumps(result.memory or {}),
+                    _dumps(result.versions or {}),
+                    _dumps(result.settings or {}),
+                    int(result.throttled),
+                    _dumps(list(result.throttle_reasons)),
+                    self._pid,
+                    self._host,
+                    self._pid_start,
+                ),
+            )
             run_id = int(cur.lastrowid)
             if len(result.latency_ns):
-                self._insert_samples(conn, run_id, self._sample_rows(run_id, 0, result.latency_ns))
+                self._insert_samples(conn, run_id, self._sample_rows(run_id, 0, result.latency_ns, result.stages_ns))
             if len(result.telemetry):
                 self._insert_telemetry(conn, run_id, result.telemetry)
         result.run_id = run_id
@@ -713,12 +837,15 @@ class Store:
         return run_id
 
     @_mapped
-    def add_samples(self, run_id: int, offset: int, batch: Sequence[int]) -> None:
-        """Raw latencies (ns) batch[i] for samples offset + i of a running run.
+    def add_samples(
+        self, run_id: int, offset: int, batch: Sequence[int], stages: dict[str, Sequence[int]] | None = None
+    ) -> None:
+        """Raw latencies (ns) batch[i] for samples offset + i of a running run, and where the
+        backend timed them, each stage's time of the same iterations (stage -> list).
 
         Re-sending a batch (same offsets) replaces it; nothing is duplicated.
         """
-        rows = self._sample_rows(int(run_id), int(offset), batch)
+        rows = self._sample_rows(int(run_id), int(offset), batch, stages)
         with self._write() as conn:
             self._require_running(conn, run_id, "add samples to")
             self._insert_samples(conn, int(run_id), rows)
@@ -741,13 +868,15 @@ class Store:
         run_id = int(run_id)
         status = result.status if result.status in ("ok", "failed", "aborted") else "ok"
         with self._lock:
-            stored = self.conn.execute("SELECT sample_count FROM runs WHERE id = ?",
-                                       (run_id,)).fetchone()
-            stored_telemetry = self.conn.execute("SELECT COUNT(*) FROM telemetry WHERE run_id = ?",
-                                                 (run_id,)).fetchone()[0]
+            stored = self.conn.execute("SELECT sample_count FROM runs WHERE id = ?", (run_id,)).fetchone()
+            stored_telemetry = self.conn.execute(
+                "SELECT COUNT(*) FROM telemetry WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
             tail = []
             if stored is not None and len(result.latency_ns) > stored[0]:
-                tail = self._sample_rows(run_id, stored[0], result.latency_ns[stored[0]:])
+                start = stored[0]
+                stages = {stage: values[start:] for stage, values in result.stages_ns.items()}
+                tail = self._sample_rows(run_id, start, result.latency_ns[start:], stages)
             finished = result.finished or _now()
             with self._write() as conn:
                 self._require_running(conn, run_id, "finish")
@@ -757,38 +886,70 @@ class Store:
             stats = result.stats or self._stats_from_samples(run_id)
             with self._write() as conn:
                 self._require_running(conn, run_id, "finish")
-                count = conn.execute("SELECT COUNT(*) FROM samples WHERE run_id = ?",
-                                     (run_id,)).fetchone()[0]
+                count = conn.execute("SELECT COUNT(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[0]
                 conn.execute(
                     "UPDATE runs SET status = ?, finished = ?, updated = ?, stats = ?, npu_stats = ?, "
                     "memory = ?, versions = ?, settings = ?, throttled = ?, throttle_reasons = ?, "
                     "error = ?, target = COALESCE(?, target), quant = COALESCE(?, quant), "
-                    "board_soc = COALESCE(?, board_soc), sample_count = ? WHERE id = ?",
-                    (status, finished, _now(), _dumps(asdict(stats)) if stats else None,
-                     _dumps(asdict(result.npu_stats)) if result.npu_stats else None,
-                     _dumps(result.memory or {}), _dumps(result.versions or {}),
-                     _dumps(result.settings or {}), int(result.throttled),
-                     _dumps(list(result.throttle_reasons)), result.error, result.target,
-                     result.quant, result.board_soc, count, run_id))
+                    "board_soc = COALESCE(?, board_soc), sample_count = ?, npu = ? WHERE id = ?",
+                    (
+                        status,
+                        finished,
+                        _now(),
+                        _dumps(asdict(stats)) if stats else None,
+                        _dumps(asdict(result.npu_stats)) if result.npu_stats else None,
+                        _dumps(result.memory or {}),
+                        _dumps(result.versions or {}),
+                        _dumps(result.settings or {}),
+                        int(result.throttled),
+                        _dumps(list(result.throttle_reasons)),
+                        result.error,
+                        result.target,
+                        result.quant,
+                        result.board_soc,
+                        count,
+                        _dumps(npu_facts(result)),
+                        run_id,
+                    ),
+                )
                 for table in ("output_errors", "layer_errors", "thresholds"):
                     conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
                 conn.executemany(
                     "INSERT INTO output_errors (run_id, seq, name, reference, cos_mean, cos_min, "
                     "euc_mean, max_abs, top1_agreement) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, i, o.name, o.reference, o.cos_mean, o.cos_min, o.euc_mean, o.max_abs,
-                      o.top1_agreement) for i, o in enumerate(result.outputs)])
+                    [
+                        (run_id, i, o.name, o.reference, o.cos_mean, o.cos_min, o.euc_mean, o.max_abs, o.top1_agreement)
+                        for i, o in enumerate(result.outputs)
+                    ],
+                )
                 conn.executemany(
                     "INSERT INTO layer_errors (run_id, seq, layer_index, op, tensor, sim_entire_cos, "
                     "sim_single_cos, rt_entire_cos, rt_single_sim_cos, board_departs) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, i, l.index, l.op, l.tensor, l.sim_entire_cos, l.sim_single_cos,
-                      l.rt_entire_cos, l.rt_single_sim_cos, int(l.board_departs))
-                     for i, l in enumerate(result.layers)])
+                    [
+                        (
+                            run_id,
+                            i,
+                            layer.index,
+                            layer.op,
+                            layer.tensor,
+                            layer.sim_entire_cos,
+                            layer.sim_single_cos,
+                            layer.rt_entire_cos,
+                            layer.rt_single_sim_cos,
+                            int(layer.board_departs),
+                        )
+                        for i, layer in enumerate(result.layers)
+                    ],
+                )
                 conn.executemany(
                     "INSERT INTO thresholds (run_id, seq, name, limit_value, value, passed, detail) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, i, t.name, t.limit, t.value, int(t.passed), t.detail or "")
-                     for i, t in enumerate(result.thresholds)])
+                    [
+                        (run_id, i, t.name, t.limit, t.value, int(t.passed), t.detail or "")
+                        for i, t in enumerate(result.thresholds)
+                    ],
+                )
         result.run_id = run_id
         result.status = status
         result.stats = stats
@@ -816,28 +977,69 @@ class Store:
         try:
             return json.loads(text)
         except (TypeError, ValueError) as err:
-            raise StoreError(f"results store {self.path}: run {run_id} has an unreadable {column} "
-                             f"({err}): was it edited by hand? "
-                             + HELP_DAMAGED.format(path=self.path)) from err
+            raise StoreError(
+                f"results store {self.path}: run {run_id} has an unreadable {column} "
+                f"({err}): was it edited by hand? " + HELP_DAMAGED.format(path=self.path)
+            ) from err
 
     def _bad_row(self, run_id: int, what: str, err: Exception) -> StoreError:
-        return StoreError(f"results store {self.path}: run {run_id} has unreadable {what} ({err}): "
-                          "was it edited by hand? " + HELP_DAMAGED.format(path=self.path))
+        return StoreError(
+            f"results store {self.path}: run {run_id} has unreadable {what} ({err}): "
+            "was it edited by hand? " + HELP_DAMAGED.format(path=self.path)
+        )
 
     def _summary(self, row) -> RunSummary:
-        (run_id, group, suite, started, finished, model, sha, board, soc, backend, core_mask, status,
-         build_key, target, quant, count, stats_text, cos, throttled, error) = row
+        (
+            run_id,
+            group,
+            suite,
+            started,
+            finished,
+            model,
+            sha,
+            board,
+            soc,
+            backend,
+            core_mask,
+            status,
+            build_key,
+            target,
+            quant,
+            count,
+            stats_text,
+            cos,
+            throttled,
+            error,
+        ) = row
         stats = self._loads(stats_text, run_id, "stats")
         try:
             p50 = float(stats["p50_ms"]) if stats else None
             p99 = float(stats["p99_ms"]) if stats else None
         except (KeyError, TypeError, ValueError) as err:
             raise self._bad_row(run_id, "stats", err) from err
-        return RunSummary(run_id=run_id, group=group, suite=suite, started=started, finished=finished,
-                          model=model, model_sha256=sha, board=board, board_soc=soc, backend=backend,
-                          core_mask=core_mask, status=status, build_key=build_key, target=target,
-                          quant=quant, sample_count=int(count or 0), p50_ms=p50, p99_ms=p99,
-                          cos_fp32=cos, throttled=bool(throttled), error=error)
+        return RunSummary(
+            run_id=run_id,
+            group=group,
+            suite=suite,
+            started=started,
+            finished=finished,
+            model=model,
+            model_sha256=sha,
+            board=board,
+            board_soc=soc,
+            backend=backend,
+            core_mask=core_mask,
+            status=status,
+            build_key=build_key,
+            target=target,
+            quant=quant,
+            sample_count=int(count or 0),
+            p50_ms=p50,
+            p99_ms=p99,
+            cos_fp32=cos,
+            throttled=bool(throttled),
+            error=error,
+        )
 
     @_mapped
     def get_run(self, run_id: int, samples: bool = True) -> RunResult:
@@ -848,56 +1050,117 @@ class Store:
                 "SELECT r.id, g.name, g.suite, m.name, m.sha256, b.name, r.backend, r.core_mask, "
                 "r.status, r.started, r.finished, bu.build_key, r.target, r.quant, r.board_soc, "
                 "r.stats, r.npu_stats, r.memory, r.versions, r.settings, r.throttled, "
-                "r.throttle_reasons, r.error FROM runs r "
+                "r.throttle_reasons, r.error, r.npu FROM runs r "
                 "JOIN run_groups g ON g.id = r.group_id JOIN models m ON m.id = r.model_id "
                 "JOIN boards b ON b.id = r.board_id LEFT JOIN builds bu ON bu.id = r.build_id "
-                "WHERE r.id = ?", (int(run_id),)).fetchone()
+                "WHERE r.id = ?",
+                (int(run_id),),
+            ).fetchone()
             if row is None:
-                raise UnknownRun(f"no run {run_id} in the results store {self.path}: "
-                                 "`rkbench history` lists the runs")
-            (rid, group, suite, model, sha, board, backend, core_mask, status, started, finished,
-             build_key, target, quant, soc, stats, npu_stats, memory, versions, settings, throttled,
-             reasons, error) = row
+                raise UnknownRun(f"no run {run_id} in the results store {self.path}: `rkbench history` lists the runs")
+            (
+                rid,
+                group,
+                suite,
+                model,
+                sha,
+                board,
+                backend,
+                core_mask,
+                status,
+                started,
+                finished,
+                build_key,
+                target,
+                quant,
+                soc,
+                stats,
+                npu_stats,
+                memory,
+                versions,
+                settings,
+                throttled,
+                reasons,
+                error,
+                npu,
+            ) = row
             try:
                 stats_obj = self._loads(stats, rid, "stats")
                 npu_obj = self._loads(npu_stats, rid, "npu_stats")
                 result = RunResult(
-                    group=group, model=model, model_sha256=sha, board=board, backend=backend,
-                    core_mask=core_mask, status=status, started=started, finished=finished,
-                    run_id=rid, build_key=build_key, target=target, quant=quant, board_soc=soc,
-                    stats=LatencyStats(**stats_obj) if stats_obj else None,
-                    npu_stats=LatencyStats(**npu_obj) if npu_obj else None,
+                    group=group,
+                    model=model,
+                    model_sha256=sha,
+                    board=board,
+                    backend=backend,
+                    core_mask=core_mask,
+                    status=status,
+                    started=started,
+                    finished=finished,
+                    run_id=rid,
+                    build_key=build_key,
+                    target=target,
+                    quant=quant,
+                    board_soc=soc,
+                    stats=stats_from_dict(stats_obj) if stats_obj else None,
+                    npu_stats=stats_from_dict(npu_obj) if npu_obj else None,
                     memory=self._loads(memory, rid, "memory", {}),
                     versions=self._loads(versions, rid, "versions", {}),
                     settings=self._loads(settings, rid, "settings", {}),
                     throttled=bool(throttled),
                     throttle_reasons=list(self._loads(reasons, rid, "throttle_reasons", [])),
-                    error=error, suite=suite)
-            except (TypeError, ValueError) as err:
+                    error=error,
+                    suite=suite,
+                    **npu_fields(self._loads(npu, rid, "npu", {})),
+                )
+            except (TypeError, ValueError, ProtocolError) as err:
                 raise self._bad_row(rid, "columns", err) from err
             try:
                 if samples:
-                    result.latency_ns = [int(r[0]) for r in conn.execute(
-                        "SELECT latency_ns FROM samples WHERE run_id = ? ORDER BY seq", (rid,))]
-                for t, data in conn.execute(
-                        "SELECT t, data FROM telemetry WHERE run_id = ? ORDER BY seq", (rid,)):
-                    result.telemetry.append(TelemetrySample(t=float(t),
-                                                            **self._loads(data, rid, "telemetry")))
-                result.outputs = [OutputError(*r) for r in conn.execute(
-                    "SELECT name, reference, cos_mean, cos_min, euc_mean, max_abs, top1_agreement "
-                    "FROM output_errors WHERE run_id = ? ORDER BY seq", (rid,))]
-                result.layers = [LayerError(i, op, tensor, a, b, c, d, bool(e)) for i, op, tensor, a, b, c, d, e
-                                 in conn.execute(
-                    "SELECT layer_index, op, tensor, sim_entire_cos, sim_single_cos, rt_entire_cos, "
-                    "rt_single_sim_cos, board_departs FROM layer_errors WHERE run_id = ? ORDER BY seq",
-                    (rid,))]
-                result.thresholds = [Threshold(n, lim, v, bool(p), d or "") for n, lim, v, p, d
-                                     in conn.execute(
-                    "SELECT name, limit_value, value, passed, detail FROM thresholds "
-                    "WHERE run_id = ? ORDER BY seq", (rid,))]
+                    result.latency_ns, result.stages_ns = self._samples_of(conn, rid)
+                for t, data in conn.execute("SELECT t, data FROM telemetry WHERE run_id = ? ORDER BY seq", (rid,)):
+                    result.telemetry.append(TelemetrySample(t=float(t), **self._loads(data, rid, "telemetry")))
+                result.outputs = [
+                    OutputError(*r)
+                    for r in conn.execute(
+                        "SELECT name, reference, cos_mean, cos_min, euc_mean, max_abs, top1_agreement "
+                        "FROM output_errors WHERE run_id = ? ORDER BY seq",
+                        (rid,),
+                    )
+                ]
+                result.layers = [
+                    LayerError(i, op, tensor, a, b, c, d, bool(e))
+                    for i, op, tensor, a, b, c, d, e in conn.execute(
+                        "SELECT layer_index, op, tensor, sim_entire_cos, sim_single_cos, rt_entire_cos, "
+                        "rt_single_sim_cos, board_departs FROM layer_errors WHERE run_id = ? ORDER BY seq",
+                        (rid,),
+                    )
+                ]
+                result.thresholds = [
+                    Threshold(n, lim, v, bool(p), d or "")
+                    for n, lim, v, p, d in conn.execute(
+                        "SELECT name, limit_value, value, passed, detail FROM thresholds WHERE run_id = ? ORDER BY seq",
+                        (rid,),
+                    )
+                ]
             except (TypeError, ValueError) as err:
                 raise self._bad_row(rid, "samples, telemetry or errors", err) from err
             return result
+
+    @staticmethod
+    def _samples_of(conn, run_id: int) -> tuple[list[int], dict[str, list[int]]]:
+        """The raw latencies of a run, and each stage's times where every iteration has one."""
+        rows = conn.execute(
+            f"SELECT latency_ns, {', '.join(STAGE_COLUMNS.values())} FROM samples WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        ).fetchall()
+        latencies = [int(r[0]) for r in rows]
+        stages = {}
+        for k, stage in enumerate(STAGE_COLUMNS, start=1):
+            values = [r[k] for r in rows]
+            if values and all(v is not None for v in values):
+                stages[stage] = [int(v) for v in values]
+        return latencies, stages
 
     @_mapped
     def get_samples(self, run_id: int) -> list[tuple[int, int]]:
@@ -905,9 +1168,12 @@ class Store:
         with self._lock:
             self._status(self.conn, run_id)
             try:
-                return [(int(seq), int(ns)) for seq, ns in self.conn.execute(
-                    "SELECT seq, latency_ns FROM samples WHERE run_id = ? ORDER BY seq",
-                    (int(run_id),))]
+                return [
+                    (int(seq), int(ns))
+                    for seq, ns in self.conn.execute(
+                        "SELECT seq, latency_ns FROM samples WHERE run_id = ? ORDER BY seq", (int(run_id),)
+                    )
+                ]
             except (TypeError, ValueError) as err:
                 raise self._bad_row(int(run_id), "samples", err) from err
 
@@ -918,8 +1184,9 @@ class Store:
         return row[0]
 
     @_mapped
-    def history(self, model: str | None = None, board: str | None = None, limit: int | None = 50,
-                status: str | None = None) -> list[RunSummary]:
+    def history(
+        self, model: str | None = None, board: str | None = None, limit: int | None = 50, status: str | None = None
+    ) -> list[RunSummary]:
         """Newest runs first. model: display name or sha256 (or a prefix of 6+ hex digits);
         board: display address, or a SoC name (rk3588) for every board with it."""
         where, args = [], []
@@ -947,9 +1214,17 @@ class Store:
         return [self._summary(r) for r in rows]
 
     @_mapped
-    def previous_runs(self, model_sha256: str, board: str, core_mask: str | None,
-                      before_run_id: int | None = None, limit: int = 10, *,
-                      backend: str | None = None, status: str | None = "ok") -> list[RunSummary]:
+    def previous_runs(
+        self,
+        model_sha256: str,
+        board: str,
+        core_mask: str | None,
+        before_run_id: int | None = None,
+        limit: int = 10,
+        *,
+        backend: str | None = None,
+        status: str | None = "ok",
+    ) -> list[RunSummary]:
         """Earlier runs of the same model on the same board and core mask, newest first
         (only finished ok runs unless status=None; one backend if given)."""
         where = ["m.sha256 = ?", "b.name = ?", "r.core_mask IS ?"]
@@ -972,18 +1247,23 @@ class Store:
     def group_runs(self, group: str, samples: bool = False) -> list[RunResult]:
         """Every run of one group (one `rkbench run`, one nightly), in the order they began."""
         with self._lock:
-            ids = [r[0] for r in self.conn.execute(
-                "SELECT r.id FROM runs r JOIN run_groups g ON g.id = r.group_id WHERE g.name = ? "
-                "ORDER BY r.id", (group,))]
+            ids = [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT r.id FROM runs r JOIN run_groups g ON g.id = r.group_id WHERE g.name = ? ORDER BY r.id",
+                    (group,),
+                )
+            ]
         if not ids and not self._group_exists(group):
-            raise UnknownRun(f"no run group '{group}' in the results store {self.path}: "
-                             "`rkbench history` lists the runs and their groups")
+            raise UnknownRun(
+                f"no run group '{group}' in the results store {self.path}: "
+                "`rkbench history` lists the runs and their groups"
+            )
         return [self.get_run(i, samples=samples) for i in ids]
 
     def _group_exists(self, group: str) -> bool:
         with self._lock:
-            return self.conn.execute("SELECT 1 FROM run_groups WHERE name = ?",
-                                     (group,)).fetchone() is not None
+            return self.conn.execute("SELECT 1 FROM run_groups WHERE name = ?", (group,)).fetchone() is not None
 
     @_mapped
     def accept_baseline(self, run_or_group: int | str) -> list[int]:
@@ -994,20 +1274,26 @@ class Store:
             with self._lock:
                 status = self._status(self.conn, run_or_group)
             if status != "ok":
-                raise RunStateError(f"run {run_or_group} is {status}: only a run that finished ok "
-                                    "can become a baseline")
+                raise RunStateError(
+                    f"run {run_or_group} is {status}: only a run that finished ok can become a baseline"
+                )
         else:
             with self._lock:
                 rows = self.conn.execute(
                     "SELECT r.id, r.status FROM runs r JOIN run_groups g ON g.id = r.group_id "
-                    "WHERE g.name = ? ORDER BY r.id", (run_or_group,)).fetchall()
+                    "WHERE g.name = ? ORDER BY r.id",
+                    (run_or_group,),
+                ).fetchall()
             if not rows:
-                raise UnknownRun(f"no run group '{run_or_group}' in the results store {self.path}: "
-                                 "`rkbench history` lists the runs and their groups")
+                raise UnknownRun(
+                    f"no run group '{run_or_group}' in the results store {self.path}: "
+                    "`rkbench history` lists the runs and their groups"
+                )
             ids = [r for r, s in rows if s == "ok"]
             if not ids:
-                raise RunStateError(f"group '{run_or_group}' has no run that finished ok: "
-                                    "nothing to accept as a baseline")
+                raise RunStateError(
+                    f"group '{run_or_group}' has no run that finished ok: nothing to accept as a baseline"
+                )
         now = _now()
         with self._write() as conn:
             for run_id in ids:
@@ -1015,7 +1301,9 @@ class Store:
                     "INSERT INTO baselines (run_id, model_id, build_key, board_id, core_mask, backend, "
                     "accepted) SELECT r.id, r.model_id, COALESCE(bu.build_key, ''), r.board_id, "
                     "COALESCE(r.core_mask, ''), r.backend, ? FROM runs r "
-                    "LEFT JOIN builds bu ON bu.id = r.build_id WHERE r.id = ?", (now, run_id))
+                    "LEFT JOIN builds bu ON bu.id = r.build_id WHERE r.id = ?",
+                    (now, run_id),
+                )
         return ids
 
     @_mapped
@@ -1031,9 +1319,15 @@ class Store:
                 "JOIN boards b ON b.id = bl.board_id WHERE m.sha256 = ? AND bl.build_key = ? "
                 "AND b.name = ? AND bl.core_mask = ? AND bl.backend = ? AND bl.run_id != ? "
                 "ORDER BY bl.id DESC LIMIT 1",
-                (run.model_sha256, run.build_key or "", board_display(run.board), run.core_mask or "",
-                 run.backend,
-                 own)).fetchone()
+                (
+                    run.model_sha256,
+                    run.build_key or "",
+                    board_display(run.board),
+                    run.core_mask or "",
+                    run.backend,
+                    own,
+                ),
+            ).fetchone()
         return row[0] if row else None
 
     @_mapped
@@ -1050,12 +1344,24 @@ def _expected_columns() -> dict[str, list[str]]:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 mem.execute(statement)
-        tables = [r[0] for r in mem.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        tables = [
+            r[0]
+            for r in mem.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        ]
         return {t: [r[1] for r in mem.execute(f"PRAGMA table_info({t})")] for t in tables}
     finally:
         mem.close()
 
 
-__all__ = ["Store", "RunSummary", "StoreError", "StoreBusy", "UnknownRun", "RunStateError",
-           "default_db_path", "map_sqlite_error", "SCHEMA_VERSION", "APPLICATION_ID"]
+__all__ = [
+    "Store",
+    "RunSummary",
+    "StoreError",
+    "StoreBusy",
+    "UnknownRun",
+    "RunStateError",
+    "default_db_path",
+    "map_sqlite_error",
+    "SCHEMA_VERSION",
+    "APPLICATION_ID",
+]

@@ -17,16 +17,16 @@ from the real build.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from rkbench.accuracy.layers import LayerSummary
-from rkbench.model.build import BuildOptions, Prepared, Say
 from rkbench.accuracy.evalset import EvalSet
+from rkbench.accuracy.layers import LayerSummary
 from rkbench.accuracy.metrics import cosine
+from rkbench.model.build import BuildOptions, Prepared, Say
 from rkbench.results.model import LayerError
 from rkbench.toolkit.worker import run_job
 
@@ -54,27 +54,43 @@ def onnx_node_outputs(model: Path) -> set[str]:
 def tensors_to_expose(layers: list[LayerSummary], model: Path, final_outputs: list[str]) -> list[str]:
     """The measured (not fused) layers whose tensors the source model names, graph order."""
     named = onnx_node_outputs(model)
-    return [layer.tensor for layer in sorted(layers, key=lambda layer: layer.index)
-            if not layer.fused and layer.tensor in named and layer.tensor not in final_outputs]
+    return [
+        layer.tensor
+        for layer in sorted(layers, key=lambda layer: layer.index)
+        if not layer.fused and layer.tensor in named and layer.tensor not in final_outputs
+    ]
 
 
-def build_debug_models(prepared: Prepared, tensors: list[str], final_outputs: list[str],
-                       evalset: EvalSet, options: BuildOptions, workdir: Path, say: Say,
-                       chunk: int = 64) -> list[DebugModel]:
+def build_debug_models(
+    prepared: Prepared,
+    tensors: list[str],
+    final_outputs: list[str],
+    evalset: EvalSet,
+    options: BuildOptions,
+    workdir: Path,
+    say: Say,
+    chunk: int = 64,
+) -> list[DebugModel]:
     """Build each chunk's debug variant and run it on the simulator on the same inputs:
     board and simulator are then compared on the same compiled graph."""
     models = []
     for number, start in enumerate(range(0, len(tensors), chunk), start=1):
-        part = tensors[start:start + chunk]
+        part = tensors[start : start + chunk]
         config = replace(prepared.config, outputs=tuple(part + final_outputs))
         say(f"per-layer: debug build {number} with {len(part)} intermediate outputs")
         job = workdir / f"debug_{number:03d}"
         (job / "outputs").mkdir(parents=True)
         result = run_job(
-            {"job": "build", "recipe": config.recipe(prepared.dataset.write_txt(job / "dataset.txt")),
-             "export_path": str(job / "model.rknn"), "verbose": True,
-             "evaluate": evalset.request(job / "outputs")},
-            job, options.worker, what=f"{prepared.config.model} (per-layer debug build {number})",
+            {
+                "job": "build",
+                "recipe": config.recipe(prepared.dataset.write_txt(job / "dataset.txt")),
+                "export_path": str(job / "model.rknn"),
+                "verbose": True,
+                "evaluate": evalset.request(job / "outputs"),
+            },
+            job,
+            options.worker,
+            what=f"{prepared.config.model} (per-layer debug build {number})",
         )
         names = []
         for name in OUTPUT_OPERATOR.findall((job / "toolkit.log").read_text(errors="replace")):
@@ -96,8 +112,9 @@ def _aligned(board: np.ndarray, reference: np.ndarray) -> np.ndarray | None:
     return board.reshape(reference.shape)
 
 
-def compare_layers(layers: list[LayerSummary], kept: list[dict], simulator: list[dict[str, str]],
-                   board: list[dict[str, str]]) -> list[LayerError]:
+def compare_layers(
+    layers: list[LayerSummary], kept: list[dict], simulator: list[dict[str, str]], board: list[dict[str, str]]
+) -> list[LayerError]:
     """Rows as the vendor prints them: simulator_error next to runtime_error, per layer.
 
     kept: per sample {tensor: {"golden": npy, ...}} from the real model's analysis;
@@ -121,30 +138,47 @@ def compare_layers(layers: list[LayerSummary], kept: list[dict], simulator: list
             vs_sim.append(cosine(reference, measured))
         rt_entire = float(np.mean(vs_golden)) if vs_golden else None
         rt_sim = float(np.mean(vs_sim)) if vs_sim else None
-        rows.append(LayerError(
-            index=layer.index, op=layer.op, tensor=layer.tensor,
-            sim_entire_cos=layer.entire_cos_mean, sim_single_cos=layer.single_cos_mean,
-            rt_entire_cos=rt_entire, rt_single_sim_cos=rt_sim,
-            board_departs=rt_sim is not None and rt_sim < DEPARTS_BELOW,
-        ))
+        rows.append(
+            LayerError(
+                index=layer.index,
+                op=layer.op,
+                tensor=layer.tensor,
+                sim_entire_cos=layer.entire_cos_mean,
+                sim_single_cos=layer.single_cos_mean,
+                rt_entire_cos=rt_entire,
+                rt_single_sim_cos=rt_sim,
+                board_departs=rt_sim is not None and rt_sim < DEPARTS_BELOW,
+            )
+        )
     return rows
 
 
 RunDebug = Callable[[DebugModel], list[dict[str, str]]]  # per sample: output name -> local npy
 
 
-def per_layer_errors(prepared: Prepared, layers: list[LayerSummary], kept: list[dict],
-                     final_outputs: list[str], evalset: EvalSet, options: BuildOptions,
-                     run_debug: RunDebug, workdir: Path, say: Say, chunk: int = 64) -> list[LayerError]:
+def per_layer_errors(
+    prepared: Prepared,
+    layers: list[LayerSummary],
+    kept: list[dict],
+    final_outputs: list[str],
+    evalset: EvalSet,
+    options: BuildOptions,
+    run_debug: RunDebug,
+    workdir: Path,
+    say: Say,
+    chunk: int = 64,
+) -> list[LayerError]:
     tensors = tensors_to_expose(layers, prepared.config.model, final_outputs)
     simulator: list[dict[str, str]] = [dict() for _ in kept]
     board: list[dict[str, str]] = [dict() for _ in kept]
     for model in build_debug_models(prepared, tensors, final_outputs, evalset, options, workdir, say, chunk):
-        for index, outputs in enumerate(run_debug(model)[:len(board)]):
+        for index, outputs in enumerate(run_debug(model)[: len(board)]):
             board[index].update(outputs)
             simulator[index].update(model.simulator[index])
     rows = compare_layers(layers, kept, simulator, board)
     missing = sum(1 for row in rows if row.rt_entire_cos is None)
     if missing:
-        say(f"per-layer: {missing} layer(s) have no board figures (toolkit-internal tensors, or fused inside the NPU graph)")
+        say(
+            f"per-layer: {missing} layer(s) have no board figures (toolkit-internal tensors, or fused inside the NPU graph)"
+        )
     return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -18,20 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
-from rkbench.accuracy.layers import LayerSummary
 from rkbench.accuracy.analyze import AnalyzeOptions, analyze
-from rkbench.model.build import BuildOptions, Prepared, Say, build, prepare
-from rkbench.model.config import BuildConfig
-from rkbench.run.compare import Limits, check_thresholds, output_errors
-from rkbench.model.dataset import Dataset, load_dataset
-from rkbench.errors import RkbenchError, UsageError
 from rkbench.accuracy.evalset import EvalSet, prepare_eval
 from rkbench.accuracy.hybrid.search import build_from_cfg
-from rkbench.run.perlayer import DebugModel, onnx_node_outputs, per_layer_errors
-from rkbench.results.model import LatencyStats, RunResult, TelemetrySample
-from rkbench.run.session import RunOutcome, board_python, open_board, run_on_board
+from rkbench.accuracy.layers import LayerSummary
+from rkbench.boards.connect import board_python, open_board
+from rkbench.boards.health import board_soc
+from rkbench.errors import RkbenchError, UsageError
+from rkbench.model.build import BuildOptions, Prepared, Say, build, prepare
+from rkbench.model.config import BuildConfig
+from rkbench.model.dataset import Dataset, load_dataset
+from rkbench.results.model import RunResult, TelemetrySample
 from rkbench.results.stats import summarize
 from rkbench.results.store import Store
+from rkbench.run.compare import Limits, check_thresholds, output_errors
+from rkbench.run.perlayer import DebugModel, onnx_node_outputs, per_layer_errors
+from rkbench.run.plan import MeasureOptions
+from rkbench.run.session import RunOutcome, run_on_board
+from rkbench_wire import BuildRecipe, ModelRef, RunSpec
 
 
 @dataclass
@@ -46,25 +51,15 @@ class BoardOptions:
     labgrid: dict = field(default_factory=dict)  # client, coordinator, acquire_timeout
 
     def open(self):
-        return open_board(self.board, trust_new=self.trust_new, known_hosts=self.known_hosts,
-                          identity_files=tuple(self.identity), ssh_config=self.ssh_config,
-                          connect_timeout=self.connect_timeout, labgrid=self.labgrid)
-
-
-@dataclass
-class MeasureOptions:
-    backend: str = "auto"
-    core_masks: list[str] = field(default_factory=lambda: ["auto"])
-    warmup: int = 5
-    min_runs: int = 100
-    min_seconds: float = 2.0
-    max_seconds: float = 300.0
-    inputs: Path | None = None  # what to measure with; default: a held-out slice of the dataset
-    input_count: int = 8
-    per_layer: bool = False
-    lock_timeout_s: float = 30.0  # another host measuring on the board: wait this long
-    inject_slowdown: float = 0.0  # test-only runner knob (regression-detection benchmarks)
-    cpu_threads: int = 0  # CPU backends' threads; 0 = their default
+        return open_board(
+            self.board,
+            trust_new=self.trust_new,
+            known_hosts=self.known_hosts,
+            identity_files=tuple(self.identity),
+            ssh_config=self.ssh_config,
+            connect_timeout=self.connect_timeout,
+            labgrid=self.labgrid,
+        )
 
 
 @dataclass
@@ -93,14 +88,6 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _convert_stats(stats) -> LatencyStats | None:
-    if stats is None:
-        return None
-    data = asdict(stats) if not isinstance(stats, dict) else dict(stats)
-    data["count"] = data.pop("n", data.get("count", 0))
-    return LatencyStats(**data)
-
-
 def measured_inputs(prepared: Prepared, options: MeasureOptions) -> Dataset:
     if options.inputs is not None:
         return load_dataset(options.inputs, prepared.info, prepared.shapes)
@@ -112,6 +99,28 @@ def measured_inputs(prepared: Prepared, options: MeasureOptions) -> Dataset:
     return data.subset(range(min(options.input_count, len(data.samples))))
 
 
+#: Part of the analysis cache key: 2 = paths in the manifest relative to its entry.
+ANALYSIS_SCHEMA = 2
+#: Fields of an analysis manifest that name files inside the cache entry (stored relative to it).
+ENTRY_PATHS = ("arrays", "golden", "sim_outputs", "tensors")
+
+
+def _inside(path: str, folder: Path) -> str:
+    """`path` relative to `folder` when it lies inside it, else as it is."""
+    return os.path.relpath(path, folder) if Path(path).is_relative_to(folder) else path
+
+
+def _map_paths(value, change):
+    """`value` (lists and dicts of path strings) with `change` applied to every path."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [_map_paths(item, change) for item in value]
+    if isinstance(value, dict):
+        return {key: _map_paths(item, change) for key, item in value.items()}
+    return value
+
+
 class Analyses:
     """The simulator side of a run, cached by build and inputs: re-running the same model
     on the same inputs costs no simulator time."""
@@ -119,10 +128,13 @@ class Analyses:
     def __init__(self, options: BuildOptions):
         self.options = options
 
-    def get(self, prepared: Prepared, build_key: str, inputs: Dataset, keep_tensors: bool,
-            say: Say, simulate: bool = True) -> tuple[EvalSet, list[LayerSummary], list[list[str]], list[dict]]:
+    def get(
+        self, prepared: Prepared, build_key: str, inputs: Dataset, keep_tensors: bool, say: Say, simulate: bool = True
+    ) -> tuple[EvalSet, list[LayerSummary], list[list[str]], list[dict]]:
         simulate = simulate and prepared.config.quantized
-        key = hashlib.sha256(json.dumps([build_key, inputs.digest, keep_tensors, simulate]).encode()).hexdigest()
+        key = hashlib.sha256(
+            json.dumps([ANALYSIS_SCHEMA, build_key, inputs.digest, keep_tensors, simulate]).encode()
+        ).hexdigest()
         entry = self.options.cache.root / "analyses" / key
         manifest = entry / "analysis.json"
         if not manifest.is_file():
@@ -133,11 +145,15 @@ class Analyses:
             else:
                 work = self.options.cache.workdir("run-analysis")
                 names = sorted(onnx_node_outputs(prepared.config.model)) if keep_tensors else None
-                report = analyze(prepared, self.options,
-                                 AnalyzeOptions(files=inputs.samples, keep_tensors=names, keep_dir=work), say)
+                report = analyze(
+                    prepared, self.options, AnalyzeOptions(files=inputs.samples, keep_tensors=names, keep_dir=work), say
+                )
                 evalset = report.evalset
-                data = {"layers": [asdict(layer) for layer in report.layers],
-                        "sim_outputs": report.sim_outputs, "tensors": report.tensors}
+                data = {
+                    "layers": [asdict(layer) for layer in report.layers],
+                    "sim_outputs": report.sim_outputs,
+                    "tensors": report.tensors,
+                }
             golden_paths = []
             for index, sample in enumerate(evalset.golden or []):
                 paths = []
@@ -146,11 +162,17 @@ class Analyses:
                     np.save(path, array)
                     paths.append(str(path))
                 golden_paths.append(paths)
-            data.update(arrays=evalset.arrays, data_format=evalset.data_format, golden=golden_paths,
-                        output_names=evalset.output_names, digest=evalset.digest,
-                        files=[[str(f) for f in s] for s in evalset.files])
-            text = json.dumps(data).replace(str(work), "@ENTRY@")
-            (work / "analysis.json").write_text(text)
+            data.update(
+                arrays=evalset.arrays,
+                data_format=evalset.data_format,
+                golden=golden_paths,
+                output_names=evalset.output_names,
+                digest=evalset.digest,
+                files=[[str(f) for f in s] for s in evalset.files],
+            )
+            for key in ENTRY_PATHS:  # kept relative: the entry moves into place below
+                data[key] = _map_paths(data[key], lambda path: _inside(path, work))
+            (work / "analysis.json").write_text(json.dumps(data))
             entry.parent.mkdir(parents=True, exist_ok=True)
             try:
                 work.rename(entry)
@@ -158,10 +180,18 @@ class Analyses:
                 shutil.rmtree(work, ignore_errors=True)  # a twin finished first: same content
         else:
             say("simulator analysis: cached (same build, same inputs)")
-        data = json.loads(manifest.read_text().replace("@ENTRY@", str(entry)))
+        data = json.loads(manifest.read_text())
+        for key in ENTRY_PATHS:
+            data[key] = _map_paths(data[key], lambda path: str(entry / path) if not os.path.isabs(path) else path)
         golden = [[np.load(p) for p in sample] for sample in data["golden"]] or None
-        evalset = EvalSet(tuple(tuple(Path(f) for f in s) for s in data["files"]), data["arrays"],
-                          data["data_format"], golden, data["output_names"], data["digest"])
+        evalset = EvalSet(
+            tuple(tuple(Path(f) for f in s) for s in data["files"]),
+            data["arrays"],
+            data["data_format"],
+            golden,
+            data["output_names"],
+            data["digest"],
+        )
         layers = [LayerSummary(**dict(layer, markers=tuple(layer["markers"]))) for layer in data["layers"]]
         return evalset, layers, data["sim_outputs"], data["tensors"]
 
@@ -181,7 +211,6 @@ class LiveStore:
         self.backend = template.backend
         self.soc = None
         self.last_print = 0.0
-        self.recent: list[int] = []
 
     def __call__(self, event) -> None:
         kind = event.type
@@ -192,13 +221,14 @@ class LiveStore:
             self.say(f"board: {event.message}")
         elif kind == "samples":
             run_id = self._run_for(event.core_mask)
-            self.store.add_samples(run_id, event.offset, event.latencies_ns)
-            self.recent = (self.recent + list(event.latencies_ns))[-2000:]
-            if time.monotonic() - self.last_print > 1.0:
+            self.store.add_samples(run_id, event.offset, event.latencies_ns, event.stages_ns)
+            if time.monotonic() - self.last_print > 1.0 and event.latencies_ns:
                 self.last_print = time.monotonic()
-                median = float(np.median(self.recent)) / 1e6
-                self.say(f"board: {event.offset + len(event.latencies_ns)} runs, "
-                         f"median {median:.3f} ms (core mask {event.core_mask or '-'})")
+                median = float(np.median(event.latencies_ns)) / 1e6  # of this batch (~0.25 s of runs)
+                self.say(
+                    f"board: {event.offset + len(event.latencies_ns)} runs, "
+                    f"median {median:.3f} ms (core mask {event.core_mask or '-'})"
+                )
         elif kind == "telemetry" and self.current in self.run_ids:
             self.store.add_telemetry(self.run_ids[self.current], [self.telemetry(event)])
 
@@ -209,8 +239,14 @@ class LiveStore:
 
     def _run_for(self, mask: str | None) -> int:
         if mask not in self.run_ids:
-            result = replace(self.template, backend=self.backend, core_mask=mask, started=_now(),
-                             board_soc=self.soc or self.template.board_soc, latency_ns=[])
+            result = replace(
+                self.template,
+                backend=self.backend,
+                core_mask=mask,
+                started=_now(),
+                board_soc=self.soc or self.template.board_soc,
+                latency_ns=[],
+            )
             self.run_ids[mask] = self.store.begin_run(result)
             self.started[mask] = time.monotonic()
         self.current = mask
@@ -235,11 +271,13 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             # The runner's hello names the SoC; a board of another SoC is refused there.
             target, soc = request.target, None
         else:
-            soc = _board_info(transport, python).get("soc")
+            soc = board_soc(transport, python)
             target = soc or "rk3588"
             if not soc and request.config is not None:  # an already built .rknn is not built again
-                say(f"board {board_options.board}: no Rockchip SoC found; building for {target} "
-                    "(the simulator stands in for the NPU here)")
+                say(
+                    f"board {board_options.board}: no Rockchip SoC found; building for {target} "
+                    "(the simulator stands in for the NPU here)"
+                )
         timings["board"] = time.monotonic() - mark
 
         mark = time.monotonic()
@@ -265,8 +303,13 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             # A hybrid model has no simulator side here (the analysis would be the plain int8
             # build's): only the fp32 reference, and the board is compared with fp32 alone.
             evalset, layers, sim_outputs, kept = Analyses(build_options).get(
-                prepared, build_result.record["cache_key"], inputs, request.measure.per_layer, say,
-                simulate=hybrid is None)
+                prepared,
+                build_result.record["cache_key"],
+                inputs,
+                request.measure.per_layer,
+                say,
+                simulate=hybrid is None,
+            )
             spec_inputs, formats = evalset.arrays, evalset.data_format
         else:
             spec_inputs, formats = _rknn_inputs(request.measure)
@@ -276,32 +319,41 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             group=request.group or f"run-{datetime.datetime.now():%Y%m%d-%H%M%S}",
             model=(request.config.name if request.config else rknn.stem),
             model_sha256=(prepared.model_sha256 if prepared else _sha256(rknn)),
-            board=request.board_label or board_options.board, backend=request.measure.backend, core_mask=None,
+            board=request.board_label or board_options.board,
+            backend=request.measure.backend,
+            core_mask=None,
             build_key=build_key,
-            target=target, quant=request.config.quant if request.config else None, board_soc=soc,
+            target=target,
+            quant=request.config.quant if request.config else None,
+            board_soc=soc,
             suite=request.suite,
-            settings={"warmup": request.measure.warmup, "min_runs": request.measure.min_runs,
-                      "min_seconds": request.measure.min_seconds, "inputs": len(spec_inputs)},
+            settings={
+                "warmup": request.measure.warmup,
+                "min_runs": request.measure.min_runs,
+                "min_seconds": request.measure.min_seconds,
+                "inputs": len(spec_inputs),
+            },
             versions={"toolkit": toolkit},
         )
-        spec = {
-            "model": {"rknn": str(rknn),
-                      "onnx": str(prepared.config.model) if prepared and prepared.info.framework == "onnx" else None,
-                      "build_recipe": _board_recipe(prepared, work) if prepared and not hybrid else None},
-            "inputs": spec_inputs, "data_format": formats, "backend": request.measure.backend,
-            "core_masks": request.measure.core_masks, "warmup": request.measure.warmup,
-            "min_runs": request.measure.min_runs, "min_seconds": request.measure.min_seconds,
-            "max_seconds": request.measure.max_seconds, "lock_timeout_s": request.measure.lock_timeout_s,
-        }
-        if request.measure.inject_slowdown:
-            spec["inject_slowdown"] = request.measure.inject_slowdown
-        if request.measure.cpu_threads:
-            spec["cpu_threads"] = request.measure.cpu_threads
+        model = ModelRef(
+            rknn=str(rknn),
+            onnx=str(prepared.config.model) if prepared and prepared.info.framework == "onnx" else None,
+            build_recipe=_board_recipe(prepared, work) if prepared and not hybrid else None,
+        )
+        spec = request.measure.spec(model, spec_inputs, formats)
+        runner_env = request.measure.runner_env()
         live = LiveStore(store, template, say)
         mark = time.monotonic()
         try:
-            outcome = run_on_board(transport, spec, on_event=live, target=target,
-                                   python=python, out_dir=work / "board")
+            outcome = run_on_board(
+                transport,
+                spec,
+                on_event=live,
+                target=target,
+                python=python,
+                out_dir=work / "board",
+                runner_env=runner_env,
+            )
             soc = soc or outcome.hello.soc
         except BaseException as err:
             live.abort(_abort_reason(err))
@@ -315,9 +367,16 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             if request.measure.per_layer and prepared is not None and layers:
                 try:
                     board_layers = per_layer_errors(
-                        prepared, layers, kept, evalset.output_names, evalset, build_options,
-                        lambda model: _run_debug(transport, model, spec, python, target, work),
-                        work, say)
+                        prepared,
+                        layers,
+                        kept,
+                        evalset.output_names,
+                        evalset,
+                        build_options,
+                        lambda model: _run_debug(transport, model, spec, python, target, work, runner_env),
+                        work,
+                        say,
+                    )
                 except RkbenchError as err:  # the measurement stands without the per-layer table
                     say(f"per-layer board error not available: {err}")
                     template.settings["per_layer_error"] = str(err)
@@ -328,16 +387,36 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                 run_id = live.run_ids.get(mask_run.core_mask)
                 board_outputs = _outputs_by_sample(mask_run)
                 result = replace(
-                    template, run_id=run_id, backend=mask_run.backend, core_mask=mask_run.core_mask,
-                    status="ok", started=template.started or _now(), finished=_now(), board_soc=soc,
-                    latency_ns=list(mask_run.samples_ns), stats=summarize(mask_run.samples_ns),
-                    npu_stats=_convert_stats(mask_run.result.npu_stats), memory=dict(mask_run.result.memory),
-                    throttled=mask_run.result.throttled, throttle_reasons=list(mask_run.result.throttle_reasons),
+                    template,
+                    run_id=run_id,
+                    backend=mask_run.backend,
+                    core_mask=mask_run.core_mask,
+                    status="ok",
+                    started=template.started or _now(),
+                    finished=_now(),
+                    board_soc=soc,
+                    latency_ns=list(mask_run.samples_ns),
+                    stats=summarize(mask_run.samples_ns),
+                    npu_stats=mask_run.result.npu_stats,
+                    stages_ns=dict(mask_run.stages_ns),
+                    stage_stats=dict(mask_run.result.stage_stats),
+                    io_mode=mask_run.result.io_mode,
+                    timing_notes=list(mask_run.result.timing_notes),
+                    npu_profile=_npu_profile(mask_run),
+                    memory=dict(mask_run.result.memory),
+                    throttled=mask_run.result.throttled,
+                    throttle_reasons=list(mask_run.result.throttle_reasons),
                     layers=board_layers,
-                    versions=dict(template.versions, runner=outcome.hello.runner_version,
-                                  python=outcome.hello.python, **outcome.hello.backend_versions),
-                    settings=dict(template.settings, elapsed_s=mask_run.result.elapsed_s,
-                                  stopped_by=mask_run.result.stopped_by),
+                    versions={
+                        **template.versions,
+                        "runner": outcome.hello.runner_version,
+                        "python": outcome.hello.python,
+                        **outcome.hello.backend_versions,
+                        **mask_run.result.versions,  # what the runtime said once the model was loaded
+                    },
+                    settings=dict(
+                        template.settings, elapsed_s=mask_run.result.elapsed_s, stopped_by=mask_run.result.stopped_by
+                    ),
                 )
                 if evalset is not None and evalset.golden:
                     result.outputs += output_errors(board_outputs, evalset.golden, evalset.output_names, "fp32")
@@ -370,39 +449,51 @@ def _abort_reason(err: BaseException) -> str:
 
 def _check_hybrid(request: RunRequest) -> None:
     if request.measure.backend == "simulator":
-        raise UsageError("a hybrid model runs on the NPU (rknnlite): the board's simulator backend builds from "
-                         "the recipe and cannot run a hybrid build; evaluate it with `rkbench hybrid --cfg`")
+        raise UsageError(
+            "a hybrid model runs on the NPU (rknnlite): the board's simulator backend builds from "
+            "the recipe and cannot run a hybrid build; evaluate it with `rkbench hybrid --cfg`"
+        )
     if request.measure.per_layer:
         raise UsageError("--per-layer is not available for hybrid models yet")
 
 
-def _board_info(transport, python: str) -> dict:
-    from rkbench.boards.health import board_info
-
-    return board_info(transport, python=python)
-
-
-def _board_recipe(prepared: Prepared, work: Path) -> dict:
+def _board_recipe(prepared: Prepared, work: Path) -> BuildRecipe:
     """The build recipe the board's simulator/onnxruntime backends take (mean/std, or a
-    simulator build); its calibration list names files on this machine (local board)."""
+    simulator build); its calibration list is pushed with the model."""
     dataset = prepared.dataset.write_txt(work / "calibration.txt") if prepared.dataset else None
     recipe = prepared.config.recipe(dataset)
     del recipe["load"]["kwargs"]["model"]  # the board names its own copy (model.onnx)
-    return recipe
+    return BuildRecipe.from_dict(recipe)
 
 
 def _rknn_inputs(options: MeasureOptions):
     if options.inputs is None:
-        raise UsageError("an already built .rknn needs --inputs: .npy files in the layout the model "
-                         "takes (a folder, or a dataset.txt)")
+        raise UsageError(
+            "an already built .rknn needs --inputs: .npy files in the layout the model "
+            "takes (a folder, or a dataset.txt)"
+        )
     folder = options.inputs
-    files = sorted(folder.glob("*.npy")) if folder.is_dir() else [
-        (folder.parent / line.split()[0]).resolve() for line in folder.read_text().splitlines() if line.strip()]
+    files = (
+        sorted(folder.glob("*.npy"))
+        if folder.is_dir()
+        else [(folder.parent / line.split()[0]).resolve() for line in folder.read_text().splitlines() if line.strip()]
+    )
     if not files:
         raise UsageError(f"{folder}: no .npy inputs")
-    arrays = [[str(f)] for f in files[:options.input_count]]
+    arrays = [[str(f)] for f in files[: options.input_count]]
     first = np.load(arrays[0][0], mmap_mode="r")
     return arrays, ["nhwc" if first.ndim == 4 and first.shape[-1] in (1, 3, 4) else None]
+
+
+def _npu_profile(mask_run) -> dict | None:
+    """The per-layer NPU profile of a result: what the runner measured, its text as fetched."""
+    profile = mask_run.result.profile
+    if profile is None:
+        return None
+    if "unsupported" in profile:
+        return {"unsupported": profile["unsupported"]}
+    text = mask_run.profile_path.read_text(errors="replace") if mask_run.profile_path else ""
+    return {"runs": profile.get("runs"), "seconds": profile.get("seconds"), "text": text}
 
 
 def _outputs_by_sample(mask_run) -> list[list[Path]]:
@@ -412,30 +503,43 @@ def _outputs_by_sample(mask_run) -> list[list[Path]]:
     return [[paths[k] for k in sorted(paths)] for _, paths in sorted(samples.items())]
 
 
-def _run_debug(transport, model: DebugModel, spec: dict, python: str, target, work: Path) -> list[dict[str, str]]:
+def _run_debug(
+    transport, model: DebugModel, spec: RunSpec, python: str, target, work: Path, runner_env: dict
+) -> list[dict[str, str]]:
     """The debug variant on the board, once per input: its outputs by tensor name. Where
     there is no NPU (the local board) the board's simulator backend builds the same debug
     graph from the recipe and stands in for it."""
-    debug_model = dict(spec["model"], rknn=str(model.rknn), build_recipe=_debug_recipe(model, spec))
-    debug_spec = dict(spec, model=debug_model, core_masks=[spec["core_masks"][0]], warmup=0,
-                      min_runs=1, min_seconds=0.0)
-    outcome = run_on_board(transport, debug_spec, target=target, python=python,
-                           out_dir=work / f"debug-{model.rknn.parent.name}")
+    recipe = spec.model.build_recipe
+    if recipe is not None:
+        recipe = replace(recipe, load_kwargs=dict(recipe.load_kwargs, outputs=list(model.outputs)))
+    debug_spec = replace(
+        spec,
+        model=replace(spec.model, rknn=str(model.rknn), build_recipe=recipe),
+        core_masks=spec.core_masks[:1],
+        warmup=0,
+        min_runs=1,
+        min_seconds=0.0,
+    )
+    outcome = run_on_board(
+        transport,
+        debug_spec,
+        target=target,
+        python=python,
+        out_dir=work / f"debug-{model.rknn.parent.name}",
+        runner_env=runner_env,
+    )
     return [dict(zip(model.outputs, map(str, sample))) for sample in _outputs_by_sample(outcome.results[0])]
 
 
-def _debug_recipe(model: DebugModel, spec: dict) -> dict | None:
-    recipe = spec["model"].get("build_recipe")
-    if recipe is None:
-        return None
-    recipe = json.loads(json.dumps(recipe))
-    recipe["load"]["kwargs"]["outputs"] = list(model.outputs)
-    return recipe
-
-
 def _previous(store: Store, result: RunResult) -> RunResult | None:
-    rows = store.previous_runs(result.model_sha256, result.board, result.core_mask,
-                               before_run_id=result.run_id, limit=1, backend=result.backend)
+    rows = store.previous_runs(
+        result.model_sha256,
+        result.board,
+        result.core_mask,
+        before_run_id=result.run_id,
+        limit=1,
+        backend=result.backend,
+    )
     return store.get_run(rows[0].run_id) if rows else None
 
 

@@ -1,10 +1,14 @@
 """One run on one board: push what is missing, start the runner, read its events,
 bring the outputs back.
 
+    spec = MeasureOptions(backend="rknnlite").spec(ModelRef(rknn="model.rknn"), [["input0.npy"]])
     with open_board("192.168.1.20") as board:
-        outcome = run_on_board(board, {"backend": "rknnlite", "model": {"rknn": "model.rknn"},
-                                       "inputs": [["input0.npy"]]}, {}, target="rk3588")
+        outcome = run_on_board(board, spec, target="rk3588")
         outcome.results[0].samples_ns      # every raw latency, as the runner measured it
+
+The spec is the wire's own RunSpec, naming files on this host; the session pushes each file
+the backend can use (content-addressed, only what is missing) and sends the board a copy of
+the spec that names the pushed files.
 
 The runner is started as
 
@@ -17,176 +21,45 @@ runner at once (that is how Ctrl-C and failures end a run on the board).
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import shlex
 import signal
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
-
-from rkbench_wire import (
-    PROTOCOL_VERSION, Done, Error, Event, Hello, ProtocolError, Progress, Result, RunSpec, Samples,
-    Telemetry, decode_event,
-)
-from rkbench_wire.constants import ERR_BOARD_BUSY
-from rkbench_wire.spec import BuildRecipe, ModelRef
+from typing import Any
 
 from rkbench.boards import deploy
-from rkbench.boards.address import BoardAddress, parse_board
+from rkbench.boards.connect import DEFAULT_PYTHON
 from rkbench.boards.deploy import DeployStats
-from rkbench.boards.transport import RemoteProcess, Transport, TransportTimeout, open_transport
+from rkbench.boards.runner_command import (
+    RunnerFailed,
+    board_name,
+    runner_argv,
+    signal_of,
+    signal_text,
+    start_failure,
+    tail_lines,
+)
+from rkbench.boards.transport import RemoteProcess, Transport, TransportTimeout
 from rkbench.errors import BoardError, InputFileError, UsageError
+from rkbench.run.events import EventFold, MaskRun, OutputFile
+from rkbench_wire import (
+    Event,
+    Hello,
+    Progress,
+    RunSpec,
+    Telemetry,
+)
+from rkbench_wire.constants import ERR_BOARD_BUSY
+from rkbench_wire.spec import ModelRef
 
-DEFAULT_PYTHON = "python3"
-
-
-def board_python(board: str, python: Optional[str] = None) -> str:
-    """The board's interpreter: as given, else python3 -- except on the local board, which
-    is this machine: its runner uses this interpreter (it has onnxruntime, and in rkbench's
-    own environment rknn-toolkit2 for the simulator backend)."""
-    if python:
-        return python
-    return sys.executable if board == "local" else DEFAULT_PYTHON
-RUNNER_MODULE = "rkbench_device"
-#: Runs argv and exits with its status; a death by signal N becomes 128+N (what a
-#: shell reports), the same on ssh, adb and local.
-EXIT_WRAPPER = '"$@"; exit $?'
-#: How long the runner may stay silent (no event) before the host stops it, on top
-#: of the lock wait of the spec. The runner streams samples every 0.25 s and
-#: telemetry every telemetry_interval_s while it measures; loading a big model is the
-#: longest quiet stretch.
 SILENCE_S = 120.0
 SILENCE_SIMULATOR_S = 1800.0  # the simulator builds the model first (minutes for big ones)
 #: SoC names whose NPUs run the same .rknn (the toolkit's target_platform on the left).
 SOC_FAMILIES = ({"rk3588", "rk3588s"}, {"rk3566", "rk3568"})
-
-PROVISION_HINT = "run `rkbench provision {board}`"
-
-
-# ----------------------------------------------------------------------------------
-# opening a board
-# ----------------------------------------------------------------------------------
-def open_board(
-    board: Union[str, BoardAddress],
-    trust_new: bool = False,
-    *,
-    known_hosts: Optional[str] = None,
-    identity_files: Sequence[str] = (),
-    ssh_config: Optional[str] = None,
-    connect_timeout: float = 10.0,
-    log: Optional[Callable[[str], None]] = None,
-    labgrid: Optional[Mapping[str, Any]] = None,
-    **transport_opts: Any,
-) -> Transport:
-    """Parse a --board string and open its transport (ssh, adb, local, or the SSH
-    NetworkService of a labgrid place: `labgrid:PLACE`, acquired now and released when
-    the transport is closed; `labgrid` holds client, coordinator, acquire_timeout).
-
-    The ssh options (trust_new, known_hosts, identity_files, ssh_config,
-    connect_timeout) are ignored for adb and local boards. `transport_opts` go to
-    the transport as they are (local: home, env; adb: adb_path, server_port, ...).
-    `log` gets one-line notices (e.g. "trusting new host key ... recorded in ...").
-    """
-    if isinstance(board, str):
-        from rkbench.boards.labgrid import parse_labgrid_board
-
-        place = parse_labgrid_board(board)
-        if place is not None:
-            return _open_labgrid(place, trust_new, known_hosts, identity_files, ssh_config,
-                                 connect_timeout, log, labgrid)
-    address = parse_board(board) if isinstance(board, str) else board
-    opts: Dict[str, Any] = dict(transport_opts)
-    if address.kind == "ssh":
-        opts.update(
-            known_hosts=known_hosts,
-            trust_new=trust_new,
-            identity_files=list(identity_files),
-            ssh_config=ssh_config,
-            connect_timeout=connect_timeout,
-        )
-        if log is not None:
-            opts["log"] = log
-    elif address.kind == "adb" and log is not None:
-        opts.setdefault("log", log)
-    return open_transport(address, **opts)
-
-
-def _open_labgrid(place: str, trust_new: bool, known_hosts: Optional[str], identity_files: Sequence[str],
-                  ssh_config: Optional[str], connect_timeout: float, log: Optional[Callable[[str], None]],
-                  labgrid: Optional[Mapping[str, Any]]) -> Transport:
-    from rkbench.boards.labgrid import open_labgrid_board
-
-    transport, release = open_labgrid_board(
-        place, log=log, trust_new=trust_new, known_hosts=known_hosts, identity_files=list(identity_files),
-        ssh_config=ssh_config, connect_timeout=connect_timeout, **dict(labgrid or {}))
-    close = transport.close
-
-    def close_and_release() -> None:
-        try:
-            close()
-        finally:
-            release()
-
-    transport.close = close_and_release  # the place is released with the connection
-    return transport
-
-
-def python_argv(python: Union[str, Sequence[str]]) -> List[str]:
-    """The board's Python as argv words: "python3", "/opt/py/bin/python3", or a
-    command with options ("python3 -X faulthandler")."""
-    words = shlex.split(python) if isinstance(python, str) else [str(w) for w in python]
-    if not words:
-        raise UsageError("--python: empty; give the board's Python, e.g. python3 or /usr/bin/python3")
-    return words
-
-
-def runner_argv(runner_dir: str, python: Union[str, Sequence[str]], command: str, *args: str) -> List[str]:
-    """argv of `python3 -m rkbench_device COMMAND ARGS...` with the runner on PYTHONPATH."""
-    return ["sh", "-c", EXIT_WRAPPER, "sh", "env", f"PYTHONPATH={runner_dir}",
-            *python_argv(python), "-m", RUNNER_MODULE, command, *args]
-
-
-def board_name(transport: Transport) -> str:
-    """What `rkbench provision BOARD` should say for this board."""
-    address = getattr(transport, "address", None)
-    if address is None:
-        return "BOARD"
-    return address.raw or address.display
-
-
-# ----------------------------------------------------------------------------------
-# what a run gives back
-# ----------------------------------------------------------------------------------
-@dataclass
-class OutputFile:
-    """One output array of one input sample, fetched from the board."""
-
-    sample: int
-    index: int
-    name: Optional[str]
-    shape: List[int]
-    dtype: str
-    remote_path: str
-    local_path: Path
-
-
-@dataclass
-class MaskRun:
-    """The outcome for one core mask (core_mask None: the backend has no core masks)."""
-
-    core_mask: Optional[str]
-    result: Result
-    samples_ns: List[int]
-    outputs: List[OutputFile] = field(default_factory=list)
-
-    @property
-    def backend(self) -> str:
-        return self.result.backend
 
 
 @dataclass
@@ -216,10 +89,10 @@ class RunOutcome:
     board: str
     transport: str
     hello: Hello
-    results: List[MaskRun]
-    telemetry: List[Telemetry]
-    progress: List[Progress]
-    output_dir: Optional[Path]
+    results: list[MaskRun]
+    telemetry: list[Telemetry]
+    progress: list[Progress]
+    output_dir: Path | None
     deploy: DeployStats
     timings: RunTimings
     remote_run_dir: str
@@ -235,91 +108,8 @@ class RunOutcome:
         return self.hello.backend_reason
 
     @property
-    def output_files(self) -> List[Path]:
+    def output_files(self) -> list[Path]:
         return [o.local_path for r in self.results for o in r.outputs]
-
-    def result_for(self, core_mask: Optional[str]) -> MaskRun:
-        for run in self.results:
-            if run.core_mask == core_mask:
-                return run
-        raise KeyError(core_mask)
-
-
-class RunnerFailed(BoardError):
-    """The runner reported an error, crashed, hung, or could not start.
-
-    kind: the runner's error kind (rkbench_wire ERR_*) or one of "crashed",
-    "silent", "protocol", "python_missing", "python_too_old", "numpy_missing",
-    "runner_missing", "start_failed". detail: traceback/stderr tail (multi-line)."""
-
-    def __init__(self, message: str, kind: str, detail: str = "", exit_code: Optional[int] = None,
-                 signal_number: Optional[int] = None):
-        super().__init__(message)
-        self.kind = kind
-        self.detail = detail
-        self.runner_exit_code = exit_code
-        self.signal_number = signal_number
-
-
-# ----------------------------------------------------------------------------------
-# helpers shared with health/provision
-# ----------------------------------------------------------------------------------
-def signal_of(returncode: Optional[int]) -> Optional[int]:
-    """The signal that ended a command: rc < 0 (subprocess), or > 128 (a shell)."""
-    if returncode is None:
-        return None
-    if returncode < 0:
-        return -returncode
-    if 128 < returncode < 128 + 65:
-        return returncode - 128
-    return None
-
-
-def signal_text(number: int) -> str:
-    try:
-        name = signal.Signals(number).name
-    except ValueError:
-        name = f"signal {number}"
-    return f"signal {number} ({name})"
-
-
-def tail_lines(text: str, lines: int = 3, width: int = 300) -> str:
-    """The last non-empty lines of `text` joined with " | " (for one-line messages)."""
-    kept = [ln.strip()[-width:] for ln in (text or "").splitlines() if ln.strip()]
-    kept = [ln for ln in kept if not ln.startswith("rkbench-device: stdin closed")]
-    return " | ".join(kept[-lines:])
-
-
-def start_failure(board: str, board_arg: str, python: Union[str, Sequence[str]], returncode: Optional[int],
-                  stderr: str, what: str = "the runner") -> RunnerFailed:
-    """Why `python3 -m rkbench_device ...` ended before saying anything, as a message
-    that says what to do."""
-    py = " ".join(python_argv(python))
-    hint = PROVISION_HINT.format(board=board_arg)
-    text = stderr or ""
-    low = text.lower()
-    tail = tail_lines(text)
-    if returncode == 127 or (py.split()[0] in text and ("not found" in low or "no such file" in low)):
-        return RunnerFailed(
-            f"{board}: {py} is not on the board (or not on the login PATH): install Python 3.8+ with numpy "
-            f"from the board's OS (e.g. apt-get install python3 python3-numpy) or give its path with "
-            f"--python, then {hint}", "python_missing", text, returncode)
-    if "no module named 'numpy'" in low or 'no module named "numpy"' in low:
-        return RunnerFailed(
-            f"{board}: numpy is missing from {py} on the board: {hint} (it pushes a numpy wheel that "
-            f"matches the board, no internet needed on the board)", "numpy_missing", text, returncode)
-    if "syntaxerror" in low or "future feature annotations" in low:
-        return RunnerFailed(
-            f"{board}: {py} on the board is too old for the runner (it needs Python 3.8+): install a newer "
-            f"python3 or point --python at one, then {hint}", "python_too_old", text, returncode)
-    if "no module named 'rkbench_device'" in low or "no module named 'rkbench_wire'" in low:
-        return RunnerFailed(
-            f"{board}: the runner files on the board are incomplete ({tail}); delete ~/.cache/rkbench/runner "
-            f"on the board and run again", "runner_missing", text, returncode)
-    sig = signal_of(returncode)
-    how = f"died from {signal_text(sig)}" if sig else f"exited with code {returncode}"
-    return RunnerFailed(f"{board}: {what} {how} before saying hello" + (f"; stderr: {tail}" if tail else ""),
-                        "start_failed", text, returncode, sig)
 
 
 def soc_matches(target: str, soc: str) -> bool:
@@ -329,14 +119,15 @@ def soc_matches(target: str, soc: str) -> bool:
     return any(t in family and s in family for family in SOC_FAMILIES)
 
 
-def check_target(target: Optional[str], soc: Optional[str], board: str) -> None:
+def check_target(target: str | None, soc: str | None, board: str) -> None:
     """Refuse a model built for another SoC than the board's (both names in the message)."""
     if not target or not soc:
         return
     if not soc_matches(target, soc):
         raise UsageError(
             f"{board} is an {soc} board but the model was built for {target.lower()}: rebuild with "
-            f"--target {soc} (an .rknn only runs on the NPU it was built for)")
+            f"--target {soc} (an .rknn only runs on the NPU it was built for)"
+        )
 
 
 # ----------------------------------------------------------------------------------
@@ -347,26 +138,38 @@ def _default_silence(spec: RunSpec) -> float:
     return base + float(spec.lock_timeout_s)
 
 
-def _text(name: Any) -> Any:
-    return os.fspath(name) if isinstance(name, os.PathLike) else name
-
-
 def _remote_rel(path: str, root: str) -> str:
     if path.startswith(root.rstrip("/") + "/"):
-        return path[len(root.rstrip("/")) + 1:]
+        return path[len(root.rstrip("/")) + 1 :]
     return os.path.basename(path)
+
+
+#: Backends that run the .rknn (the others run the source .onnx).
+RKNN_BACKENDS = ("auto", "rknnlite", "rknnrt")
+ONNX_BACKENDS = ("auto", "onnxruntime", "simulator")
 
 
 class _Session:
     """The state of one run; `run()` does it all. One class, one job."""
 
-    def __init__(self, transport: Transport, spec_fields: Mapping[str, Any], local_files: Mapping[str, Any],
-                 on_event: Optional[Callable[[Event], None]], *, target: Optional[str], python, cache: Optional[str],
-                 out_dir: Optional[Any], silence_timeout: Optional[float], keep_remote: bool,
-                 sysfs_root: Optional[str], runner_dirs: Optional[Sequence[Any]]):
+    def __init__(
+        self,
+        transport: Transport,
+        spec: RunSpec,
+        on_event: Callable[[Event], None] | None,
+        *,
+        target: str | None,
+        python,
+        cache: str | None,
+        out_dir: Any | None,
+        silence_timeout: float | None,
+        keep_remote: bool,
+        sysfs_root: str | None,
+        runner_dirs: Sequence[Any] | None,
+        runner_env: Mapping[str, str] | None,
+    ):
         self.t = transport
-        self.spec_fields = dict(spec_fields)
-        self.local_files = dict(local_files)
+        self.spec = spec
         self.on_event = on_event
         self.target = target
         self.python = python
@@ -376,35 +179,17 @@ class _Session:
         self.keep_remote = keep_remote
         self.sysfs_root = sysfs_root
         self.runner_dirs = runner_dirs
+        self.runner_env = dict(runner_env or {})
         self.board = transport.describe()
         self.board_arg = board_name(transport)
         self.stats = DeployStats()
         self.timings = RunTimings()
-        self.proc: Optional[RemoteProcess] = None
-        self.hello: Optional[Hello] = None
-        self.stage = "starting"
-        self.progress: List[Progress] = []
-        self.telemetry: List[Telemetry] = []
-        self.results: List[MaskRun] = []
-        self.pending: Dict[Optional[str], List[int]] = {}
-        self.error: Optional[Error] = None
-        self.done: Optional[Done] = None
-        self.stray: List[str] = []
-        self.local_names: Dict[str, str] = {}
-        self.runner_dir = "?"
+        self.proc: RemoteProcess | None = None
+        self.fold = EventFold(self.board)
+        self.local_names: dict[str, str] = {}
 
-    # -- spec -----------------------------------------------------------------------
-    def _local(self, name: Any, field_name: str) -> str:
-        if not isinstance(name, (str, os.PathLike)):
-            raise UsageError(f"run spec {field_name}: expected a file name, got {name!r}")
-        key = os.fspath(name)
-        path = os.fspath(self.local_files.get(key, key))
-        if not os.path.isfile(path):
-            raise InputFileError(f"{field_name}: {path} does not exist (or is not a file)")
-        return path
-
-    def _push(self, name: Any, field_name: str) -> str:
-        local = self._local(name, field_name)
+    # -- the spec as the board sees it ----------------------------------------------------
+    def _push(self, local: str) -> str:
         remote = deploy.ensure_blob(self.t, local, stats=self.stats, cache=self.cache)
         self.local_names[remote] = local
         return remote
@@ -415,127 +200,34 @@ class _Session:
             text = text.replace(remote, local)
         return text
 
-    def build_spec(self, run_dir: str) -> RunSpec:
-        """The spec as the board sees it: checked first (with the local paths), then each
-        file the chosen backend can use pushed and named by its board path."""
-        fields = dict(self.spec_fields)
-        for key in ("v", "output_dir"):
-            if key in fields:
-                raise UsageError(f"run spec: {key!r} is set by the session, not by the caller")
-        unknown = sorted(set(fields) - set(RunSpec.__dataclass_fields__))
-        if unknown:
-            raise UsageError(f"run spec: unknown field(s) {', '.join(unknown)}")
-        model = fields.pop("model", None)
-        if not isinstance(model, Mapping):
-            raise UsageError("run spec: 'model' must give rknn and/or onnx (local files)")
-        stray = sorted(set(model) - {"rknn", "onnx", "build_recipe"})
-        if stray:
-            raise UsageError(f"run spec: unknown model field(s) {', '.join(stray)} (rknn, onnx, build_recipe)")
-        inputs = fields.pop("inputs", None)
-        if not isinstance(inputs, (list, tuple)) or not inputs or \
-                not all(isinstance(sample, (list, tuple)) for sample in inputs):
-            raise UsageError("run spec: 'inputs' must list samples, each a list of .npy files (one per model input)")
-        backend = fields.get("backend", "auto")
-        # only what the backend can use travels (an .rknn is useless to onnxruntime, and big)
-        rknn = model.get("rknn") if backend in ("auto", "rknnlite") else None
-        onnx = model.get("onnx") if backend in ("auto", "onnxruntime", "simulator") else None
-        recipe = None
-        try:
-            raw = model.get("build_recipe")
-            if raw is not None:
-                # a copy: the dataset path is rewritten below
-                recipe = BuildRecipe.from_dict(raw.to_dict() if isinstance(raw, BuildRecipe) else dict(raw))
-            # check every setting before pushing anything
-            RunSpec(model=ModelRef(rknn=_text(rknn), onnx=_text(onnx), build_recipe=recipe),
-                    inputs=[[_text(p) for p in sample] for sample in inputs], output_dir=f"{run_dir}/out", **fields)
-        except (ProtocolError, TypeError) as exc:
-            raise UsageError(f"run spec: {exc}") from None
-        # the local files exist before the first byte moves
-        for name, where in ((rknn, "model.rknn"), (onnx, "model.onnx")):
-            if name:
-                self._local(name, where)
-        for i, sample in enumerate(inputs):
-            for k, name in enumerate(sample):
-                self._local(name, f"inputs[{i}][{k}]")
-        remote_rknn = self._push(rknn, "model.rknn") if rknn else None
-        remote_onnx = self._push(onnx, "model.onnx") if onnx else None
+    def board_spec(self, run_dir: str) -> RunSpec:
+        """Every file the backend can use pushed (an .rknn is useless to onnxruntime, and
+        big), and the spec naming the pushed copies; the local files are checked first."""
+        spec = self.spec
+        model = spec.model
+        rknn = model.rknn if spec.backend in RKNN_BACKENDS else None
+        onnx = model.onnx if spec.backend in ONNX_BACKENDS else None
+        recipe = model.build_recipe
+        wanted = [(rknn, "model.rknn"), (onnx, "model.onnx")]
         if recipe is not None and recipe.dataset:
-            recipe.dataset = self._push(recipe.dataset, "model.build_recipe.build.dataset")
-        remote_inputs = [[self._push(p, f"inputs[{i}][{k}]") for k, p in enumerate(sample)]
-                         for i, sample in enumerate(inputs)]
-        return RunSpec(model=ModelRef(rknn=remote_rknn, onnx=remote_onnx, build_recipe=recipe),
-                       inputs=remote_inputs, output_dir=f"{run_dir}/out", **fields)
-
-    # -- events ---------------------------------------------------------------------
-    def _fail(self, message: str, kind: str, detail: str = "", rc: Optional[int] = None,
-              sig: Optional[int] = None) -> RunnerFailed:
-        return RunnerFailed(message, kind, detail, rc, sig)
-
-    def _decode(self, raw: bytes) -> Optional[Event]:
-        text = raw.decode("utf-8", "replace").strip()
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            if self.hello is None:
-                # a login script printing on stdout before the runner starts: ignore, keep for errors
-                self.stray.append(text[:200])
-                return None
-            raise self._fail(f"{self.board}: the runner printed something that is not an event: {text[:120]!r}",
-                             "protocol")
-        try:
-            return decode_event(text)
-        except ProtocolError as exc:
-            if "protocol version" in str(exc):
-                raise self._fail(
-                    f"{self.board}: refusing the runner's events: {exc} (this host speaks protocol version "
-                    f"{PROTOCOL_VERSION}; the runner in {self.runner_dir} is not the one this rkbench deployed: "
-                    f"delete that folder on the board and run again)", "protocol") from None
-            raise self._fail(f"{self.board}: the runner sent a message this host does not understand: {exc}",
-                             "protocol") from None
-
-    def _handle(self, event: Event) -> None:
-        if isinstance(event, Hello):
-            if event.protocol_version != PROTOCOL_VERSION:
-                raise self._fail(f"{self.board}: the runner speaks protocol version {event.protocol_version}, "
-                                 f"this host {PROTOCOL_VERSION}; redeploy (delete {self.runner_dir})", "protocol")
-            self.hello = event
-            self.timings.start_s = time.monotonic() - self._started
-            self._hello_at = time.monotonic()
-        elif self.hello is None and not isinstance(event, (Error, Done)):
-            raise self._fail(f"{self.board}: the runner sent {event.type!r} before hello", "protocol")
-        elif isinstance(event, Progress):
-            self.stage = f"{event.stage}: {event.message}"
-            self.progress.append(event)
-        elif isinstance(event, Samples):
-            got = self.pending.setdefault(event.core_mask, [])
-            if event.offset != len(got):
-                raise self._fail(f"{self.board}: latency samples for core mask {event.core_mask} arrived out of "
-                                 f"order (offset {event.offset}, expected {len(got)})", "protocol")
-            got.extend(event.latencies_ns)
-        elif isinstance(event, Telemetry):
-            self.telemetry.append(event)
-        elif isinstance(event, Result):
-            samples = self.pending.pop(event.core_mask, [])
-            runs = int(event.counts.get("runs", len(samples)))
-            if len(samples) != runs:
-                raise self._fail(f"{self.board}: the result for core mask {event.core_mask} counts {runs} runs "
-                                 f"but {len(samples)} latencies arrived", "protocol")
-            self.results.append(MaskRun(core_mask=event.core_mask, result=event, samples_ns=samples))
-        elif isinstance(event, Error):
-            self.error = event
-        elif isinstance(event, Done):
-            self.done = event
-        if self.on_event is not None:
-            self.on_event(event)
-        if isinstance(event, Hello):
-            check_target(self.target, event.soc, self.board)
+            wanted.append((recipe.dataset, "model.build_recipe.build.dataset"))
+        wanted += [(path, f"inputs[{i}][{k}]") for i, sample in enumerate(spec.inputs) for k, path in enumerate(sample)]
+        for path, where in wanted:
+            if path and not os.path.isfile(path):
+                raise InputFileError(f"{where}: {path} does not exist (or is not a file)")
+        if recipe is not None and recipe.dataset:
+            recipe = replace(recipe, dataset=self._push(recipe.dataset))
+        return replace(
+            spec,
+            model=ModelRef(
+                rknn=self._push(rknn) if rknn else None, onnx=self._push(onnx) if onnx else None, build_recipe=recipe
+            ),
+            inputs=[[self._push(path) for path in sample] for sample in spec.inputs],
+            output_dir=f"{run_dir}/out",
+        )
 
     # -- failures -------------------------------------------------------------------
-    def _exit_status(self, wait_s: float = 10.0) -> Optional[int]:
+    def _exit_status(self, wait_s: float = 10.0) -> int | None:
         assert self.proc is not None
         try:
             return self.proc.wait(wait_s)
@@ -546,58 +238,58 @@ class _Session:
     def _crashed(self) -> RunnerFailed:
         """stdout ended without a `done`: say how the runner ended."""
         assert self.proc is not None
+        fold = self.fold
         rc = self._exit_status()
         stderr = self.proc.stderr_tail()
-        if self.hello is None:
-            if self.error is not None:
-                return self._error_event_failure(rc)
-            err = start_failure(self.board, self.board_arg, self.python, rc, stderr)
-            if self.stray and err.kind == "start_failed":
-                err = RunnerFailed(f"{err}; it printed: {' | '.join(self.stray[-3:])}", err.kind, err.detail, rc)
-            return err
-        if self.error is not None:
+        if fold.error is not None:
             return self._error_event_failure(rc)
+        if fold.hello is None:
+            err = start_failure(self.board, self.board_arg, self.python, rc, stderr)
+            if fold.stray and err.kind == "start_failed":
+                err = RunnerFailed(f"{err}; it printed: {' | '.join(fold.stray[-3:])}", err.kind, err.detail, rc)
+            return err
         sig = signal_of(rc)
         how = f"died from {signal_text(sig)}" if sig else f"exited with code {rc} without finishing"
         tail = tail_lines(stderr)
-        msg = f"{self.board}: the runner {how} while at [{self.stage}]"
+        msg = f"{self.board}: the runner {how} while at [{fold.stage}]"
         if tail:
             msg += f"; stderr: {tail}"
         if sig == signal.SIGKILL:
             msg += "; a SIGKILL nobody sent comes from the kernel's out-of-memory killer (check `dmesg` on the board)"
-        return self._fail(msg, "crashed", stderr, rc, sig)
+        return RunnerFailed(msg, "crashed", stderr, rc, sig)
 
-    def _error_event_failure(self, rc: Optional[int]) -> RunnerFailed:
-        err = self.error
+    def _error_event_failure(self, rc: int | None) -> RunnerFailed:
+        err = self.fold.error
         assert err is not None
         where = f" on core mask {err.core_mask}" if err.core_mask else ""
         detail = err.detail or ""
         if err.kind == ERR_BOARD_BUSY:
-            msg = (f"{self.board}: {err.message}; another host may be measuring on this board right now: "
-                   f"wait until it finishes, then run again")
+            msg = (
+                f"{self.board}: {err.message}; another host may be measuring on this board right now: "
+                f"wait until it finishes, then run again"
+            )
         else:
             msg = f"{self.board}: the runner failed{where} ({err.kind}): {self._local_words(err.message)}"
             last = tail_lines(detail, 1)
             if last and last not in msg:
                 msg += f" [{last}]"
-        code = self.done.exit_code if self.done is not None else rc
-        return self._fail(msg, err.kind, detail, code)
+        code = self.fold.done.exit_code if self.fold.done is not None else rc
+        return RunnerFailed(msg, err.kind, detail, code)
 
     # -- the whole run ----------------------------------------------------------------
     def run(self) -> RunOutcome:
         t0 = time.monotonic()
-        self.runner_dir = deploy.ensure_runner(self.t, stats=self.stats, cache=self.cache,
-                                               package_dirs=self.runner_dirs)
+        runner_dir = deploy.ensure_runner(self.t, stats=self.stats, cache=self.cache, package_dirs=self.runner_dirs)
+        self.fold.runner_dir = runner_dir
         cache_root = deploy.cache_dir(self.t, self.cache)
         run_dir = f"{cache_root}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        spec = self.build_spec(run_dir)
+        spec = self.board_spec(run_dir)
         silence = self.silence_timeout if self.silence_timeout is not None else _default_silence(spec)
         self.timings.deploy_s = time.monotonic() - t0
 
         args = ["--root", self.sysfs_root] if self.sysfs_root else []
-        argv = runner_argv(self.runner_dir, self.python, "run", *args)
-        self._started = time.monotonic()
-        self._hello_at = self._started
+        argv = runner_argv(runner_dir, self.python, "run", *args, env=self.runner_env)
+        started = time.monotonic()
         try:
             self.proc = self.t.start(argv)
             try:
@@ -605,14 +297,16 @@ class _Session:
                     self.proc.write_stdin((spec.to_json() + "\n").encode("utf-8"))
                 except BoardError:
                     pass  # it ended already (no python3, no numpy...): its output says why
-                self._read_events(silence)
+                hello_at = self._read_events(silence, started)
             except BaseException:  # Ctrl-C included: stdin closed, the runner exits, then re-raise
                 self._stop_runner()
                 raise
             done_at = time.monotonic()
-            self.timings.runner_s = done_at - self._hello_at
-            self.timings.measure_s = sum(r.result.elapsed_s for r in self.results)
-            self._fetch_outputs(spec, run_dir)
+            self.timings.start_s = hello_at - started
+            self.timings.runner_s = done_at - hello_at
+            self.timings.measure_s = sum(r.result.elapsed_s for r in self.fold.results)
+            self._fetch_outputs(spec)
+            self._fetch_profiles(spec)
             self.timings.fetch_s = time.monotonic() - done_at
         finally:
             if not self.keep_remote:
@@ -620,42 +314,65 @@ class _Session:
                 self._cleanup(run_dir)
                 self.timings.cleanup_s = time.monotonic() - c0
         self.timings.total_s = time.monotonic() - t0
-        assert self.hello is not None
-        return RunOutcome(board=self.board, transport=self.t.kind, hello=self.hello, results=self.results,
-                          telemetry=self.telemetry, progress=self.progress, output_dir=self.out_dir,
-                          deploy=self.stats, timings=self.timings, remote_run_dir=run_dir, spec=spec)
+        fold = self.fold
+        assert fold.hello is not None
+        return RunOutcome(
+            board=self.board,
+            transport=self.t.kind,
+            hello=fold.hello,
+            results=fold.results,
+            telemetry=fold.telemetry,
+            progress=fold.progress,
+            output_dir=self.out_dir,
+            deploy=self.stats,
+            timings=self.timings,
+            remote_run_dir=run_dir,
+            spec=spec,
+        )
 
-    def _read_events(self, silence: float) -> None:
-        proc = self.proc
+    def _read_events(self, silence: float, started: float) -> float:
+        """Events until `done`; returns when hello came (monotonic)."""
+        proc, fold = self.proc, self.fold
         assert proc is not None
-        while True:
+        hello_at = started
+        while fold.done is None:
             try:
                 raw = proc.readline(timeout=silence)
             except TransportTimeout:
                 proc.kill()  # hung: closing stdin may not reach it
                 tail = tail_lines(proc.stderr_tail())
-                raise self._fail(f"{self.board}: the runner sent nothing for {silence:g} s while at [{self.stage}]; "
-                                 f"stopped it" + (f"; stderr: {tail}" if tail else ""), "silent",
-                                 proc.stderr_tail()) from None
+                raise RunnerFailed(
+                    f"{self.board}: the runner sent nothing for {silence:g} s while at [{fold.stage}]; "
+                    f"stopped it" + (f"; stderr: {tail}" if tail else ""),
+                    "silent",
+                    proc.stderr_tail(),
+                ) from None
             if not raw:
-                break
-            event = self._decode(raw)
+                raise self._crashed()
+            event = fold.decode(raw)
             if event is None:
                 continue
-            self._handle(event)
-            if self.done is not None:
-                break
-        if self.done is None:
-            raise self._crashed()
+            fold.add(event)
+            if isinstance(event, Hello):
+                hello_at = time.monotonic()
+            if self.on_event is not None:
+                self.on_event(event)
+            if isinstance(event, Hello):
+                check_target(self.target, event.soc, self.board)
         proc.close_stdin()
         rc = self._exit_status()
-        if self.error is not None or not self.done.ok:
-            if self.error is None:
-                raise self._fail(f"{self.board}: the runner ended with exit code {self.done.exit_code} and "
-                                 f"no error message", "crashed", proc.stderr_tail(), self.done.exit_code)
+        if fold.error is not None:
             raise self._error_event_failure(rc)
-        if self.hello is None:
-            raise self._fail(f"{self.board}: the runner finished without saying hello", "protocol")
+        if not fold.done.ok:
+            raise RunnerFailed(
+                f"{self.board}: the runner ended with exit code {fold.done.exit_code} and no error message",
+                "crashed",
+                proc.stderr_tail(),
+                fold.done.exit_code,
+            )
+        if fold.hello is None:
+            raise RunnerFailed(f"{self.board}: the runner finished without saying hello", "protocol")
+        return hello_at
 
     def _stop_runner(self) -> None:
         """Close stdin (the runner exits on EOF), give it a moment, then kill."""
@@ -671,24 +388,48 @@ class _Session:
             proc.kill()
             raise
 
-    def _fetch_outputs(self, spec: RunSpec, run_dir: str) -> None:
-        wanted = [(run, entry, f) for run in self.results for entry in run.result.outputs
-                  for f in entry.get("files", [])]
+    def _fetch_profiles(self, spec: RunSpec) -> None:
+        """The per-layer NPU profile (PERF_DETAIL text) of each result that has one."""
+        for run in self.fold.results:
+            remote = (run.result.profile or {}).get("file")
+            if not remote:
+                continue
+            if self.out_dir is None:
+                self.out_dir = Path(tempfile.mkdtemp(prefix="rkbench-run-"))
+            local = self.out_dir / _remote_rel(str(remote), spec.output_dir)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.t.get(str(remote), local)
+            run.profile_path = local
+
+    def _fetch_outputs(self, spec: RunSpec) -> None:
+        """Each result's output files, sample by sample, in the order the runner listed them
+        (that order is the output's index)."""
+        wanted = [
+            (run, entry, index, f)
+            for run in self.fold.results
+            for entry in run.result.outputs
+            for index, f in enumerate(entry.get("files", []))
+        ]
         if not wanted:
             return
         if self.out_dir is None:
             self.out_dir = Path(tempfile.mkdtemp(prefix="rkbench-run-"))
-        for run, entry, f in wanted:
+        for run, entry, index, f in wanted:
             remote = str(f["path"])
-            rel = _remote_rel(remote, spec.output_dir)
-            local = self.out_dir / rel
+            local = self.out_dir / _remote_rel(remote, spec.output_dir)
             local.parent.mkdir(parents=True, exist_ok=True)
             self.t.get(remote, local)
-            name = os.path.basename(remote)
-            index = int(name.rsplit("_", 1)[-1].split(".")[0]) if name.startswith("out_") else len(run.outputs)
-            run.outputs.append(OutputFile(sample=int(entry.get("sample", 0)), index=index, name=f.get("name"),
-                                          shape=list(f.get("shape") or []), dtype=str(f.get("dtype")),
-                                          remote_path=remote, local_path=local))
+            run.outputs.append(
+                OutputFile(
+                    sample=int(entry.get("sample", 0)),
+                    index=index,
+                    name=f.get("name"),
+                    shape=list(f.get("shape") or []),
+                    dtype=str(f.get("dtype")),
+                    remote_path=remote,
+                    local_path=local,
+                )
+            )
 
     def _cleanup(self, run_dir: str) -> None:
         try:
@@ -699,26 +440,25 @@ class _Session:
 
 def run_on_board(
     transport: Transport,
-    spec_fields: Mapping[str, Any],
-    local_files: Optional[Mapping[str, Any]] = None,
-    on_event: Optional[Callable[[Event], None]] = None,
+    spec: RunSpec,
+    on_event: Callable[[Event], None] | None = None,
     *,
-    target: Optional[str] = None,
-    python: Union[str, Sequence[str]] = DEFAULT_PYTHON,
-    cache: Optional[str] = None,
-    out_dir: Optional[Any] = None,
-    silence_timeout: Optional[float] = None,
+    target: str | None = None,
+    python: str | Sequence[str] = DEFAULT_PYTHON,
+    cache: str | None = None,
+    out_dir: Any | None = None,
+    silence_timeout: float | None = None,
     keep_remote: bool = False,
-    sysfs_root: Optional[str] = None,
-    runner_dirs: Optional[Sequence[Any]] = None,
+    sysfs_root: str | None = None,
+    runner_dirs: Sequence[Any] | None = None,
+    runner_env: Mapping[str, str] | None = None,
 ) -> RunOutcome:
     """Run one spec on a board and return everything it measured.
 
-    spec_fields: RunSpec fields (see rkbench_wire.spec) without `v` and `output_dir`.
-      The file names in model.rknn, model.onnx, model.build_recipe.build.dataset and
-      inputs[i][k] are keys of `local_files` (name -> local path), or local paths.
-      Each file is pushed once (content-addressed) and the spec sent to the board
-      names the pushed copies.
+    spec: the run, its files named by their paths on this host (model.rknn, model.onnx,
+      model.build_recipe.build.dataset, inputs[i][k]); output_dir is set for the board.
+      Each file is pushed once (content-addressed) and the spec sent to the board names
+      the pushed copies (RunOutcome.spec).
     on_event: called with every event as it arrives (hello, progress, samples,
       telemetry, result, error, done), e.g. for a live latency display.
     target: the SoC the model was built for; a board with another SoC is refused.
@@ -728,12 +468,24 @@ def run_on_board(
       (default 120 s + the spec's lock wait; 30 min for the simulator backend).
     sysfs_root: read /proc and /sys under this folder on the board (tests, chroots).
     runner_dirs: deploy these package folders as the runner (tests).
+    runner_env: environment variables for the runner (test knobs stay out of the protocol).
 
     Raises RunnerFailed (a BoardError, exit code 3) for anything the runner or the
     board did wrong, UsageError for a bad spec or a SoC mismatch, InputFileError for
     a missing local file. Ctrl-C closes the runner's stdin (it exits) and re-raises.
     """
-    session = _Session(transport, spec_fields, local_files or {}, on_event, target=target, python=python,
-                       cache=cache, out_dir=out_dir, silence_timeout=silence_timeout, keep_remote=keep_remote,
-                       sysfs_root=sysfs_root, runner_dirs=runner_dirs)
+    session = _Session(
+        transport,
+        spec,
+        on_event,
+        target=target,
+        python=python,
+        cache=cache,
+        out_dir=out_dir,
+        silence_timeout=silence_timeout,
+        keep_remote=keep_remote,
+        sysfs_root=sysfs_root,
+        runner_dirs=runner_dirs,
+        runner_env=runner_env,
+    )
     return session.run()

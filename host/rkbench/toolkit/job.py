@@ -57,13 +57,13 @@ class Job:
             ret = fn(*args, **kwargs)
         except OSError as err:
             if err.errno == errno.ENOSPC:
-                raise StepFailed("disk_full", str(err))
-            raise StepFailed(kind, str(err))
+                raise StepFailed("disk_full", str(err)) from None
+            raise StepFailed(kind, str(err)) from None
         except (ValueError, RuntimeError, AssertionError, TypeError, KeyError, IndexError) as err:
-            raise StepFailed(kind, last_line(str(err)) or type(err).__name__)
+            raise StepFailed(kind, last_line(str(err)) or type(err).__name__) from None
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
         if isinstance(ret, int) and ret != 0:
-            raise StepFailed(kind, "%s returned %d" % (fn.__name__, ret))
+            raise StepFailed(kind, f"{fn.__name__} returned {ret}")
         return ret
 
 
@@ -75,7 +75,7 @@ def last_line(text):
     line = lines[-1]
     for prefix in ("ValueError: ", "RuntimeError: ", "AssertionError: "):
         if line.startswith(prefix):
-            line = line[len(prefix):]
+            line = line[len(prefix) :]
     return line
 
 
@@ -100,8 +100,14 @@ def configure_and_load(job, rknn, recipe):
 def configure_and_build(job, rknn, recipe, auto_hybrid=False):
     configure_and_load(job, rknn, recipe)
     build = recipe["build"]
-    job.call("build", "conversion", rknn.build, do_quantization=build["do_quantization"],
-             dataset=build.get("dataset"), auto_hybrid=auto_hybrid)
+    job.call(
+        "build",
+        "conversion",
+        rknn.build,
+        do_quantization=build["do_quantization"],
+        dataset=build.get("dataset"),
+        auto_hybrid=auto_hybrid,
+    )
 
 
 def export(job, rknn, path):
@@ -117,15 +123,14 @@ def infer_samples(job, rknn, spec, prefix="sim"):
     outputs = []
     samples = spec["arrays"]
     for index, arrays in enumerate(samples):
-        job.step("inference", detail="sample %d/%d" % (index + 1, len(samples)))
+        job.step("inference", detail=f"sample {index + 1}/{len(samples)}")
         inputs = [np.load(path) for path in arrays]
-        result = job.call("inference", "failed", rknn.inference, inputs=inputs,
-                          data_format=spec.get("data_format"))
+        result = job.call("inference", "failed", rknn.inference, inputs=inputs, data_format=spec.get("data_format"))
         if result is None:
             raise StepFailed("failed", "inference returned no outputs")
         paths = []
         for k, array in enumerate(result):
-            path = os.path.join(spec["output_dir"], "%s_%04d_%d.npy" % (prefix, index, k))
+            path = os.path.join(spec["output_dir"], f"{prefix}_{index:04d}_{k}.npy")
             np.save(path, np.asarray(array))
             paths.append(path)
         outputs.append(paths)
@@ -143,15 +148,14 @@ def analyze(job, rknn, spec):
     reports, kept = [], []
     samples = spec["samples"]
     for index, files in enumerate(samples):
-        snapshot = os.path.join(out_dir, "snapshot_%04d" % index)
-        job.step("accuracy_analysis", detail="sample %d/%d" % (index + 1, len(samples)))
-        job.call("accuracy_analysis", "failed", rknn.accuracy_analysis, inputs=list(files),
-                 output_dir=snapshot)
-        report = os.path.join(out_dir, "error_analysis_%04d.txt" % index)
+        snapshot = os.path.join(out_dir, f"snapshot_{index:04d}")
+        job.step("accuracy_analysis", detail=f"sample {index + 1}/{len(samples)}")
+        job.call("accuracy_analysis", "failed", rknn.accuracy_analysis, inputs=list(files), output_dir=snapshot)
+        report = os.path.join(out_dir, f"error_analysis_{index:04d}.txt")
         shutil.copyfile(os.path.join(snapshot, "error_analysis.txt"), report)
         reports.append(report)
         if spec.get("keep_tensors"):
-            kept.append(keep_tensors(snapshot, spec["keep_tensors"], os.path.join(out_dir, "tensors_%04d" % index)))
+            kept.append(keep_tensors(snapshot, spec["keep_tensors"], os.path.join(out_dir, f"tensors_{index:04d}")))
         if not spec.get("keep_dumps"):
             shutil.rmtree(snapshot, ignore_errors=True)
     return {"reports": reports, "tensors": kept}
@@ -175,7 +179,7 @@ def keep_tensors(snapshot, names, target):
             source = os.path.join(snapshot, side, "npy", files[name])
             if os.path.exists(source):
                 os.makedirs(os.path.join(target, side), exist_ok=True)
-                entry[side] = os.path.join(target, side, "%05d.npy" % index)
+                entry[side] = os.path.join(target, side, f"{index:05d}.npy")
                 shutil.copyfile(source, entry[side])
         if len(entry) == 2:
             kept[name] = entry
@@ -187,23 +191,33 @@ def hybrid_step1(job, rknn, request):
     work directory, never the user's)."""
     configure_and_load(job, rknn, request["recipe"])
     step1 = request["step1"]
-    job.call("hybrid_step1", "conversion", rknn.hybrid_quantization_step1,
-             dataset=request["recipe"]["build"]["dataset"], proposal=step1.get("proposal", False),
-             proposal_dataset_size=step1.get("proposal_dataset_size", 1))
+    job.call(
+        "hybrid_step1",
+        "conversion",
+        rknn.hybrid_quantization_step1,
+        dataset=request["recipe"]["build"]["dataset"],
+        proposal=step1.get("proposal", False),
+        proposal_dataset_size=step1.get("proposal_dataset_size", 1),
+    )
     found = {}
     for key, suffix in (("model", ".model"), ("data", ".data"), ("cfg", ".quantization.cfg")):
         names = [name for name in os.listdir(".") if name.endswith(suffix)]
         if not names:
-            raise StepFailed("failed", "hybrid_quantization_step1 wrote no *%s file" % suffix)
+            raise StepFailed("failed", f"hybrid_quantization_step1 wrote no *{suffix} file")
         found[key] = os.path.abspath(names[0])
     return found
 
 
 def hybrid_step2(job, rknn, request):
     step2 = request["step2"]
-    job.call("hybrid_step2", "conversion", rknn.hybrid_quantization_step2,
-             model_input=step2["model"], data_input=step2["data"],
-             model_quantization_cfg=step2["cfg"])
+    job.call(
+        "hybrid_step2",
+        "conversion",
+        rknn.hybrid_quantization_step2,
+        model_input=step2["model"],
+        data_input=step2["data"],
+        model_quantization_cfg=step2["cfg"],
+    )
 
 
 def run(request, job):

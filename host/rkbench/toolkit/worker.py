@@ -17,9 +17,10 @@ import select
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from rkbench.errors import ConversionError, DiskFullError, ToolkitCrash, UsageError
 
@@ -37,11 +38,19 @@ class WorkerOptions:
 
 @functools.lru_cache(maxsize=8)
 def toolkit_version(python: str) -> str:
-    """The rknn-toolkit2 version of an interpreter, without importing the toolkit (fast)."""
+    """The rknn-toolkit2 version of an interpreter, without importing the toolkit (fast:
+    read in this process when the interpreter is this one, else asked of it)."""
+    if python == sys.executable:
+        try:
+            return metadata.version("rknn-toolkit2")
+        except metadata.PackageNotFoundError:
+            pass  # say it the same way as for another interpreter, below
     try:
         done = subprocess.run(
             [python, str(TOOLKIT_SCRIPT), "--version"],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     except (OSError, subprocess.TimeoutExpired) as err:
         raise UsageError(f"cannot run the toolkit interpreter {python}: {err}") from None
@@ -67,7 +76,7 @@ def toolkit_reason(log: Path, fallback: str) -> str:
         if any(noise in line for noise in NOISE):
             continue
         if line.startswith("ValueError: "):
-            raised.append(line[len("ValueError: "):])
+            raised.append(line[len("ValueError: ") :])
         elif line.startswith("E "):
             printed.append(line[2:].strip())
     # What the toolkit raised is its reason; what it printed as an error comes next.
@@ -102,8 +111,13 @@ def run_job(
         try:
             proc = subprocess.Popen(
                 [options.python, str(TOOLKIT_SCRIPT), str(request_path), str(write_end)],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                pass_fds=(write_end,), cwd=workdir, env=env, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_end,),
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
             )
         except OSError as err:
             os.close(read_end)
@@ -141,9 +155,7 @@ def run_job(
         raise _error_for(error, log, what)
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
-        raise ToolkitCrash(
-            f"rknn-toolkit2 crashed ({name}) in step '{step}' on {what}; its log: {log}"
-        )
+        raise ToolkitCrash(f"rknn-toolkit2 crashed ({name}) in step '{step}' on {what}; its log: {log}")
     if result is None:
         raise ToolkitCrash(
             f"rknn-toolkit2 stopped in step '{step}' on {what} with exit code "
@@ -175,6 +187,4 @@ def _error_for(event: dict, log: Path, what: str) -> Exception:
             f"rknn-toolkit2 cannot be imported ({message}): install `rkbench[toolkit]` or point "
             f"--toolkit-python at an interpreter that has it; log: {log}"
         )
-    return ConversionError(
-        f"rknn-toolkit2 could not {step.replace('_', ' ')} {what}: {reason} (full log: {log})"
-    )
+    return ConversionError(f"rknn-toolkit2 could not {step.replace('_', ' ')} {what}: {reason} (full log: {log})")

@@ -9,8 +9,7 @@ pytestmark = pytest.mark.toolkit
 
 def run(cli, outlier, tmp_path, *args):
     model, calib, evaluation = outlier
-    return cli("hybrid", model, "--dataset", calib, "--eval", evaluation, "-o", tmp_path / "out",
-               *args, cwd=tmp_path)
+    return cli("hybrid", model, "--dataset", calib, "--eval", evaluation, "-o", tmp_path / "out", *args, cwd=tmp_path)
 
 
 def test_auto_search_repairs_the_outlier(cli, outlier, tmp_path):
@@ -52,8 +51,7 @@ def test_manual_adds_fused_partners_and_says_so(cli, outlier, tmp_path):
     done = run(cli, outlier, tmp_path, "--float", "conv3", "--float", "relu2:int16", "--json")
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
-    assert record["chosen"]["layers"] == {"conv3": "float16", "relu3": "float16",
-                                          "relu2": "int16", "conv2": "int16"}
+    assert record["chosen"]["layers"] == {"conv3": "float16", "relu3": "float16", "relu2": "int16", "conv2": "int16"}
     assert record["added_partners"] == {"conv3": ["relu3"], "relu2": ["conv2"]}
     assert "added relu3 with conv3: fused into one op" in done.stderr
 

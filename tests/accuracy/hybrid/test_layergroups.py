@@ -15,8 +15,13 @@ def graph_file(tmp_path):
         helper.make_node("Conv", ["add", "w3"], ["conv3"]),
     ]
     weights = [helper.make_tensor(n, TensorProto.FLOAT, [1], [1.0]) for n in ("w1", "w2", "w3")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("conv3", TensorProto.FLOAT, [1])], weights)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("conv3", TensorProto.FLOAT, [1])],
+        weights,
+    )
     path = tmp_path / "step1.model"
     onnx.save(helper.make_model(graph), path)
     return path

@@ -20,7 +20,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import pytest
 
@@ -49,7 +48,7 @@ def _listening(port: int) -> bool:
         return False
 
 
-def _stop(proc: Optional[subprocess.Popen]) -> None:
+def _stop(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.terminate()
@@ -66,9 +65,9 @@ class Lab:
     workdir: Path
     sshd: SshServer
     port: int = 0
-    coordinator_proc: Optional[subprocess.Popen] = None
-    exporter_proc: Optional[subprocess.Popen] = None
-    places: List[str] = field(default_factory=list)
+    coordinator_proc: subprocess.Popen | None = None
+    exporter_proc: subprocess.Popen | None = None
+    places: list[str] = field(default_factory=list)
 
     @property
     def coordinator(self) -> str:
@@ -78,13 +77,16 @@ class Lab:
     def client_path(self) -> str:
         return str(self.bin / "labgrid-client")
 
-    def client(self, *args: str, env: Optional[Dict[str, str]] = None,
-               check: bool = True) -> subprocess.CompletedProcess:
+    def client(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
         full_env = {k: v for k, v in os.environ.items() if k not in ("LG_ENV", "LG_PLACE", "PYTHONPATH")}
         full_env.update(env or {})
         res = subprocess.run(
             [self.client_path, "-x", self.coordinator, *args],
-            capture_output=True, text=True, timeout=60, env=full_env, stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
         )
         if check and res.returncode != 0:
             raise AssertionError(f"labgrid-client {' '.join(args)} failed: {res.stderr.strip()[-800:]}")
@@ -95,13 +97,16 @@ class Lab:
         return p.read_text(errors="replace")[-3000:] if p.exists() else ""
 
     # -- lifecycle --------------------------------------------------------
-    def start(self) -> "Lab":
+    def start(self) -> Lab:
         for _attempt in range(5):
             self.port = _free_port()
             log = open(self.workdir / "coordinator.log", "ab")
             self.coordinator_proc = subprocess.Popen(
                 [str(self.bin / "labgrid-coordinator"), "--listen", self.coordinator],
-                cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
             )
             log.close()
             deadline = time.monotonic() + 20
@@ -131,9 +136,20 @@ class Lab:
         )
         log = open(self.workdir / "exporter.log", "ab")
         self.exporter_proc = subprocess.Popen(
-            [str(self.bin / "labgrid-exporter"), "-c", self.coordinator, "-n", EXPORTER,
-             "--hostname", "127.0.0.1", str(cfg)],
-            cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            [
+                str(self.bin / "labgrid-exporter"),
+                "-c",
+                self.coordinator,
+                "-n",
+                EXPORTER,
+                "--hostname",
+                "127.0.0.1",
+                str(cfg),
+            ],
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
         )
         log.close()
         deadline = time.monotonic() + 30
@@ -151,7 +167,7 @@ class Lab:
         _stop(self.coordinator_proc)
 
     # -- places -------------------------------------------------------------
-    def create_place(self, *matches: str, name: Optional[str] = None) -> str:
+    def create_place(self, *matches: str, name: str | None = None) -> str:
         name = name or f"rkb-{uuid.uuid4().hex[:8]}"
         self.client("-p", name, "create")
         if matches:
@@ -159,7 +175,7 @@ class Lab:
         self.places.append(name)
         return name
 
-    def holder(self, name: str) -> Optional[str]:
+    def holder(self, name: str) -> str | None:
         for line in self.client("-p", name, "show").stdout.splitlines():
             if line.strip().startswith("acquired:"):
                 value = line.split(":", 1)[1].strip()
@@ -215,6 +231,9 @@ def ssh_opts(tmp_path, lab_sshd, ssh_client_key, ssh_home):  # noqa: F811
     empty_cfg = tmp_path / "ssh_config"
     empty_cfg.write_text("")
     return dict(
-        known_hosts=str(known), identity_files=[str(ssh_client_key)], ssh_config=str(empty_cfg),
-        allow_agent=False, connect_timeout=10.0,
+        known_hosts=str(known),
+        identity_files=[str(ssh_client_key)],
+        ssh_config=str(empty_cfg),
+        allow_agent=False,
+        connect_timeout=10.0,
     )

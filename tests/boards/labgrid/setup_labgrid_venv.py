@@ -25,8 +25,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 LABGRID_VERSION = "26.0.1"  # the latest release on PyPI when this was written
 VERSION_ENV = "RKBENCH_TEST_LABGRID_VERSION"
@@ -51,7 +51,7 @@ def cache_root() -> Path:
     return Path(base) / "rkbench-test"
 
 
-def venv_dir(version: Optional[str] = None, root: Optional[Path] = None) -> Path:
+def venv_dir(version: str | None = None, root: Path | None = None) -> Path:
     return (root or cache_root()) / "labgrid-venv" / (version or wanted_version())
 
 
@@ -79,9 +79,9 @@ def _run(argv, what: str, timeout: float) -> str:
 
 
 def ensure_labgrid_venv(
-    version: Optional[str] = None,
-    python: Optional[str] = None,
-    root: Optional[Path] = None,
+    version: str | None = None,
+    python: str | None = None,
+    root: Path | None = None,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
 ) -> Path:
     """The bin directory of a venv with labgrid==version (created if needed)."""

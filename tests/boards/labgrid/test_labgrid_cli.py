@@ -7,10 +7,27 @@ import sys
 
 
 def test_board_info_on_a_labgrid_place(lab, place, ssh_opts):
-    argv = [sys.executable, "-m", "rkbench", "board", "info", f"labgrid:{place}", "--json",
-            "--labgrid-client", str(lab.client_path), "--lg-coordinator", lab.coordinator,
-            "--known-hosts", ssh_opts["known_hosts"], "--identity", ssh_opts["identity_files"][0],
-            "--ssh-config", ssh_opts["ssh_config"], "--python", sys.executable]
+    argv = [
+        sys.executable,
+        "-m",
+        "rkbench",
+        "board",
+        "info",
+        f"labgrid:{place}",
+        "--json",
+        "--labgrid-client",
+        str(lab.client_path),
+        "--lg-coordinator",
+        lab.coordinator,
+        "--known-hosts",
+        ssh_opts["known_hosts"],
+        "--identity",
+        ssh_opts["identity_files"][0],
+        "--ssh-config",
+        ssh_opts["ssh_config"],
+        "--python",
+        sys.executable,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
@@ -20,8 +37,18 @@ def test_board_info_on_a_labgrid_place(lab, place, ssh_opts):
 
 
 def test_unknown_place_from_the_command_line(lab, place):
-    argv = [sys.executable, "-m", "rkbench", "board", "info", f"labgrid:{place}-nope",
-            "--labgrid-client", str(lab.client_path), "--lg-coordinator", lab.coordinator]
+    argv = [
+        sys.executable,
+        "-m",
+        "rkbench",
+        "board",
+        "info",
+        f"labgrid:{place}-nope",
+        "--labgrid-client",
+        str(lab.client_path),
+        "--lg-coordinator",
+        lab.coordinator,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 3
     assert "Traceback" not in done.stderr and place in done.stderr

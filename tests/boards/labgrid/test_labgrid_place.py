@@ -64,8 +64,9 @@ def test_open_labgrid_board_runs_a_command(lab, place, ssh_opts):
 @pytest.mark.parametrize("exc", [RuntimeError("benchmark failed"), KeyboardInterrupt()])
 def test_released_when_the_body_raises(lab, place, ssh_opts, exc):
     with pytest.raises(type(exc)):
-        with labgrid_board(f"labgrid:{place}", client=lab.client_path, coordinator=lab.coordinator,
-                           **ssh_opts) as transport:
+        with labgrid_board(
+            f"labgrid:{place}", client=lab.client_path, coordinator=lab.coordinator, **ssh_opts
+        ) as transport:
             assert transport.run(["true"], timeout=30).returncode == 0
             assert lab.holder(place) is not None
             raise exc

@@ -144,8 +144,7 @@ def _fake_client(tmp_path, body: str):
         f"#!{sys.executable}\n"
         "import pathlib, sys, time\n"
         "here = pathlib.Path(__file__).parent\n"
-        "with open(here / 'calls.log', 'a') as f: f.write(' '.join(sys.argv[1:]) + '\\n')\n"
-        + textwrap.dedent(body)
+        "with open(here / 'calls.log', 'a') as f: f.write(' '.join(sys.argv[1:]) + '\\n')\n" + textwrap.dedent(body)
     )
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
@@ -216,8 +215,9 @@ def test_service_needs_one_network_service(tmp_path):
         "'ssh'", "'ssh2'"
     )
     client = _fake_client(tmp_path, f"print({two!r})\n")
-    place = LabgridPlace("rk3588-a", client=str(client), coordinator="127.0.0.1:9",
-                         env={"LG_USERNAME": "me", "LG_HOSTNAME": "h"})
+    place = LabgridPlace(
+        "rk3588-a", client=str(client), coordinator="127.0.0.1:9", env={"LG_USERNAME": "me", "LG_HOSTNAME": "h"}
+    )
     place._holder = "h/me"
     with pytest.raises(NoNetworkService, match="2 NetworkServices"):
         place.service()

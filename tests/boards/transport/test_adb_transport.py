@@ -9,11 +9,10 @@ import time
 
 import pytest
 
-from rkbench.boards.transport.adb import AdbTransport, remote_line, split_exit_marker
 from rkbench.boards.address import parse_board
 from rkbench.boards.transport import CommandFailed, RemoteProcess, TransportTimeout, open_transport
+from rkbench.boards.transport.adb import AdbTransport, remote_line, split_exit_marker
 from rkbench.errors import BoardError
-
 from tests.standins.adbd import AdbServer, free_port
 
 NASTY = [
@@ -124,7 +123,7 @@ def test_run_timeout_kills_the_command(adb_transport, adbd_standin):
     pidfile = adbd_standin.root / "pid"
     t0 = time.monotonic()
     with pytest.raises(TransportTimeout) as e:
-        adb_transport.run(["sh", "-c", 'echo $$ > pid; exec sleep 30'], timeout=0.7)
+        adb_transport.run(["sh", "-c", "echo $$ > pid; exec sleep 30"], timeout=0.7)
     assert time.monotonic() - t0 < 6
     assert "0.7 s" in str(e.value)
     assert _wait_dead(int(pidfile.read_text()))

@@ -9,10 +9,9 @@ import time
 
 import pytest
 
-from rkbench.boards.transport.ssh import SshTransport, KnownHostsFile
 from rkbench.boards.transport import open_transport
+from rkbench.boards.transport.ssh import KnownHostsFile, SshTransport
 from rkbench.errors import BoardError
-
 from tests.support.sshd import SSH_KEYGEN, make_client_key
 
 
@@ -69,7 +68,8 @@ def test_trust_new_records_then_plain_connect_works(sshd_factory, ssh_home, ssh_
     # OpenSSH itself accepts what we recorded
     out = subprocess.run(
         [SSH_KEYGEN, "-F", f"[127.0.0.1]:{server.port}", "-f", str(known_hosts(ssh_home))],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0
     # second time: no flag needed, nothing recorded again
@@ -83,7 +83,10 @@ def test_trust_new_records_then_plain_connect_works(sshd_factory, ssh_home, ssh_
 def test_changed_host_key_refused_even_with_trust_new(sshd, ssh_home):
     # a few unrelated lines first, so the line number means something
     kh = known_hosts(ssh_home)
-    kh.write_text("# comment\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBVUg9g3bXoT9nT6l1yxbFcQzN0D3YvN7zzg4uUq2c3F\n" + kh.read_text())
+    kh.write_text(
+        "# comment\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBVUg9g3bXoT9nT6l1yxbFcQzN0D3YvN7zzg4uUq2c3F\n"
+        + kh.read_text()
+    )
     with open_transport(sshd.board) as t:
         t.run(["true"], check=True)
     sshd.restart(new_host_key=True)
@@ -132,7 +135,9 @@ def test_auth_lists_nothing_tried(sshd, ssh_home):
 
 def test_encrypted_key_is_reported(sshd, ssh_home):
     os.unlink(ssh_home / ".ssh" / "id_ed25519")
-    subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "passphrase", "-f", str(ssh_home / ".ssh" / "id_ed25519")], check=True)
+    subprocess.run(
+        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "passphrase", "-f", str(ssh_home / ".ssh" / "id_ed25519")], check=True
+    )
     with pytest.raises(BoardError, match="passphrase-protected"):
         open_transport(sshd.board)
 
@@ -270,7 +275,9 @@ def test_proxy_jump(sshd_factory, ssh_home):
     assert f"target {board.host} port {board.port}" in jump.log  # really went through the jump host
     # the jump host's key is checked strictly too
     kh = (ssh_home / ".ssh" / "known_hosts").read_text()
-    (ssh_home / ".ssh" / "known_hosts").write_text("".join(l for l in kh.splitlines(True) if str(jump.port) not in l))
+    (ssh_home / ".ssh" / "known_hosts").write_text(
+        "".join(line for line in kh.splitlines(True) if str(jump.port) not in line)
+    )
     with pytest.raises(BoardError, match=f"^jump host .*{jump.host}:{jump.port}: unknown host key"):
         open_transport("board1")
 

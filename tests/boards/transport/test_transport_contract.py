@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from rkbench.boards.transport.local import LocalTransport
+from rkbench.boards.transport import open_transport
 from rkbench.boards.transport.base import (
     CommandFailed,
     LinePump,
@@ -15,7 +15,7 @@ from rkbench.boards.transport.base import (
     TransportTimeout,
     quote_argv,
 )
-from rkbench.boards.transport import open_transport
+from rkbench.boards.transport.local import LocalTransport
 from rkbench.errors import BoardError
 
 NASTY = [

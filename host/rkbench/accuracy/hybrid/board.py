@@ -7,14 +7,18 @@ from rkbench.accuracy.hybrid.candidates import Candidate
 from rkbench.model.build import Say
 
 
-def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: Say,
-                     min_seconds: float = 2.0, backend: str = "rknnlite") -> None:
+def measure_on_board(
+    candidates: list[Candidate], evalset: EvalSet, board, say: Say, backend: str = "rknnlite"
+) -> None:
     """Latency of each feasible candidate's model on a board's NPU. Hybrid models need the
     NPU: the simulator backend of a board without one rebuilds from the recipe and cannot
-    run a hybrid build. Where the backend reports the runtime's own NPU time (npu_stats),
-    it is kept too."""
+    run a hybrid build. Where the backend reports the runtime's own NPU time (rknnrt's
+    npu_stats), it is kept too; where it does not, that column stays empty."""
+    from rkbench.boards.connect import board_python
     from rkbench.results.stats import summarize
-    from rkbench.run.session import board_python, run_on_board
+    from rkbench.run.plan import MeasureOptions
+    from rkbench.run.session import run_on_board
+    from rkbench_wire import ModelRef
 
     python = board_python(board.board, board.python)
     with board.open() as transport:
@@ -22,12 +26,11 @@ def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: 
             if not candidate.rknn or not candidate.feasible:
                 continue
             say(f"measuring {candidate.label} on {board.board}")
-            spec = {"model": {"rknn": candidate.rknn}, "inputs": evalset.arrays,
-                    "data_format": evalset.data_format, "backend": backend, "warmup": 5,
-                    "min_runs": 50, "min_seconds": min_seconds, "save_outputs": False}
-            outcome = run_on_board(transport, spec, python=python)
-            run = outcome.results[0]
+            spec = MeasureOptions(backend=backend).spec(
+                ModelRef(rknn=candidate.rknn), evalset.arrays, evalset.data_format, save_outputs=False
+            )
+            run = run_on_board(transport, spec, python=python).results[0]
             stats = summarize(run.samples_ns)
             candidate.board_p50_ms, candidate.board_p99_ms = stats.p50_ms, stats.p99_ms
-            npu = getattr(run.result, "npu_stats", None)
+            npu = run.result.npu_stats
             candidate.npu_p50_ms = npu.p50_ms if npu is not None else None

@@ -43,8 +43,7 @@ class QuantizationCfg:
 
     def text(self) -> str:
         """The file as the toolkit reads it, with our custom layers."""
-        body = yaml.safe_dump({"quantize_parameters": self.parameters}, sort_keys=False,
-                              default_flow_style=False)
+        body = yaml.safe_dump({"quantize_parameters": self.parameters}, sort_keys=False, default_flow_style=False)
         if not self.custom:
             return "custom_quantize_layers: {}\n" + body
         # Through the YAML writer, so a name YAML would read as a number ('845', as PyTorch
@@ -52,7 +51,7 @@ class QuantizationCfg:
         layers = "".join(f"    {yaml.safe_dump(name, width=1 << 30).splitlines()[0]}: {dtype}\n" for name, dtype in self.custom.items())
         return "custom_quantize_layers:\n" + layers + body
 
-    def with_custom(self, custom: dict[str, str]) -> "QuantizationCfg":
+    def with_custom(self, custom: dict[str, str]) -> QuantizationCfg:
         return QuantizationCfg(dict(custom), self.parameters, self.baseline_cos)
 
 
@@ -65,13 +64,17 @@ def parse_cfg(text: str, source: str) -> QuantizationCfg:
         where = f" line {mark.line + 1}" if mark else ""
         raise InputFileError(f"{source}{where}: not YAML ({getattr(err, 'problem', err)})") from None
     if root is None or not isinstance(root, yaml.MappingNode):
-        raise InputFileError(f"{source} line 1: expected the vendor's format, a mapping with "
-                             "custom_quantize_layers and quantize_parameters")
+        raise InputFileError(
+            f"{source} line 1: expected the vendor's format, a mapping with "
+            "custom_quantize_layers and quantize_parameters"
+        )
     sections = {key.value: (key, value) for key, value in root.value}
     for key, _ in root.value:
         if key.value not in ("custom_quantize_layers", "quantize_parameters"):
-            raise InputFileError(f"{source} line {key.start_mark.line + 1}: unknown section "
-                                 f"'{key.value}' (expected custom_quantize_layers, quantize_parameters)")
+            raise InputFileError(
+                f"{source} line {key.start_mark.line + 1}: unknown section "
+                f"'{key.value}' (expected custom_quantize_layers, quantize_parameters)"
+            )
     if "custom_quantize_layers" not in sections:
         raise InputFileError(f"{source} line 1: custom_quantize_layers is missing")
     key, layers = sections["custom_quantize_layers"]
@@ -80,18 +83,24 @@ def parse_cfg(text: str, source: str) -> QuantizationCfg:
         for name, dtype in layers.value:
             if not isinstance(dtype, yaml.ScalarNode) or dtype.value not in DTYPES:
                 value = getattr(dtype, "value", "?")
-                raise InputFileError(f"{source} line {dtype.start_mark.line + 1}: '{name.value}: {value}' "
-                                     f"is not a layer dtype (use {', '.join(DTYPES)})")
+                raise InputFileError(
+                    f"{source} line {dtype.start_mark.line + 1}: '{name.value}: {value}' "
+                    f"is not a layer dtype (use {', '.join(DTYPES)})"
+                )
             custom[str(name.value)] = dtype.value
     elif not layers.tag.endswith(":null"):
-        raise InputFileError(f"{source} line {layers.start_mark.line + 1}: custom_quantize_layers "
-                                 "must map tensor names to float16, int16 or int8")
+        raise InputFileError(
+            f"{source} line {layers.start_mark.line + 1}: custom_quantize_layers "
+            "must map tensor names to float16, int16 or int8"
+        )
     parameters = {}
     if "quantize_parameters" in sections:
         _, node = sections["quantize_parameters"]
         if not isinstance(node, yaml.MappingNode):
-            raise InputFileError(f"{source} line {node.start_mark.line + 1}: quantize_parameters must "
-                                 "map tensor names to their parameters")
+            raise InputFileError(
+                f"{source} line {node.start_mark.line + 1}: quantize_parameters must "
+                "map tensor names to their parameters"
+            )
         parameters = yaml.safe_load(text).get("quantize_parameters") or {}
     baseline, proposal = _comments(text, key, layers)
     return QuantizationCfg(custom, parameters, baseline, proposal)

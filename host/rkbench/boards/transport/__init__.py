@@ -12,17 +12,33 @@ the adb client), so commands that never touch a board do not pay for them.
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Dict, Type
+from collections.abc import Callable
 
 from rkbench.boards.address import BoardAddress, parse_board
 from rkbench.boards.transport.base import (
-    CommandFailed, CompletedRun, RemoteProcess, TransferStats, Transport, TransportTimeout, quote_argv,
+    CommandFailed,
+    CompletedRun,
+    RemoteProcess,
+    TransferStats,
+    Transport,
+    TransportTimeout,
+    quote_argv,
     short_command,
 )
 from rkbench.errors import BoardError
 
-__all__ = ["CommandFailed", "CompletedRun", "RemoteProcess", "TransferStats", "Transport", "TransportTimeout",
-           "open_transport", "quote_argv", "register", "short_command"]
+__all__ = [
+    "CommandFailed",
+    "CompletedRun",
+    "RemoteProcess",
+    "TransferStats",
+    "Transport",
+    "TransportTimeout",
+    "open_transport",
+    "quote_argv",
+    "register",
+    "short_command",
+]
 
 #: The module that implements each board kind; it registers its class when imported.
 _MODULES = {
@@ -30,20 +46,20 @@ _MODULES = {
     "adb": "rkbench.boards.transport.adb",
     "local": "rkbench.boards.transport.local",
 }
-_REGISTRY: Dict[str, Type[Transport]] = {}
+_REGISTRY: dict[str, type[Transport]] = {}
 
 
-def register(kind: str) -> Callable[[Type[Transport]], Type[Transport]]:
+def register(kind: str) -> Callable[[type[Transport]], type[Transport]]:
     """Class decorator: `@register("ssh")` makes open_transport use the class for ssh boards."""
 
-    def add(cls: Type[Transport]) -> Type[Transport]:
+    def add(cls: type[Transport]) -> type[Transport]:
         _REGISTRY[kind] = cls
         return cls
 
     return add
 
 
-def open_transport(address: "BoardAddress | str", **opts) -> Transport:
+def open_transport(address: BoardAddress | str, **opts) -> Transport:
     """A connected transport for `address` (a BoardAddress or a --board string).
 
     ssh opts: known_hosts, trust_new, identity_files, ssh_config, connect_timeout,

@@ -40,10 +40,11 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
 
 from rkbench.boards.address import BoardAddress
+from rkbench.boards.transport import register
 from rkbench.boards.transport.base import (
     CompletedRun,
     LinePump,
@@ -54,14 +55,13 @@ from rkbench.boards.transport.base import (
     quote_argv,
     short_command,
 )
-from rkbench.boards.transport import register
 from rkbench.boards.transport.local import PipedProcess
 from rkbench.errors import BoardError, DiskFullError
 
 PID_MARK = b"\x1erkbench-pid "
 EXIT_MARK = b"\n\x1erkbench-exit "
 _WRAP_HEAD = "printf '\\036rkbench-pid %s\\n' \"$$\" >&2; "
-_WRAP_TAIL = "; __rkb_rc=$?; printf '\\n\\036rkbench-exit %s\\n' \"$__rkb_rc\" >&2; exit \"$__rkb_rc\""
+_WRAP_TAIL = '; __rkb_rc=$?; printf \'\\n\\036rkbench-exit %s\\n\' "$__rkb_rc" >&2; exit "$__rkb_rc"'
 # Kill the command's process group (the shell adbd started is its leader), or
 # the single process when it is not a group leader. `kill -KILL -PGID` first:
 # dash (Debian's /bin/sh) refuses `kill -KILL -- -PGID`.
@@ -78,7 +78,7 @@ def remote_line(argv: Sequence[str]) -> str:
     return _WRAP_HEAD + quote_argv(argv) + _WRAP_TAIL
 
 
-def split_exit_marker(err: bytes) -> Tuple[Optional[int], bytes]:
+def split_exit_marker(err: bytes) -> tuple[int | None, bytes]:
     """(exit status or None, stderr without the exit marker line)."""
     at = err.rfind(EXIT_MARK)
     if at < 0:
@@ -97,7 +97,7 @@ def _is_daemon_notice(line: bytes) -> bool:
     return line.startswith(b"* daemon ") or line.startswith(b"* failed to start daemon")
 
 
-def strip_pid_line(err: bytes) -> Tuple[Optional[int], bytes]:
+def strip_pid_line(err: bytes) -> tuple[int | None, bytes]:
     """(pid or None, stderr without the leading pid marker and adb daemon notices)."""
     pid = None
     lines = err.splitlines(keepends=True)
@@ -127,7 +127,7 @@ class _StderrFilter:
     def __init__(self, read: Callable[[int], bytes]):
         self._read = read
         self._done = False
-        self.pid: Optional[int] = None
+        self.pid: int | None = None
         self.pid_event = threading.Event()
 
     def __call__(self, n: int) -> bytes:
@@ -187,7 +187,7 @@ class AdbProcess(PipedProcess):
 
     ENDED = "the command or the adb connection ended"
 
-    def __init__(self, transport: "AdbTransport", argv: Sequence[str], popen: subprocess.Popen):
+    def __init__(self, transport: AdbTransport, argv: Sequence[str], popen: subprocess.Popen):
         self.argv = list(argv)
         self._t = transport
         self._describe = transport.describe()
@@ -198,16 +198,16 @@ class AdbProcess(PipedProcess):
         self._stdout = LinePump(lambda n: os.read(out_fd, n), "adb-stdout")
         self._stderr = TailBuffer(self._filter)
         self._stdin_lock = threading.Lock()
-        self._rc: Optional[int] = None
+        self._rc: int | None = None
         self._note = ""
         self._killed = False
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         """PID (on the board) of the shell running the command, once known."""
         return self._filter.pid
 
-    def wait(self, timeout: Optional[float] = None) -> int:
+    def wait(self, timeout: float | None = None) -> int:
         try:
             self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -257,7 +257,7 @@ class AdbProcess(PipedProcess):
                 self._finish()
 
     @property
-    def returncode(self) -> Optional[int]:
+    def returncode(self) -> int | None:
         if self._rc is not None:
             return self._rc
         if self._proc.poll() is None:
@@ -269,7 +269,7 @@ class AdbProcess(PipedProcess):
         _, clean = split_exit_marker(raw)
         text = clean.decode("utf-8", "replace")
         if self._note:
-            text = (text + ("" if not text or text.endswith("\n") else "\n") + self._note + "\n")
+            text = text + ("" if not text or text.endswith("\n") else "\n") + self._note + "\n"
         return text
 
 
@@ -293,13 +293,13 @@ class AdbTransport(Transport):
     def __init__(
         self,
         address: BoardAddress,
-        adb_path: Optional[str] = None,
-        server_port: Optional[int] = None,
-        env: Optional[dict] = None,
+        adb_path: str | None = None,
+        server_port: int | None = None,
+        env: dict | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        transfer_timeout: Optional[float] = None,
+        transfer_timeout: float | None = None,
         disconnect_on_close: bool = False,
-        log: Optional[Callable[[str], None]] = None,
+        log: Callable[[str], None] | None = None,
     ):
         super().__init__(address)
         self.adb_path = self._find_adb(adb_path)
@@ -313,7 +313,7 @@ class AdbTransport(Transport):
         self._env.pop("ANDROID_SERIAL", None)  # we always give -s
         if env:
             self._env.update(env)
-        self.serial: Optional[str] = address.serial
+        self.serial: str | None = address.serial
         self._connected_by_us = False
         self.features: frozenset = frozenset()
         self._closed = False
@@ -321,7 +321,7 @@ class AdbTransport(Transport):
 
     # -- the adb client --------------------------------------------------------
     @staticmethod
-    def _find_adb(adb_path: Optional[str]) -> str:
+    def _find_adb(adb_path: str | None) -> str:
         wanted = adb_path or os.environ.get(ADB_ENV) or "adb"
         found = shutil.which(wanted)
         if not found:
@@ -331,22 +331,26 @@ class AdbTransport(Transport):
             )
         return found
 
-    def _adb_argv(self, *args: str) -> List[str]:
+    def _adb_argv(self, *args: str) -> list[str]:
         argv = [self.adb_path]
         if self.server_port:
             argv += ["-P", str(self.server_port)]
         return argv + list(args)
 
-    def _serial_argv(self, *args: str) -> List[str]:
+    def _serial_argv(self, *args: str) -> list[str]:
         return self._adb_argv("-s", self.serial, *args)
 
-    def _adb(self, *args: str, timeout: Optional[float] = None, serial: bool = True) -> Tuple[int, str]:
+    def _adb(self, *args: str, timeout: float | None = None, serial: bool = True) -> tuple[int, str]:
         """Run an adb command that is not a shell; (exit status, stdout+stderr text)."""
         argv = self._serial_argv(*args) if serial else self._adb_argv(*args)
         try:
             res = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env=self._env, timeout=timeout if timeout is not None else self.timeout,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+                timeout=timeout if timeout is not None else self.timeout,
             )
         except subprocess.TimeoutExpired:
             raise BoardError(
@@ -368,14 +372,15 @@ class AdbTransport(Transport):
     def _who(self) -> str:
         return f"adb device {self.serial}" if self.serial else "adb"
 
-    def _adb_problem(self, text: str) -> Optional[str]:
+    def _adb_problem(self, text: str) -> str | None:
         """A one-line message for an adb client failure in `text`, None if none is recognised.
 
         Only lines shaped like the adb client's own messages count ("error: ...",
         "adb: ...", "failed to ...", "cannot ...", "* ..."), so a remote command's
         stderr mentioning e.g. "unauthorized" is not taken for one."""
         low = "\n".join(
-            ln.strip() for ln in text.lower().splitlines()
+            ln.strip()
+            for ln in text.lower().splitlines()
             if ln.strip().startswith(("error:", "adb:", "failed to", "cannot ", "* ", "unable to"))
         )
         devs = f"`adb{self._port_opt()} devices`"
@@ -402,15 +407,17 @@ class AdbTransport(Transport):
             return f"no adb device attached: {devs} lists none; plug the board in or use --board adb://HOST:PORT"
         if "more than one device" in low:
             return f"more than one adb device attached: choose one with --board adb:SERIAL (see {devs})"
-        if "cannot connect to daemon" in low or "failed to start daemon" in low or "could not install *smartsocket*" in low:
+        if (
+            "cannot connect to daemon" in low
+            or "failed to start daemon" in low
+            or "could not install *smartsocket*" in low
+        ):
             return (
                 f"{who}: the adb server did not start ({_last_line(text)}); try `adb{self._port_opt()} kill-server` "
                 "and check that the port is free"
             )
         if "error: closed" in low or "protocol fault" in low or "connection reset" in low:
-            return (
-                f"{who}: the adb connection closed ({_last_line(text)}); check {devs} and the board's adbd"
-            )
+            return f"{who}: the adb connection closed ({_last_line(text)}); check {devs} and the board's adbd"
         return None
 
     def _lost_message(self, argv: Sequence[str]) -> str:
@@ -480,45 +487,54 @@ class AdbTransport(Transport):
             return online[0][0]  # the others are offline/unauthorized leftovers
         if len(devices) > 1:
             names = ", ".join(f"{s} ({st})" for s, st in devices)
-            raise BoardError(
-                f"more than one adb device attached ({names}): choose one with --board adb:SERIAL"
-            )
+            raise BoardError(f"more than one adb device attached ({names}): choose one with --board adb:SERIAL")
         return devices[0][0]
 
     def describe(self) -> str:
-        return f"adb {self.serial or '(only device)'}" + (f" (adb server port {self.server_port})" if self.server_port else "")
+        return f"adb {self.serial or '(only device)'}" + (
+            f" (adb server port {self.server_port})" if self.server_port else ""
+        )
 
     # -- commands ----------------------------------------------------------------
     def _shell_popen(self, argv: Sequence[str], stdin) -> subprocess.Popen:
         line = remote_line(argv)
         return subprocess.Popen(
             self._serial_argv("shell", "-T", "--", line),
-            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self._env,
         )
 
     def _kill_remote(self, pid: int) -> None:
         """KILL the command's process group on the board (best effort)."""
         try:
             argv = self._serial_argv("shell", "-T", "--", quote_argv(["sh", "-c", _KILL_SCRIPT, "sh", str(pid)]))
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           env=self._env, timeout=10)
+            subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=self._env,
+                timeout=10,
+            )
         except (subprocess.TimeoutExpired, OSError):
             pass
 
     def run(
         self,
         argv: Sequence[str],
-        stdin: Optional[bytes] = None,
-        timeout: Optional[float] = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
         check: bool = False,
     ) -> CompletedRun:
         argv = [str(a) for a in argv]
         if isinstance(stdin, str):
             stdin = stdin.encode("utf-8")
         proc = self._shell_popen(argv, subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
-        out_chunks: List[bytes] = []
+        out_chunks: list[bytes] = []
         err_filter = _StderrFilter(lambda n: os.read(proc.stderr.fileno(), n))
-        err_chunks: List[bytes] = []
+        err_chunks: list[bytes] = []
 
         def drain(read, sink):
             while True:
@@ -535,6 +551,7 @@ class AdbTransport(Transport):
             threading.Thread(target=drain, args=(err_filter, err_chunks), daemon=True),
         ]
         if stdin is not None:
+
             def feed():
                 try:
                     proc.stdin.write(stdin)
@@ -545,6 +562,7 @@ class AdbTransport(Transport):
                         proc.stdin.close()
                     except (BrokenPipeError, OSError):
                         pass
+
             readers.append(threading.Thread(target=feed, daemon=True))
         for t in readers:
             t.start()
@@ -579,13 +597,19 @@ class AdbTransport(Transport):
         return AdbProcess(self, argv, self._shell_popen(argv, subprocess.PIPE))
 
     # -- files ---------------------------------------------------------------------
-    def _transfer(self, args: Sequence[str], total: int, progress: Optional[Progress]) -> Tuple[int, str]:
+    def _transfer(self, args: Sequence[str], total: int, progress: Progress | None) -> tuple[int, str]:
         """Run adb push/pull; with `progress`, read adb's "[ NN%]" from a pseudo-terminal."""
         argv = self._serial_argv(*args)
         if progress is None:
             try:
-                res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env=self._env, timeout=self.transfer_timeout)
+                res = subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=self._env,
+                    timeout=self.transfer_timeout,
+                )
             except subprocess.TimeoutExpired:
                 raise TransportTimeout(
                     f"{self.describe()}: adb {args[0]} did not finish within {self.transfer_timeout:g} s"
@@ -645,7 +669,7 @@ class AdbTransport(Transport):
             raise DiskFullError(f"{self.describe()}: disk full on the board writing {remote}; free some space there")
         raise BoardError(f"{self.describe()}: {doing} failed: {detail}")
 
-    def put(self, local_path, remote_path: str, progress: Optional[Progress] = None) -> int:
+    def put(self, local_path, remote_path: str, progress: Progress | None = None) -> int:
         local = os.fspath(local_path)
         size = os.path.getsize(local)  # FileNotFoundError for a missing local file
         rc, text = self._transfer(["push", local, remote_path], size, progress)
@@ -694,11 +718,13 @@ class AdbTransport(Transport):
                         "set HOME for adbd's shell user"
                     )
             if not home.startswith("/"):
-                raise BoardError(f"{self.describe()}: $HOME on the board is not absolute ({home!r}); set it for adbd's shell user")
+                raise BoardError(
+                    f"{self.describe()}: $HOME on the board is not absolute ({home!r}); set it for adbd's shell user"
+                )
             self._home = home
         return self._home
 
-    def close(self) -> None:
+    def _disconnect(self) -> None:
         if self._closed:
             return
         self._closed = True

@@ -35,8 +35,9 @@ import queue
 import shlex
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Sequence, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from rkbench.errors import BoardError
 
@@ -59,11 +60,11 @@ SHA256_SCRIPT = (
     '[ -e "$1" ] || exit 3\n'
     '[ -f "$1" ] || { echo "not a regular file" >&2; exit 4; }\n'
     'if command -v python3 >/dev/null 2>&1 && [ "$(wc -c < "$1")" -gt "$2" ]; then\n'
-    "  exec python3 -c '%s' \"$1\"\n"
+    f"  exec python3 -c '{_PY_SHA}' \"$1\"\n"
     "fi\n"
     'if command -v sha256sum >/dev/null 2>&1; then exec sha256sum -- "$1"; fi\n'
-    "exec python3 -c '%s' \"$1\"\n"
-) % (_PY_SHA, _PY_SHA)
+    f"exec python3 -c '{_PY_SHA}' \"$1\"\n"
+)
 
 # How much of a command's stderr is kept for error messages.
 STDERR_TAIL_BYTES = 8192
@@ -76,7 +77,7 @@ class TransportTimeout(BoardError):
 class CommandFailed(BoardError):
     """`run(..., check=True)` saw a non-zero exit status."""
 
-    def __init__(self, message: str, result: "CompletedRun"):
+    def __init__(self, message: str, result: CompletedRun):
         super().__init__(message)
         self.result = result
 
@@ -122,7 +123,7 @@ class CompletedRun:
 
 @dataclass
 class TransferStats:
-    """Bytes moved by one transport (BytesCounter)."""
+    """Bytes moved by one transport."""
 
     bytes_pushed: int = 0
     bytes_pulled: int = 0
@@ -141,16 +142,13 @@ class TransferStats:
             self.files_pulled += files
 
 
-BytesCounter = TransferStats
-
-
 class RemoteProcess(ABC):
     """A command started with `Transport.start`, streaming its stdout."""
 
     argv: list
 
     @abstractmethod
-    def readline(self, timeout: Optional[float] = None) -> bytes:
+    def readline(self, timeout: float | None = None) -> bytes:
         """The next stdout line (with its b"\\n"), b"" at end of output.
 
         Raises TransportTimeout when no line arrives within `timeout` seconds."""
@@ -169,7 +167,7 @@ class RemoteProcess(ABC):
     def close_stdin(self) -> None: ...
 
     @abstractmethod
-    def wait(self, timeout: Optional[float] = None) -> int:
+    def wait(self, timeout: float | None = None) -> int:
         """Wait for exit; returns the exit status. TransportTimeout on timeout."""
 
     @abstractmethod
@@ -178,13 +176,13 @@ class RemoteProcess(ABC):
 
     @property
     @abstractmethod
-    def returncode(self) -> Optional[int]: ...
+    def returncode(self) -> int | None: ...
 
     @abstractmethod
     def stderr_tail(self) -> str:
         """The last few KB of stderr, decoded."""
 
-    def __enter__(self) -> "RemoteProcess":
+    def __enter__(self) -> RemoteProcess:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -202,9 +200,9 @@ class LinePump:
 
     def __init__(self, read: Callable[[int], bytes], name: str = "stdout"):
         self._read = read
-        self._queue: "queue.Queue[object]" = queue.Queue()
+        self._queue: queue.Queue[object] = queue.Queue()
         self._eof = False
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"rkbench-{name}", daemon=True)
         self._thread.start()
 
@@ -229,7 +227,7 @@ class LinePump:
                 self._queue.put(buf)
             self._queue.put(self._EOF)
 
-    def readline(self, timeout: Optional[float] = None, what: str = "output") -> bytes:
+    def readline(self, timeout: float | None = None, what: str = "output") -> bytes:
         if self._eof:
             return b""
         try:
@@ -241,19 +239,19 @@ class LinePump:
             return b""
         return item  # type: ignore[return-value]
 
-    def join(self, timeout: Optional[float] = None) -> None:
+    def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
 
 class TailBuffer:
     """Keeps the last `limit` bytes of a stream read in a thread (stderr)."""
 
-    def __init__(self, read: Optional[Callable[[int], bytes]] = None, limit: int = STDERR_TAIL_BYTES):
-        self._chunks: "collections.deque[bytes]" = collections.deque()
+    def __init__(self, read: Callable[[int], bytes] | None = None, limit: int = STDERR_TAIL_BYTES):
+        self._chunks: collections.deque[bytes] = collections.deque()
         self._size = 0
         self._limit = limit
         self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         if read is not None:
             self._thread = threading.Thread(target=self._run, args=(read,), name="rkbench-stderr", daemon=True)
             self._thread.start()
@@ -275,7 +273,7 @@ class TailBuffer:
             while self._size - len(self._chunks[0]) >= self._limit and len(self._chunks) > 1:
                 self._size -= len(self._chunks.popleft())
 
-    def join(self, timeout: Optional[float] = None) -> None:
+    def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -292,18 +290,19 @@ class Transport(ABC):
 
     kind: str = "?"
 
-    def __init__(self, address: "BoardAddress"):
+    def __init__(self, address: BoardAddress):
         self.address = address
         self.stats = TransferStats()
-        self._home: Optional[str] = None
+        self._home: str | None = None
+        self._on_close: list[Callable[[], None]] = []
 
     # -- the four things every transport must do --------------------------
     @abstractmethod
     def run(
         self,
         argv: Sequence[str],
-        stdin: Optional[bytes] = None,
-        timeout: Optional[float] = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
         check: bool = False,
     ) -> CompletedRun: ...
 
@@ -311,7 +310,7 @@ class Transport(ABC):
     def start(self, argv: Sequence[str]) -> RemoteProcess: ...
 
     @abstractmethod
-    def put(self, local_path, remote_path: str, progress: Optional[Progress] = None) -> int: ...
+    def put(self, local_path, remote_path: str, progress: Progress | None = None) -> int: ...
 
     @abstractmethod
     def get(self, remote_path: str, local_path) -> int: ...
@@ -320,13 +319,12 @@ class Transport(ABC):
     def describe(self) -> str:
         return f"{self.kind} {self.address.display}"
 
-    def check_result(self, result: CompletedRun, what: Optional[str] = None) -> CompletedRun:
+    def check_result(self, result: CompletedRun, what: str | None = None) -> CompletedRun:
         """Raise CommandFailed (one line) if `result` failed."""
         if result.returncode != 0:
             detail = result.stderr_last_line()
-            msg = (
-                f"{self.describe()}: {what or short_command(result.argv)} failed "
-                f"(exit {result.returncode})" + (f": {detail}" if detail else "")
+            msg = f"{self.describe()}: {what or short_command(result.argv)} failed (exit {result.returncode})" + (
+                f": {detail}" if detail else ""
             )
             raise CommandFailed(msg, result)
         return result
@@ -334,7 +332,7 @@ class Transport(ABC):
     def exists(self, remote: str) -> bool:
         return self.run(["test", "-e", remote], timeout=60).returncode == 0
 
-    def sha256(self, remote: str) -> Optional[str]:
+    def sha256(self, remote: str) -> str | None:
         """Hex sha256 of a remote file, None if the file does not exist.
 
         One round trip: sha256sum, or python3's hashlib for big files (OpenSSL
@@ -358,7 +356,9 @@ class Transport(ABC):
             self.check_result(res, "reading $HOME")
             home = res.stdout_text.strip()
             if not home.startswith("/"):
-                raise BoardError(f"{self.describe()}: $HOME is not set on the board ({home!r}); set it for the login user")
+                raise BoardError(
+                    f"{self.describe()}: $HOME is not set on the board ({home!r}); set it for the login user"
+                )
             self._home = home.rstrip("/") or "/"
         return self._home
 
@@ -372,10 +372,23 @@ class Transport(ABC):
         self.check_result(self.run(["rm", "-f", "--", remote], timeout=60), f"rm {remote}")
 
     # -- lifetime -----------------------------------------------------------
-    def close(self) -> None:
-        pass
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when the transport is closed (after the connection is), e.g. to
+        release the labgrid place the board was reached through. Last added runs first."""
+        self._on_close.append(callback)
 
-    def __enter__(self) -> "Transport":
+    def close(self) -> None:
+        try:
+            self._disconnect()
+        finally:
+            callbacks, self._on_close = self._on_close, []
+            for callback in reversed(callbacks):
+                callback()
+
+    def _disconnect(self) -> None:  # noqa: B027 (a transport without a connection has nothing to do)
+        """Close what the transport holds (connections, servers it started)."""
+
+    def __enter__(self) -> Transport:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,10 +12,11 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from rkbench.boards.address import BoardAddress
+from rkbench.boards.transport import register
 from rkbench.boards.transport.base import (
     CompletedRun,
     LinePump,
@@ -26,7 +27,6 @@ from rkbench.boards.transport.base import (
     TransportTimeout,
     short_command,
 )
-from rkbench.boards.transport import register
 from rkbench.errors import BoardError, DiskFullError
 
 COPY_CHUNK = 1 << 20
@@ -53,7 +53,7 @@ class PipedProcess(RemoteProcess):
     #: How a failed write explains itself.
     ENDED = "it has exited"
 
-    def readline(self, timeout: Optional[float] = None) -> bytes:
+    def readline(self, timeout: float | None = None) -> bytes:
         return self._stdout.readline(timeout, what=f"output from {self._describe}: {short_command(self.argv)}")
 
     def write_stdin(self, data: bytes) -> None:
@@ -87,7 +87,9 @@ class PipedProcess(RemoteProcess):
 class SubprocessProcess(PipedProcess):
     """A RemoteProcess over a local subprocess.Popen with three pipes."""
 
-    def __init__(self, popen_argv: Sequence[str], argv: Optional[Sequence[str]] = None, describe: str = "local", **popen_kw):
+    def __init__(
+        self, popen_argv: Sequence[str], argv: Sequence[str] | None = None, describe: str = "local", **popen_kw
+    ):
         self.argv = list(argv if argv is not None else popen_argv)
         self._describe = describe
         self._proc = subprocess.Popen(
@@ -108,7 +110,7 @@ class SubprocessProcess(PipedProcess):
     def pid(self) -> int:
         return self._proc.pid
 
-    def wait(self, timeout: Optional[float] = None) -> int:
+    def wait(self, timeout: float | None = None) -> int:
         try:
             rc = self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -131,7 +133,7 @@ class SubprocessProcess(PipedProcess):
         self._close_pipes()
 
     @property
-    def returncode(self) -> Optional[int]:
+    def returncode(self) -> int | None:
         return self._proc.poll()
 
     def stderr_tail(self) -> str:
@@ -142,7 +144,7 @@ class SubprocessProcess(PipedProcess):
 class LocalTransport(Transport):
     kind = "local"
 
-    def __init__(self, address: Optional[BoardAddress] = None, home: Optional[str] = None, env: Optional[dict] = None):
+    def __init__(self, address: BoardAddress | None = None, home: str | None = None, env: dict | None = None):
         super().__init__(address or BoardAddress(kind="local", raw="local"))
         self._home_override = home
         self._env = env
@@ -156,8 +158,8 @@ class LocalTransport(Transport):
     def run(
         self,
         argv: Sequence[str],
-        stdin: Optional[bytes] = None,
-        timeout: Optional[float] = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
         check: bool = False,
     ) -> CompletedRun:
         argv = [str(a) for a in argv]
@@ -198,7 +200,7 @@ class LocalTransport(Transport):
             raise BoardError(f"local: cannot start {short_command(argv)}: {argv[0]} not found") from None
 
     # -- files ---------------------------------------------------------------
-    def _copy(self, src: str, dst: str, progress: Optional[Progress]) -> int:
+    def _copy(self, src: str, dst: str, progress: Progress | None) -> int:
         total = os.path.getsize(src)
         done = 0
         try:
@@ -217,7 +219,7 @@ class LocalTransport(Transport):
             raise
         return done
 
-    def put(self, local_path, remote_path: str, progress: Optional[Progress] = None) -> int:
+    def put(self, local_path, remote_path: str, progress: Progress | None = None) -> int:
         n = self._copy(os.fspath(local_path), remote_path, progress)
         self.stats.add_pushed(n, files=1)
         return n
@@ -249,12 +251,11 @@ class LocalTransport(Transport):
         except FileNotFoundError:
             pass
 
-    def sha256(self, remote: str) -> Optional[str]:
-        import hashlib
+    def sha256(self, remote: str) -> str | None:
 
         try:
             with open(remote, "rb") as f:
-                return hashlib.file_digest(f, "sha256").hexdigest() if hasattr(hashlib, "file_digest") else _sha_file(f)
+                return _sha_file(f)
         except FileNotFoundError:
             return None
         except IsADirectoryError:

@@ -15,28 +15,28 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
 
 import paramiko
 from paramiko.common import cMSG_CHANNEL_REQUEST
 from paramiko.hostkeys import HostKeyEntry, HostKeys
 
 from rkbench.boards.address import DEFAULT_SSH_PORT, DEFAULT_SSH_USER, BoardAddress, parse_board
+from rkbench.boards.transport import register
 from rkbench.boards.transport.base import (
+    STDERR_TAIL_BYTES,
     CompletedRun,
     LinePump,
     Progress,
     RemoteProcess,
     TailBuffer,
     Transport,
-    STDERR_TAIL_BYTES,
     TransportTimeout,
     quote_argv,
     short_command,
 )
-from rkbench.boards.transport import register
 from rkbench.errors import BoardError, DiskFullError, UsageError
 
 PASSWORD_ENV = "RKBENCH_SSH_PASSWORD"
@@ -83,8 +83,8 @@ class KnownHostsFile:
         regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower())
         return re.fullmatch(regex, name.lower()) is not None
 
-    def lookup(self, name: str) -> List[KnownKey]:
-        found: List[KnownKey] = []
+    def lookup(self, name: str) -> list[KnownKey]:
+        found: list[KnownKey] = []
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
@@ -142,9 +142,9 @@ class SshTarget:
     hostname: str  # what we connect to
     port: int
     user: str
-    identity_files: List[str] = field(default_factory=list)
-    proxy_jump: Optional[str] = None
-    host_key_alias: Optional[str] = None
+    identity_files: list[str] = field(default_factory=list)
+    proxy_jump: str | None = None
+    host_key_alias: str | None = None
     hash_known_hosts: bool = False
 
     @property
@@ -157,7 +157,7 @@ class SshTarget:
         return self.host_key_alias or known_hosts_name(self.hostname, self.port)
 
 
-def _load_ssh_config(path: Optional[str]) -> Optional[paramiko.SSHConfig]:
+def _load_ssh_config(path: str | None) -> paramiko.SSHConfig | None:
     p = Path(os.path.expanduser(path or "~/.ssh/config"))
     if not p.is_file():
         if path:  # asked for explicitly
@@ -171,9 +171,9 @@ def _load_ssh_config(path: Optional[str]) -> Optional[paramiko.SSHConfig]:
 
 def resolve_target(
     host: str,
-    config: Optional[paramiko.SSHConfig],
-    user: Optional[str] = None,
-    port: Optional[int] = None,
+    config: paramiko.SSHConfig | None,
+    user: str | None = None,
+    port: int | None = None,
 ) -> SshTarget:
     """Apply ~/.ssh/config to a host; explicit user/port win over the config."""
     opts = config.lookup(host) if config is not None else {}
@@ -212,7 +212,7 @@ PID_MARKER = b"\x1erkbench-pid "
 PID_WRAPPER = 'printf "\\036rkbench-pid %s\\n" "$$" >&2; exec "$@"'
 
 
-def wrap_argv(argv: Sequence[str]) -> List[str]:
+def wrap_argv(argv: Sequence[str]) -> list[str]:
     return ["sh", "-c", PID_WRAPPER, "sh"] + list(argv)
 
 
@@ -224,7 +224,7 @@ class _PidStrippingReader:
     def __init__(self, read: Callable[[int], bytes]):
         self._read = read
         self._done = False
-        self.pid: Optional[int] = None
+        self.pid: int | None = None
         self.pid_event = threading.Event()
 
     def __call__(self, n: int) -> bytes:
@@ -260,7 +260,7 @@ class SshProcess(RemoteProcess):
         argv: Sequence[str],
         describe: str,
         stderr_limit: int = STDERR_TAIL_BYTES,
-        killer: Optional[Callable[[int], None]] = None,
+        killer: Callable[[int], None] | None = None,
     ):
         self._chan = chan
         self.argv = list(argv)
@@ -273,11 +273,11 @@ class SshProcess(RemoteProcess):
         self._stderr = TailBuffer(self._pid_reader, limit=stderr_limit)
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         """The command's PID on the board (once known)."""
         return self._pid_reader.pid
 
-    def readline(self, timeout: Optional[float] = None) -> bytes:
+    def readline(self, timeout: float | None = None) -> bytes:
         return self._stdout.readline(timeout, what=f"output from {self._describe}: {short_command(self.argv)}")
 
     def write_stdin(self, data: bytes) -> None:
@@ -297,7 +297,7 @@ class SshProcess(RemoteProcess):
             except (OSError, EOFError, paramiko.SSHException):
                 pass
 
-    def wait(self, timeout: Optional[float] = None) -> int:
+    def wait(self, timeout: float | None = None) -> int:
         if not self._chan.status_event.wait(timeout):
             raise TransportTimeout(f"{self._describe}: {short_command(self.argv)} still running after {timeout:g} s")
         self._stdout.join(10)
@@ -338,7 +338,7 @@ class SshProcess(RemoteProcess):
         self._stderr.join(2)
 
     @property
-    def returncode(self) -> Optional[int]:
+    def returncode(self) -> int | None:
         if self._chan.exit_status_ready():
             rc = self._chan.exit_status
             # -1: the command died from a signal (sshd sends exit-signal, not a status)
@@ -365,17 +365,17 @@ class SshTransport(Transport):
         self,
         address: BoardAddress,
         *,
-        known_hosts: Optional[str] = None,
+        known_hosts: str | None = None,
         trust_new: bool = False,
         identity_files: Sequence[str] = (),
-        ssh_config: Optional[str] = None,
-        proxy_jump: Optional[str] = None,
+        ssh_config: str | None = None,
+        proxy_jump: str | None = None,
         connect_timeout: float = 10.0,
         password_env: str = PASSWORD_ENV,
         allow_agent: bool = True,
-        hash_known_hosts: Optional[bool] = None,
+        hash_known_hosts: bool | None = None,
         keepalive: int = 15,
-        log: Optional[Callable[[str], None]] = None,
+        log: Callable[[str], None] | None = None,
     ):
         super().__init__(address)
         if address.kind != "ssh":
@@ -388,10 +388,10 @@ class SshTransport(Transport):
         self._hash_known_hosts = hash_known_hosts
         self._keepalive = keepalive
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
-        self.notices: List[str] = []
-        self._jumps: List[paramiko.Transport] = []
-        self._t: Optional[paramiko.Transport] = None
-        self._sftp_client: Optional[paramiko.SFTPClient] = None
+        self.notices: list[str] = []
+        self._jumps: list[paramiko.Transport] = []
+        self._t: paramiko.Transport | None = None
+        self._sftp_client: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.RLock()  # one SFTP operation at a time
 
         config = _load_ssh_config(ssh_config)
@@ -443,7 +443,7 @@ class SshTransport(Transport):
             raise BoardError(
                 f"cannot resolve host name {target.hostname!r} ({exc.strerror}); check --board or ~/.ssh/config"
             ) from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise BoardError(
                 f"cannot reach {hp}: no answer after {t:g} s (board off, wrong address, or a firewall); check --board"
             ) from None
@@ -459,8 +459,8 @@ class SshTransport(Transport):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _connect(self, hops: List[SshTarget]) -> None:
-        prev: Optional[paramiko.Transport] = None
+    def _connect(self, hops: list[SshTarget]) -> None:
+        prev: paramiko.Transport | None = None
         try:
             for i, hop in enumerate(hops):
                 if prev is None:
@@ -511,7 +511,7 @@ class SshTransport(Transport):
         known = self.known_hosts.lookup(name)
         if known:  # ask the server for the key type we already know
             opts = t.get_security_options()
-            want: List[str] = []
+            want: list[str] = []
             for k in known:
                 kt = k.key.get_name()
                 want += ["rsa-sha2-512", "rsa-sha2-256"] if kt == "ssh-rsa" else [kt]
@@ -541,7 +541,7 @@ class SshTransport(Transport):
             raise
         return t
 
-    def _check_host_key(self, hop: SshTarget, key: paramiko.PKey, known: List[KnownKey]) -> None:
+    def _check_host_key(self, hop: SshTarget, key: paramiko.PKey, known: list[KnownKey]) -> None:
         name = hop.known_hosts_name
         ktype, fp = key.get_name(), fingerprint(key)
         path = self.known_hosts.path
@@ -572,9 +572,9 @@ class SshTransport(Transport):
         self.known_hosts.add(name, key, hashed=hashed)
         self._notice(f"{hop.display}: trusting new host key {ktype} {fp}; recorded in {path}")
 
-    def _identity_candidates(self, hop: SshTarget) -> List[Tuple[str, bool]]:
+    def _identity_candidates(self, hop: SshTarget) -> list[tuple[str, bool]]:
         """(path, explicit) pairs: options first, then IdentityFile, else the defaults."""
-        out: List[Tuple[str, bool]] = [(p, True) for p in self._identity_opts]
+        out: list[tuple[str, bool]] = [(p, True) for p in self._identity_opts]
         if hop.identity_files:
             out += [(p, True) for p in hop.identity_files]
         else:
@@ -588,7 +588,7 @@ class SshTransport(Transport):
 
     def _authenticate(self, t: paramiko.Transport, hop: SshTarget) -> None:
         user = hop.user
-        tried: List[str] = []
+        tried: list[str] = []
         methods_ok = None  # what the server allows, once it told us
 
         def allowed(method: str) -> bool:
@@ -618,7 +618,11 @@ class SshTransport(Transport):
                 tried.append(f"key {path} (passphrase-protected: load it into ssh-agent)")
                 continue
             except TypeError as exc:  # cryptography: "Password was not given but private key is encrypted"
-                note = "passphrase-protected: load it into ssh-agent" if re.search("encrypt|password", str(exc), re.I) else "unreadable"
+                note = (
+                    "passphrase-protected: load it into ssh-agent"
+                    if re.search("encrypt|password", str(exc), re.I)
+                    else "unreadable"
+                )
                 tried.append(f"key {path} ({note})")
                 continue
             except Exception as exc:
@@ -671,7 +675,9 @@ class SshTransport(Transport):
     # -- commands -----------------------------------------------------------
     def _open_session(self) -> paramiko.Channel:
         if self._t is None or not self._t.is_active():
-            raise BoardError(f"{self.describe()}: the SSH connection is closed (board rebooted or network lost?); reconnect")
+            raise BoardError(
+                f"{self.describe()}: the SSH connection is closed (board rebooted or network lost?); reconnect"
+            )
         try:
             return self._t.open_session(timeout=self._connect_timeout)
         except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -702,14 +708,15 @@ class SshTransport(Transport):
     def run(
         self,
         argv: Sequence[str],
-        stdin: Optional[bytes] = None,
-        timeout: Optional[float] = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
         check: bool = False,
     ) -> CompletedRun:
         proc = self.start(argv, stderr_limit=RUN_STDERR_LIMIT)
         deadline = None if timeout is None else time.monotonic() + timeout
         writer = None
         if stdin:
+
             def feed():
                 try:
                     proc.write_stdin(stdin)
@@ -721,7 +728,7 @@ class SshTransport(Transport):
             writer.start()
         else:
             proc.close_stdin()
-        chunks: List[bytes] = []
+        chunks: list[bytes] = []
         try:
             while True:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -760,7 +767,7 @@ class SshTransport(Transport):
                     ) from None
             return self._sftp_client
 
-    def _free_bytes(self, remote_dir: str) -> Optional[int]:
+    def _free_bytes(self, remote_dir: str) -> int | None:
         try:
             res = self.run(["df", "-Pk", remote_dir], timeout=30)
             if res.returncode == 0:
@@ -791,7 +798,7 @@ class SshTransport(Transport):
             )
         return BoardError(f"{self.describe()}: upload of {local} to {remote} failed: {text or type(exc).__name__}")
 
-    def put(self, local_path, remote_path: str, progress: Optional[Progress] = None) -> int:
+    def put(self, local_path, remote_path: str, progress: Progress | None = None) -> int:
         local = os.fspath(local_path)
         try:
             size = os.path.getsize(local)
@@ -801,7 +808,7 @@ class SshTransport(Transport):
         try:
             with self._sftp_lock:
                 attrs = sftp.put(local, remote_path, callback=progress, confirm=True)
-        except (IOError, OSError, paramiko.SFTPError) as exc:
+        except (OSError, paramiko.SFTPError) as exc:
             raise self._upload_failed(exc, local, remote_path, size) from None
         except (paramiko.SSHException, EOFError) as exc:
             raise BoardError(f"{self.describe()}: connection lost while uploading {local}: {exc}") from None
@@ -817,7 +824,7 @@ class SshTransport(Transport):
                 sftp.get(remote_path, local)
         except FileNotFoundError:
             raise BoardError(f"{self.describe()}: {remote_path} does not exist on the board") from None
-        except (IOError, OSError, paramiko.SFTPError) as exc:
+        except (OSError, paramiko.SFTPError) as exc:
             if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFullError(f"disk full on this machine writing {local}; free space and retry") from None
             raise BoardError(f"{self.describe()}: download of {remote_path} failed: {exc}") from None
@@ -834,14 +841,14 @@ class SshTransport(Transport):
             return True
         except FileNotFoundError:
             return False
-        except (IOError, OSError) as exc:
+        except OSError as exc:
             raise BoardError(f"{self.describe()}: cannot stat {remote}: {exc}") from None
 
     def rename(self, src: str, dst: str) -> None:
         try:
             with self._sftp_lock:
                 self._sftp().posix_rename(src, dst)
-        except (IOError, OSError, paramiko.SSHException):
+        except (OSError, paramiko.SSHException):
             super().rename(src, dst)
 
     def remove(self, remote: str) -> None:
@@ -850,11 +857,11 @@ class SshTransport(Transport):
                 self._sftp().remove(remote)
         except FileNotFoundError:
             pass
-        except (IOError, OSError) as exc:
+        except OSError as exc:
             raise BoardError(f"{self.describe()}: cannot remove {remote}: {exc}") from None
 
     # -- lifetime -------------------------------------------------------------
-    def close(self) -> None:
+    def _disconnect(self) -> None:
         if self._sftp_client is not None:
             try:
                 self._sftp_client.close()

@@ -1,0 +1,72 @@
+"""What a measurement asks of the runner, and the one place its defaults live.
+
+`rkbench run`, `rkbench nightly` (a suite's [measure]) and `rkbench hybrid --board` all start
+from `MeasureOptions()`; `spec()` turns the options into the wire's RunSpec, naming the
+files on this host (the session pushes them and names the board's copies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rkbench.errors import UsageError
+from rkbench_device.measure import SLOWDOWN_ENV
+from rkbench_wire import ModelRef, ProtocolError, RunSpec
+
+#: Placeholder for RunSpec.output_dir on the host: the session sets the board's folder.
+HOST_OUTPUT_DIR = "out"
+
+
+@dataclass
+class MeasureOptions:
+    backend: str = "auto"
+    core_masks: list[str] = field(default_factory=lambda: ["auto"])
+    warmup: int = 5
+    min_runs: int = 100
+    min_seconds: float = 2.0
+    max_seconds: float = 300.0
+    inputs: Path | None = None  # what to measure with; default: a held-out slice of the dataset
+    input_count: int = 8
+    per_layer: bool = False
+    lock_timeout_s: float = 30.0  # another host measuring on the board: wait this long
+    inject_slowdown: float = 0.0  # test-only runner knob (regression-detection benchmarks)
+    cpu_threads: int = 0  # CPU backends' threads; 0 = their default
+    io_mode: str = "copy"  # NPU backends: "copy" (rknn_inputs_set per run) or "zero_copy" (rknn_set_io_mem)
+    profile_layers: bool = False  # a separate per-layer NPU profiling pass after the timed loop
+    profile_runs: int = 3
+
+    def spec(
+        self,
+        model: ModelRef,
+        inputs: Sequence[Sequence[str]],
+        data_format: Sequence[str | None] = (),
+        save_outputs: bool = True,
+    ) -> RunSpec:
+        """The run spec for these options; a setting the protocol refuses is a usage error."""
+        try:
+            return RunSpec(
+                model=model,
+                inputs=[[str(path) for path in sample] for sample in inputs],
+                output_dir=HOST_OUTPUT_DIR,
+                backend=self.backend,
+                core_masks=list(self.core_masks),
+                warmup=self.warmup,
+                min_runs=self.min_runs,
+                min_seconds=self.min_seconds,
+                max_seconds=self.max_seconds,
+                data_format=list(data_format),
+                save_outputs=save_outputs,
+                lock_timeout_s=self.lock_timeout_s,
+                cpu_threads=self.cpu_threads,
+                io_mode=self.io_mode,
+                profile_layers=self.profile_layers,
+                profile_runs=self.profile_runs,
+            )
+        except ProtocolError as exc:
+            raise UsageError(f"run spec: {exc}") from None
+
+    def runner_env(self) -> dict[str, str]:
+        """Environment for the runner: test knobs travel here, outside the protocol."""
+        return {SLOWDOWN_ENV: repr(self.inject_slowdown)} if self.inject_slowdown else {}
