@@ -37,10 +37,30 @@ MAX_BUILDS = 12
 
 def hybrid(case: Case, cache: Path, out: Path) -> tuple[int, dict | None, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "rkbench", "hybrid", str(case.model), *case.options, "--dataset", str(case.calibration),
-         "--eval", str(case.evaluation), "--target-cos", str(TARGET), "--max-builds", str(MAX_BUILDS),
-         "--compare-vendor", "-o", str(out), "--json"],
-        capture_output=True, text=True, env={**os.environ, "RKBENCH_CACHE": str(cache)})
+        [
+            sys.executable,
+            "-m",
+            "rkbench",
+            "hybrid",
+            str(case.model),
+            *case.options,
+            "--dataset",
+            str(case.calibration),
+            "--eval",
+            str(case.evaluation),
+            "--target-cos",
+            str(TARGET),
+            "--max-builds",
+            str(MAX_BUILDS),
+            "--compare-vendor",
+            "-o",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RKBENCH_CACHE": str(cache)},
+    )
     record = json.loads(done.stdout) if done.stdout.strip().startswith("{") else None
     return done.returncode, record, done.stderr
 
@@ -64,7 +84,9 @@ def judge(code: int, record: dict | None) -> tuple[bool, str]:
         if cos(proposal) >= TARGET and len(ours["layers"]) > len(proposal["layers"]):
             return False, f"more entries than the proposal ({len(ours['layers'])} > {len(proposal['layers'])})"
         return True, "reached"
-    bar = max(cos(int8), cos(proposal) if cos(proposal) == cos(proposal) else 0, cos(auto) if cos(auto) == cos(auto) else 0)
+    bar = max(
+        cos(int8), cos(proposal) if cos(proposal) == cos(proposal) else 0, cos(auto) if cos(auto) == cos(auto) else 0
+    )
     if cos(ours) >= bar:
         return True, "out of reach; best >= int8, proposal, auto_hybrid"
     return False, f"out of reach and below the best of the others ({cos(ours):.5f} < {bar:.5f})"
@@ -75,8 +97,10 @@ def row(name: str, candidate: dict | None, builds: str = "") -> str:
         return f"    {name:<18} -"
     value = cos(candidate)
     shown = "  failed" if candidate.get("failure") else f"{value:.5f}"
-    return (f"    {name:<18} cos {shown}  entries {len(candidate['layers']):>4}  float in model "
-            f"{len(candidate['float_tensors']):>4}  {builds}")
+    return (
+        f"    {name:<18} cos {shown}  entries {len(candidate['layers']):>4}  float in model "
+        f"{len(candidate['float_tensors']):>4}  {builds}"
+    )
 
 
 def main() -> int:
@@ -103,8 +127,10 @@ def main() -> int:
             cases = [c for c in cases if c.name in ("YOLOX early conv x1000", "PP-OCR cls real")]
         if args.only:
             cases = [c for c in cases if args.only.lower() in c.name.lower()]
-        print(f"hybrid search vs the vendor: target cos {TARGET}, {MAX_BUILDS} builds, "
-              f"{args.calibration} calibration / {args.evaluation} evaluation images apart from them")
+        print(
+            f"hybrid search vs the vendor: target cos {TARGET}, {MAX_BUILDS} builds, "
+            f"{args.calibration} calibration / {args.evaluation} evaluation images apart from them"
+        )
         for index, case in enumerate(cases):
             mark = time.monotonic()
             code, record, stderr = hybrid(case, tmp / f"cache-{index}", tmp / f"out-{index}")
@@ -131,11 +157,13 @@ def main() -> int:
             for note in record["notes"]:
                 print(f"    note: {note}")
             ratio = len(ours["layers"]) / max(1, len(proposal["layers"]))
-            print(f"    entries ours/proposal {ratio:.2f}; cos ours - proposal {cos(ours) - cos(proposal):+.5f}, "
-                  f"ours - auto_hybrid {cos(ours) - cos(auto):+.5f}, ours - int8 "
-                  f"{cos(ours) - cos(record['candidates'][0]):+.5f}: {'PASS' if ok else 'FAIL'} ({why})")
+            print(
+                f"    entries ours/proposal {ratio:.2f}; cos ours - proposal {cos(ours) - cos(proposal):+.5f}, "
+                f"ours - auto_hybrid {cos(ours) - cos(auto):+.5f}, ours - int8 "
+                f"{cos(ours) - cos(record['candidates'][0]):+.5f}: {'PASS' if ok else 'FAIL'} ({why})"
+            )
     print(f"\n{'case':<34} {'int8':>8} {'proposal':>15} {'auto_hybrid':>15} {'ours':>15} {'builds':>6}  verdict")
-    for case, code, record, ok, why, seconds in results:
+    for case, code, record, ok, why, _ in results:
         if record is None:
             print(f"{case.name:<34} exit {code}: FAIL")
             continue
@@ -143,11 +171,16 @@ def main() -> int:
 
         def cell(c):
             return f"{cos(c):.5f}/{len(c['layers']):>4}"
-        print(f"{case.name:<34} {cos(record['candidates'][0]):>8.5f} {cell(proposal):>15} {cell(auto):>15} "
-              f"{cell(ours):>15} {record['builds']:>6}  {'PASS' if ok else 'FAIL'} ({why})")
+
+        print(
+            f"{case.name:<34} {cos(record['candidates'][0]):>8.5f} {cell(proposal):>15} {cell(auto):>15} "
+            f"{cell(ours):>15} {record['builds']:>6}  {'PASS' if ok else 'FAIL'} ({why})"
+        )
     passed = sum(ok for *_, ok, _, _ in results)
-    print(f"(cells: output cos / cfg entries)  {passed}/{len(results)} cases meet the targets; "
-          f"whole benchmark {time.monotonic() - started:.0f} s")
+    print(
+        f"(cells: output cos / cfg entries)  {passed}/{len(results)} cases meet the targets; "
+        f"whole benchmark {time.monotonic() - started:.0f} s"
+    )
     return 0 if passed == len(results) else 1
 
 

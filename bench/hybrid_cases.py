@@ -53,8 +53,11 @@ def yolox_model(size: int = 320) -> Path:
     wheels.mkdir(parents=True, exist_ok=True)
     found = sorted(wheels.glob("ddddocr-1.6.1-*.whl"))
     if not found:
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), DDDDOCR],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), DDDDOCR],
+            capture_output=True,
+            text=True,
+        )
         found = sorted(wheels.glob("ddddocr-1.6.1-*.whl"))
         if not found:
             raise RuntimeError(f"cannot download {DDDDOCR}: {done.stderr.strip()[-300:]}")
@@ -92,9 +95,14 @@ def captcha_scene(index: int, size: int = 320, seed: int = 11):
         font_size = rng.randint(34, 60)
         tile = Image.new("RGBA", (font_size * 2, font_size * 2), (0, 0, 0, 0))
         ink = tuple(rng.randint(0, 255) for _ in range(3))
-        ImageDraw.Draw(tile).text((font_size // 2, font_size // 4), rng.choice(GLYPHS),
-                                  font=ImageFont.load_default(size=font_size), fill=ink + (255,), stroke_width=2,
-                                  stroke_fill=tuple(255 - c for c in ink) + (255,))
+        ImageDraw.Draw(tile).text(
+            (font_size // 2, font_size // 4),
+            rng.choice(GLYPHS),
+            font=ImageFont.load_default(size=font_size),
+            fill=ink + (255,),
+            stroke_width=2,
+            stroke_fill=tuple(255 - c for c in ink) + (255,),
+        )
         tile = tile.rotate(rng.uniform(-35, 35), resample=Image.BICUBIC)
         image.paste(tile, (rng.randint(0, size - font_size * 2), rng.randint(0, size - font_size * 2)), tile)
     return image.convert("RGB")
@@ -125,8 +133,16 @@ def yolox_cases(root: Path, calibration: int, evaluation: int) -> list[Case]:
     for label, outliers in variants:
         path = root / f"yolox-{label.replace(' ', '-')}.onnx"
         inject(base, path, outliers)
-        cases.append(Case(f"YOLOX {label}", path, options, calib, evals,
-                          [f"conv #{o.conv} channels {list(o.channels)} x{o.scale:g}" for o in outliers]))
+        cases.append(
+            Case(
+                f"YOLOX {label}",
+                path,
+                options,
+                calib,
+                evals,
+                [f"conv #{o.conv} channels {list(o.channels)} x{o.scale:g}" for o in outliers],
+            )
+        )
     return cases
 
 
@@ -136,8 +152,14 @@ def ppocr_cases(root: Path, calibration: int, evaluation: int) -> list[Case]:
     render = lambda index: examples.render_image(det, index)  # noqa: E731
     calib = _images(root / "det-calib", render, range(calibration))
     evals = _images(root / "det-eval", render, range(1000, 1000 + evaluation))
-    det_options = ["--input-size", "1,3,320,320", "--mean", ",".join(map(str, det.mean)),
-                   "--std", ",".join(map(str, det.std))]
+    det_options = [
+        "--input-size",
+        "1,3,320,320",
+        "--mean",
+        ",".join(map(str, det.mean)),
+        "--std",
+        ",".join(map(str, det.std)),
+    ]
     variant = root / "ppocr-det-outlier.onnx"
     det_sites = sites(det_model)
     inject(det_model, variant, [Outlier(det_sites[len(det_sites) // 3], (0,), 1000.0)])
@@ -148,7 +170,13 @@ def ppocr_cases(root: Path, calibration: int, evaluation: int) -> list[Case]:
     cls_options = ["--input-size", "1,3,48,192", "--mean", "127.5,127.5,127.5", "--std", "127.5,127.5,127.5"]
     return [
         Case("PP-OCRv4 det real", det_model, det_options, calib, evals),
-        Case("PP-OCRv4 det conv x1000", variant, det_options, calib, evals,
-             [f"conv #{det_sites[len(det_sites) // 3]} channel 0 x1000"]),
+        Case(
+            "PP-OCRv4 det conv x1000",
+            variant,
+            det_options,
+            calib,
+            evals,
+            [f"conv #{det_sites[len(det_sites) // 3]} channel 0 x1000"],
+        ),
         Case("PP-OCR cls real", examples.model_path(cls), cls_options, cls_calib, cls_evals),
     ]

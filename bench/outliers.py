@@ -80,6 +80,15 @@ def _activation(node, consumers):
     return "linear", None
 
 
+def _carrier(conv, kind: str, parts) -> str:
+    """The tensor that carries the scaled channels: the activation's output, or the conv's."""
+    if kind == "relu":
+        return parts.output[0]
+    if kind == "silu":
+        return parts[1].output[0]
+    return conv.output[0]
+
+
 def _channel_count(graph, inits, numpy_helper, conv):
     return numpy_helper.to_array(inits[conv.input[1]]).shape[0]
 
@@ -100,8 +109,9 @@ def _readers(tensor: str, channels: list[int], graph, inits, consumers, outputs,
                 if name == tensor:
                     break
                 offset += _channels_of(name, graph, inits, numpy_helper)
-            _readers(reader.output[0], [offset + c for c in channels], graph, inits, consumers, outputs,
-                     numpy_helper, plan)
+            _readers(
+                reader.output[0], [offset + c for c in channels], graph, inits, consumers, outputs, numpy_helper, plan
+            )
         else:
             raise NotCompensable(f"{tensor} is read by {op} {reader.name}")
 
@@ -141,8 +151,7 @@ def inject(source: Path, target: Path, outliers: list[Outlier]) -> Path:
         factor = np.ones(count, np.float32)
         factor[channels] = outlier.scale
         kind, parts = _activation(conv, consumers)
-        carrier = {"relu": lambda: parts.output[0], "silu": lambda: parts[1].output[0],
-                   "linear": lambda: conv.output[0]}[kind]()
+        carrier = _carrier(conv, kind, parts)
         plan: list = []
         _readers(carrier, channels, graph, inits, consumers, outputs, numpy_helper, plan)
         _scale_outputs(conv, factor, inits, numpy_helper)
@@ -189,7 +198,7 @@ def _scale_inputs(conv, channels, scale, inits, numpy_helper):
         else:  # channel c belongs to group c // per_group, input slot c % per_group
             out_per_group = weight.shape[0] // group
             g = c // per_group
-            weight[g * out_per_group:(g + 1) * out_per_group, c % per_group] /= scale
+            weight[g * out_per_group : (g + 1) * out_per_group, c % per_group] /= scale
     _replace(inits, numpy_helper, conv.input[1], weight)
 
 
@@ -205,8 +214,7 @@ def sites(source: Path) -> list[int]:
         if conv.input[1] not in inits:
             continue
         kind, parts = _activation(conv, consumers)
-        carrier = {"relu": lambda: parts.output[0], "silu": lambda: parts[1].output[0],
-                   "linear": lambda: conv.output[0]}[kind]()
+        carrier = _carrier(conv, kind, parts)
         try:
             _readers(carrier, [0], graph, inits, consumers, outputs, numpy_helper, [])
         except NotCompensable:

@@ -77,8 +77,13 @@ def test_a_wide_euclidean_running_into_the_next_cosine_is_two_values():
     distance outgrows its column and touches the next cosine (seen on a real detector)."""
     text = BOARD.split("[Input]")[0] + (
         "[Conv] 886                             0.97813 | 13815.800780.98377 | 11638.80957   \n"
-        "[Conv] 895                             0.20818 | 637.77673 0.24781 | 631.41071     \n")
+        "[Conv] 895                             0.20818 | 637.77673 0.24781 | 631.41071     \n"
+    )
     conv, other = parse_error_analysis(text)
     assert (conv.entire_cos, conv.entire_euc, conv.single_cos, conv.single_euc) == (
-        0.97813, pytest.approx(13815.80078), 0.98377, pytest.approx(11638.80957))
+        0.97813,
+        pytest.approx(13815.80078),
+        0.98377,
+        pytest.approx(11638.80957),
+    )
     assert conv.markers == () and other.single_cos == 0.24781

@@ -7,17 +7,23 @@ from pathlib import Path
 
 import click
 
-from rkbench.model.build import prepare
-from rkbench.cli.model import build_options, config_from_options, model_options, progress_printer
-from rkbench.model.dataset import load_dataset
-from rkbench.errors import ConversionError, UsageError
-from rkbench.cli.boards import connection_options, labgrid_options
 from rkbench.accuracy.hybrid.board import measure_on_board
 from rkbench.accuracy.hybrid.candidates import Candidate, HybridRecord, best_of, json_safe
 from rkbench.accuracy.hybrid.cfg import DTYPES, read_cfg
-from rkbench.accuracy.hybrid.search import (check_dtypes, check_names, not_reached, search, with_partners,
-                                            write_artifacts)
+from rkbench.accuracy.hybrid.search import (
+    check_dtypes,
+    check_names,
+    not_reached,
+    search,
+    with_partners,
+    write_artifacts,
+)
 from rkbench.accuracy.hybrid.session import HybridSession, parallel_jobs
+from rkbench.cli.boards import connection_options, labgrid_options
+from rkbench.cli.model import build_options, config_from_options, model_options, progress_printer
+from rkbench.errors import ConversionError, UsageError
+from rkbench.model.build import prepare
+from rkbench.model.dataset import load_dataset
 from rkbench.run.pipeline import BoardOptions
 
 
@@ -53,36 +59,87 @@ def _manual_dtypes(requested: dict[str, str], explicit: set[str], step1, say) ->
 
 @click.command("hybrid")
 @model_options
-@click.option("--eval", "eval_path", type=click.Path(path_type=Path),
-              help="Evaluation set (dataset.txt or folder), kept apart from calibration. "
-                   "Default: every 4th sample of --dataset is held out.")
-@click.option("--auto", "mode", flag_value="auto", default=True,
-              help="Search the smallest set of float layers reaching --target-cos (default).")
+@click.option(
+    "--eval",
+    "eval_path",
+    type=click.Path(path_type=Path),
+    help="Evaluation set (dataset.txt or folder), kept apart from calibration. "
+    "Default: every 4th sample of --dataset is held out.",
+)
+@click.option(
+    "--auto",
+    "mode",
+    flag_value="auto",
+    default=True,
+    help="Search the smallest set of float layers reaching --target-cos (default).",
+)
 @click.option("--proposal", "mode", flag_value="proposal", help="The vendor's proposal, evaluated.")
-@click.option("--float", "float_names", multiple=True, metavar="TENSOR[:DTYPE]",
-              help="Keep this tensor's layer in float (manual mode); repeat. Fused partners are added.")
-@click.option("--cfg", "cfg_path", type=click.Path(path_type=Path),
-              help="Re-use the custom_quantize_layers of a cfg (ours or the vendor's).")
-@click.option("--dtype", type=click.Choice(["auto", "float16", "int16"]), default="auto", show_default=True,
-              help="Type of the kept layers. auto: measured (--auto), float16 unless it cannot be (--float).")
-@click.option("--target-cos", type=click.FloatRange(-1, 1), default=0.995, show_default=True,
-              help="Output cosine against fp32 to reach (mean over the evaluation set).")
+@click.option(
+    "--float",
+    "float_names",
+    multiple=True,
+    metavar="TENSOR[:DTYPE]",
+    help="Keep this tensor's layer in float (manual mode); repeat. Fused partners are added.",
+)
+@click.option(
+    "--cfg",
+    "cfg_path",
+    type=click.Path(path_type=Path),
+    help="Re-use the custom_quantize_layers of a cfg (ours or the vendor's).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float16", "int16"]),
+    default="auto",
+    show_default=True,
+    help="Type of the kept layers. auto: measured (--auto), float16 unless it cannot be (--float).",
+)
+@click.option(
+    "--target-cos",
+    type=click.FloatRange(-1, 1),
+    default=0.995,
+    show_default=True,
+    help="Output cosine against fp32 to reach (mean over the evaluation set).",
+)
 @click.option("--max-builds", type=click.IntRange(1, 200), default=12, show_default=True)
-@click.option("--jobs", type=click.IntRange(1, 16), default=None,
-              help="Candidates built at once, each in its own worker process. Default: the cores free now.")
-@click.option("--compare-vendor", is_flag=True,
-              help="Also run the vendor's proposal and build(auto_hybrid=True) on the same data.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("hybrid-out"),
-              show_default=True)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 16),
+    default=None,
+    help="Candidates built at once, each in its own worker process. Default: the cores free now.",
+)
+@click.option(
+    "--compare-vendor",
+    is_flag=True,
+    help="Also run the vendor's proposal and build(auto_hybrid=True) on the same data.",
+)
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("hybrid-out"), show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--board", help="Also measure every candidate's latency on this board's NPU (rknnlite).")
-@click.option("--board-backend", default="rknnlite", show_default=True,
-              help="Runner backend for --board; one that reports the runtime's NPU time adds it to the table.")
+@click.option(
+    "--board-backend",
+    default="rknnlite",
+    show_default=True,
+    help="Runner backend for --board; one that reports the runtime's NPU time adds it to the table.",
+)
 @connection_options
-def hybrid_command(model: Path, eval_path: Path | None, mode: str, float_names: tuple[str, ...],
-                   cfg_path: Path | None, dtype: str, target_cos: float, max_builds: int, jobs: int | None,
-                   compare_vendor: bool, out_dir: Path, as_json: bool, board: str | None, board_backend: str,
-                   **opts) -> None:
+def hybrid_command(
+    model: Path,
+    eval_path: Path | None,
+    mode: str,
+    float_names: tuple[str, ...],
+    cfg_path: Path | None,
+    dtype: str,
+    target_cos: float,
+    max_builds: int,
+    jobs: int | None,
+    compare_vendor: bool,
+    out_dir: Path,
+    as_json: bool,
+    board: str | None,
+    board_backend: str,
+    **opts,
+) -> None:
     """Hybrid quantization of MODEL: which layers to keep in float, and what it buys."""
     say = progress_printer()
     prepared = prepare(config_from_options(model, opts))
@@ -94,12 +151,14 @@ def hybrid_command(model: Path, eval_path: Path | None, mode: str, float_names: 
         mode = "cfg"
     calibration, evaluation = _split(prepared, eval_path)
     record = HybridRecord(
-        mode=mode, target_cos=target_cos,
+        mode=mode,
+        target_cos=target_cos,
         calibration={"source": str(calibration.source), "samples": len(calibration.samples)},
         evaluation={"source": str(evaluation.source), "samples": min(16, len(evaluation.samples))},
     )
-    session = HybridSession(prepared, calibration, evaluation, build_options(opts), say,
-                            jobs=parallel_jobs(jobs) if mode == "auto" else 1)
+    session = HybridSession(
+        prepared, calibration, evaluation, build_options(opts), say, jobs=parallel_jobs(jobs) if mode == "auto" else 1
+    )
     step1 = None
     try:
         step1 = session.step1(proposal=mode == "proposal")
@@ -120,8 +179,10 @@ def hybrid_command(model: Path, eval_path: Path | None, mode: str, float_names: 
             requested = _manual_dtypes(requested, explicit, step1, say)
             layers, record.added = with_partners(requested, step1)
             for name, partners in record.added.items():
-                say(f"added {', '.join(partners)} with {name}: fused into one op, floating one alone "
-                    "would not take effect")
+                say(
+                    f"added {', '.join(partners)} with {name}: fused into one op, floating one alone "
+                    "would not take effect"
+                )
             record.chosen = session.evaluate(step1, layers, "manual" if mode == "manual" else f"cfg {cfg_path.name}")
             record.candidates.append(record.chosen)
         if record.chosen.meets_target is None:
@@ -133,11 +194,22 @@ def hybrid_command(model: Path, eval_path: Path | None, mode: str, float_names: 
             record.vendor_builds = session.builds - record.builds
         paths = write_artifacts(record, step1, out_dir)  # kept even if the board fails below
         if board:
-            measure_on_board(record.candidates + record.vendor, session.evalset, BoardOptions(
-                board=board, trust_new=opts["trust_new"], known_hosts=opts.get("known_hosts"),
-                identity=tuple(opts.get("identity") or ()), ssh_config=opts.get("ssh_config"),
-                connect_timeout=opts["connect_timeout"], python=opts.get("python"),
-                labgrid=labgrid_options(opts)), say, backend=board_backend)
+            measure_on_board(
+                record.candidates + record.vendor,
+                session.evalset,
+                BoardOptions(
+                    board=board,
+                    trust_new=opts["trust_new"],
+                    known_hosts=opts.get("known_hosts"),
+                    identity=tuple(opts.get("identity") or ()),
+                    ssh_config=opts.get("ssh_config"),
+                    connect_timeout=opts["connect_timeout"],
+                    python=opts.get("python"),
+                    labgrid=labgrid_options(opts),
+                ),
+                say,
+                backend=board_backend,
+            )
             paths = write_artifacts(record, step1, out_dir)
     except KeyboardInterrupt:
         # What was measured stays: hybrid.json with every candidate, and the best so far.
@@ -162,8 +234,10 @@ def hybrid_command(model: Path, eval_path: Path | None, mode: str, float_names: 
     if mode == "auto" and not record.chosen.meets_target:
         raise not_reached(record, target_cos, max_builds)
     if mode != "auto" and record.chosen.failure:
-        raise ConversionError(f"{record.chosen.label} could not be built: {record.chosen.failure} "
-                              f"(hybrid.json in {out_dir} says what was tried)")
+        raise ConversionError(
+            f"{record.chosen.label} could not be built: {record.chosen.failure} "
+            f"(hybrid.json in {out_dir} says what was tried)"
+        )
 
 
 def _split(prepared, eval_path):
@@ -171,8 +245,10 @@ def _split(prepared, eval_path):
         evaluation = load_dataset(eval_path, prepared.info, prepared.shapes)
         return prepared.dataset, evaluation
     if len(prepared.dataset.samples) < 4:
-        raise UsageError(f"{prepared.dataset.source} has {len(prepared.dataset.samples)} sample(s): give "
-                         "--eval with a separate evaluation set, or at least 4 samples to hold some out")
+        raise UsageError(
+            f"{prepared.dataset.source} has {len(prepared.dataset.samples)} sample(s): give "
+            "--eval with a separate evaluation set, or at least 4 samples to hold some out"
+        )
     return prepared.dataset.split_holdout()
 
 
@@ -192,14 +268,19 @@ def _dtypes(candidate: Candidate) -> str:
 
 
 def format_tradeoff(record: HybridRecord) -> str:
-    lines = [f"Trade-off ({record.mode}; evaluation: {record.evaluation['samples']} sample(s) of "
-             f"{record.evaluation['source']}, apart from calibration; target cos {record.target_cos}):"]
+    lines = [
+        f"Trade-off ({record.mode}; evaluation: {record.evaluation['samples']} sample(s) of "
+        f"{record.evaluation['source']}, apart from calibration; target cos {record.target_cos}):"
+    ]
     everyone = record.candidates + record.vendor
     board = any(c.board_p50_ms is not None for c in everyone)
     npu = any(c.npu_p50_ms is not None for c in everyone)
-    lines.append(f"    {'candidate':<30} {'entries':>7} {'dtypes':<14} {'float in model':>14} {'size KB':>8} "
-                 f"{'cos mean':>9} {'cos min':>9} {'top-1':>6}" + ("  board p50/p99 ms" if board else "")
-                 + ("  NPU p50 ms" if npu else ""))
+    lines.append(
+        f"    {'candidate':<30} {'entries':>7} {'dtypes':<14} {'float in model':>14} {'size KB':>8} "
+        f"{'cos mean':>9} {'cos min':>9} {'top-1':>6}"
+        + ("  board p50/p99 ms" if board else "")
+        + ("  NPU p50 ms" if npu else "")
+    )
     rows = [(c, "") for c in record.candidates] + [(c, " (vendor)") for c in record.vendor]
     failures = []
     for candidate, suffix in rows:
@@ -211,11 +292,17 @@ def format_tradeoff(record: HybridRecord) -> str:
             failures.append(candidate)
             lines.append(head + f"{'-':>14} {'-':>8} {'failed':>9} {'[' + str(len(failures)) + ']':>9}{hit}")
             continue
-        lines.append(head + f"{len(candidate.float_tensors):>14} {candidate.rknn_bytes / 1024:>8.1f} "
-                     f"{candidate.cos_mean:>9.5f} {candidate.cos_min:>9.5f} {top:>6}"
-                     + (f"  {candidate.board_p50_ms:>8.3f}/{candidate.board_p99_ms:.3f}"
-                        if candidate.board_p50_ms is not None else ("  " + " " * 16 if board else ""))
-                     + (f"  {candidate.npu_p50_ms:>9.3f}" if candidate.npu_p50_ms is not None else "") + hit)
+        lines.append(
+            head + f"{len(candidate.float_tensors):>14} {candidate.rknn_bytes / 1024:>8.1f} "
+            f"{candidate.cos_mean:>9.5f} {candidate.cos_min:>9.5f} {top:>6}"
+            + (
+                f"  {candidate.board_p50_ms:>8.3f}/{candidate.board_p99_ms:.3f}"
+                if candidate.board_p50_ms is not None
+                else ("  " + " " * 16 if board else "")
+            )
+            + (f"  {candidate.npu_p50_ms:>9.3f}" if candidate.npu_p50_ms is not None else "")
+            + hit
+        )
     for number, candidate in enumerate(failures, start=1):
         lines.append(f"    [{number}] {candidate.label}: {candidate.failure}")
     if record.proposal:
@@ -230,11 +317,17 @@ def format_tradeoff(record: HybridRecord) -> str:
         lines.append("")
         shown = chosen.groups[:12] + ([f"... {len(chosen.groups) - 12} more"] if len(chosen.groups) > 12 else [])
         groups = f"; groups (dtype:last tensor): {', '.join(shown)}" if chosen.groups else ""
-        lines.append(f"Chosen: {chosen.label}: {len(chosen.layers)} entries ({_dtypes(chosen)})"
-                     + (f": {', '.join(f'{t}:{d}' for t, d in chosen.layers.items())}"
-                        if chosen.layers and len(chosen.layers) <= 24 else "") + groups
-                     + f"; output cos {chosen.cos_mean:.5f}; {record.builds} build(s) run"
-                     + (f" (+{record.vendor_builds} for the vendor's)" if record.vendor_builds else ""))
+        lines.append(
+            f"Chosen: {chosen.label}: {len(chosen.layers)} entries ({_dtypes(chosen)})"
+            + (
+                f": {', '.join(f'{t}:{d}' for t, d in chosen.layers.items())}"
+                if chosen.layers and len(chosen.layers) <= 24
+                else ""
+            )
+            + groups
+            + f"; output cos {chosen.cos_mean:.5f}; {record.builds} build(s) run"
+            + (f" (+{record.vendor_builds} for the vendor's)" if record.vendor_builds else "")
+        )
     for note in record.notes:
         lines.append(f"Note: {note}")
     return "\n".join(lines)

@@ -36,8 +36,9 @@ def yolo_head(tmp_path_factory):
 
 def run(cli, outlier, tmp_path, *args, **kwargs):
     model, calib, evaluation = outlier
-    return cli("hybrid", model, "--dataset", calib, "--eval", evaluation, "-o", tmp_path / "out", *args,
-               cwd=tmp_path, **kwargs)
+    return cli(
+        "hybrid", model, "--dataset", calib, "--eval", evaluation, "-o", tmp_path / "out", *args, cwd=tmp_path, **kwargs
+    )
 
 
 def fault_interpreter(tmp_path: Path) -> Path:
@@ -55,8 +56,20 @@ def test_refused_dtype_is_said_before_building(cli, yolo_head, tmp_path, hybrid_
     assert "'x1y1-rs' cannot be int16" in message and "anchor_points" in message and "use x1y1-rs:float16" in message
     assert "build 1:" not in done.stderr  # nothing was built
     # Without a dtype the name gets the one that works, and says why.
-    done = cli("hybrid", model, "--dataset", data, "--float", "x1y1-rs", "--dtype", "int16", "--json",
-               "-o", tmp_path / "out", cwd=tmp_path)
+    done = cli(
+        "hybrid",
+        model,
+        "--dataset",
+        data,
+        "--float",
+        "x1y1-rs",
+        "--dtype",
+        "int16",
+        "--json",
+        "-o",
+        tmp_path / "out",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["chosen"]["layers"]["x1y1-rs"] == "float16"
     assert "x1y1-rs: float16, not int16" in done.stderr
@@ -88,14 +101,30 @@ def test_real_toolkit_crash_is_an_infeasible_candidate_that_teaches(yolo_head, t
 
 @pytest.mark.parametrize("fault", ["segfault-int16", pytest.param("hang-int16", marks=pytest.mark.slow)])
 def test_search_goes_on_after_a_crash_or_a_hang(cli, outlier, tmp_path, fault):
-    done = run(cli, outlier, tmp_path, "--target-cos", "0.999", "--max-builds", "8", "--jobs", "1",
-               "--toolkit-python", fault_interpreter(tmp_path), "--timeout", "20", "--no-cache",
-               env={"RKBENCH_TEST_HYBRID_FAULT": fault, "RKBENCH_CACHE": str(tmp_path / "cache")})
+    done = run(
+        cli,
+        outlier,
+        tmp_path,
+        "--target-cos",
+        "0.999",
+        "--max-builds",
+        "8",
+        "--jobs",
+        "1",
+        "--toolkit-python",
+        fault_interpreter(tmp_path),
+        "--timeout",
+        "20",
+        "--no-cache",
+        env={"RKBENCH_TEST_HYBRID_FAULT": fault, "RKBENCH_CACHE": str(tmp_path / "cache")},
+    )
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "out" / "hybrid.json").read_text())
     failed = [c for c in record["candidates"] if not c["feasible"]]
     assert failed and failed[0]["label"] == "all layers int16"
-    assert ("crashed (SIGSEGV)" if fault.startswith("segfault") else "hung in step 'hybrid_step2'") in failed[0]["failure"]
+    assert ("crashed (SIGSEGV)" if fault.startswith("segfault") else "hung in step 'hybrid_step2'") in failed[0][
+        "failure"
+    ]
     assert "the toolkit said: E RKNN: [test] Meet unsupported tensor dtype in Conv" in failed[0]["failure"]
     assert record["chosen"]["meets_target"] and "int16" not in record["chosen"]["layers"].values()
     assert "failed" in done.stdout and "[1] all layers int16:" in done.stdout
@@ -103,8 +132,18 @@ def test_search_goes_on_after_a_crash_or_a_hang(cli, outlier, tmp_path, fault):
 
 def test_parallel_candidates_overlap_in_time(cli, outlier, tmp_path):
     cache = tmp_path / "cache"
-    done = run(cli, outlier, tmp_path, "--target-cos", "0.999", "--jobs", "2", "--max-builds", "5",
-               env={"RKBENCH_CACHE": str(cache)})
+    done = run(
+        cli,
+        outlier,
+        tmp_path,
+        "--target-cos",
+        "0.999",
+        "--jobs",
+        "2",
+        "--max-builds",
+        "5",
+        env={"RKBENCH_CACHE": str(cache)},
+    )
     assert done.returncode in (0, 8), done.stderr
     assert "building up to 2 candidates at once" in done.stderr
     walls = [json.loads(p.read_text()).get("wall_time") for p in cache.glob("builds/*/build.json")]
@@ -117,9 +156,30 @@ def test_parallel_candidates_overlap_in_time(cli, outlier, tmp_path):
 def test_ctrl_c_keeps_what_was_measured(outlier, tmp_path):
     model, calib, evaluation = outlier
     env = {**os.environ, "RKBENCH_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "rkbench", "hybrid", model, "--dataset", calib, "--eval",
-                             evaluation, "--target-cos", "0.999", "--jobs", "2", "-o", tmp_path / "out"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rkbench",
+            "hybrid",
+            model,
+            "--dataset",
+            calib,
+            "--eval",
+            evaluation,
+            "--target-cos",
+            "0.999",
+            "--jobs",
+            "2",
+            "-o",
+            tmp_path / "out",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     seen = ""
     deadline = time.monotonic() + 300
     while "build 2:" not in seen and time.monotonic() < deadline:

@@ -63,8 +63,13 @@ def test_repair_reaches_through_a_concat_to_what_it_carries(tmp_path):
         helper.make_node("Conv", ["cat", "w3"], ["conv3"]),
     ]
     weights = [helper.make_tensor(n, TensorProto.FLOAT, [1], [1.0]) for n in ("w1", "w2", "w3")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("conv3", TensorProto.FLOAT, [1])], weights)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("conv3", TensorProto.FLOAT, [1])],
+        weights,
+    )
     path = tmp_path / "cat.model"
     onnx.save(helper.make_model(graph), path)
     layers = read_layer_graph(path, ["conv1", "relu1", "conv2", "cat", "conv3"])

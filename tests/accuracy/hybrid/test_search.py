@@ -17,8 +17,7 @@ TENSORS = [t for g in GROUPS for t in g]
 
 def step1(magnitude=None, int32_constants=None):
     graph = LayerGraph({}, {}, frozenset(TENSORS), frozenset(), {t: i for i, t in enumerate(TENSORS)})
-    rules = DtypeRules(list(TENSORS), {t: (magnitude or {}).get(t, 1.0) for t in TENSORS},
-                       dict(int32_constants or {}))
+    rules = DtypeRules(list(TENSORS), {t: (magnitude or {}).get(t, 1.0) for t in TENSORS}, dict(int32_constants or {}))
     return Step1(None, None, None, graph, rules)
 
 
@@ -67,6 +66,7 @@ def needs(*groups, dtype=None):
     def score(layers):
         ok = wanted <= set(layers) and (dtype is None or all(layers[t] == dtype for t in wanted))
         return 0.999 if ok else 0.9
+
     return score
 
 
@@ -83,10 +83,12 @@ def test_finds_the_groups_that_matter_with_fewer_entries_than_all_layers():
 def test_no_assumption_that_more_float_is_better():
     """Accuracy falls when layers beyond the needed ones are kept: the search follows the
     measurements and never keeps a larger set because it is larger."""
+
     def score(layers):
         if not {"t1a", "t1b"} <= set(layers):
             return 0.9
         return 0.999 - 0.0001 * max(0, len(layers) - 2) if len(layers) < 60 else 0.995
+
     session = ScriptedSession(score)
     rec = record()
     best = search(session, step1(), rec, 0.99, max_builds=12)
@@ -133,6 +135,7 @@ def test_a_failed_candidate_is_a_result_and_what_it_names_is_kept_out():
                 if candidate.failure:
                     step1.rules.learned["int16"]["t3a"] = "the toolkit refused it"
             return found
+
         return evaluate_many
 
     session = ScriptedSession(score)
@@ -142,7 +145,7 @@ def test_a_failed_candidate_is_a_result_and_what_it_names_is_kept_out():
     failed = [c for c in rec.candidates if c.failure]
     assert failed and failed[0].label == "all layers int16" and not failed[0].feasible
     assert best.meets_target
-    assert all(layers.get("t3a") != "int16" for layers in session.tried[session.tried.index(failed[0].layers) + 1:])
+    assert all(layers.get("t3a") != "int16" for layers in session.tried[session.tried.index(failed[0].layers) + 1 :])
 
 
 def test_parallel_rounds_build_several_candidates_at_once():
@@ -192,6 +195,7 @@ def test_tiny_budgets(max_builds):
 def test_out_of_reach_still_looks_for_fewer_entries_near_the_ceiling():
     def score(layers):
         return 0.98 if {"t0a", "t0b", "t1a", "t1b"} <= set(layers) else 0.9
+
     session = ScriptedSession(score)
     rec = record()
     best = search(session, step1(), rec, 0.99, max_builds=12)

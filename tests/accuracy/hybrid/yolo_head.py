@@ -62,8 +62,12 @@ def make_yolo_head_model(path: Path, size: int = 64, classes: int = 4, seed: int
         helper.make_node("Concat", ["boxes", "scores"], ["output0"], axis=1),
     ]
     graph = helper.make_graph(
-        nodes, "yolo_head", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + classes, anchors])], inits)
+        nodes,
+        "yolo_head",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + classes, anchors])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -7,9 +7,7 @@ from rkbench.accuracy.hybrid.candidates import Candidate
 from rkbench.model.build import Say
 
 
-def measure_on_board(
-    candidates: list[Candidate], evalset: EvalSet, board, say: Say, backend: str = "rknnlite"
-) -> None:
+def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: Say, backend: str = "rknnlite") -> None:
     """Latency of each feasible candidate's model on a board's NPU. Hybrid models need the
     NPU: the simulator backend of a board without one rebuilds from the recipe and cannot
     run a hybrid build. Where the backend reports the runtime's own NPU time (rknnrt's

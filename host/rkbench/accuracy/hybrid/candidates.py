@@ -42,9 +42,10 @@ class Candidate:
         return data
 
     @classmethod
-    def failed(cls, label: str, layers: dict[str, str], reason: str) -> "Candidate":
-        return cls(label, dict(layers), [], 0, math.nan, math.nan, None, [], cached=False, failure=reason,
-                   meets_target=False)
+    def failed(cls, label: str, layers: dict[str, str], reason: str) -> Candidate:
+        return cls(
+            label, dict(layers), [], 0, math.nan, math.nan, None, [], cached=False, failure=reason, meets_target=False
+        )
 
 
 def json_safe(value):
@@ -83,12 +84,17 @@ class HybridRecord:
 
     def to_dict(self) -> dict:
         return {
-            "mode": self.mode, "target_cos": self.target_cos, "builds": self.builds,
-            "calibration": self.calibration, "evaluation": self.evaluation,
+            "mode": self.mode,
+            "target_cos": self.target_cos,
+            "builds": self.builds,
+            "calibration": self.calibration,
+            "evaluation": self.evaluation,
             "candidates": [c.to_dict() for c in self.candidates],
             "chosen": self.chosen.to_dict() if self.chosen else None,
             "vendor": [c.to_dict() for c in self.vendor],
-            "vendor_builds": self.vendor_builds, "added_partners": self.added, "notes": self.notes,
+            "vendor_builds": self.vendor_builds,
+            "added_partners": self.added,
+            "notes": self.notes,
             "proposal": {"int8_cos": self.proposal_baseline, "entries": [asdict(e) for e in self.proposal]},
             "interrupted": self.interrupted,
         }

@@ -48,7 +48,10 @@ class QuantizationCfg:
             return "custom_quantize_layers: {}\n" + body
         # Through the YAML writer, so a name YAML would read as a number ('845', as PyTorch
         # exports name tensors) stays a string: the toolkit refuses an int key.
-        layers = "".join(f"    {yaml.safe_dump(name, width=1 << 30).splitlines()[0]}: {dtype}\n" for name, dtype in self.custom.items())
+        layers = "".join(
+            f"    {yaml.safe_dump(name, width=1 << 30).splitlines()[0]}: {dtype}\n"
+            for name, dtype in self.custom.items()
+        )
         return "custom_quantize_layers:\n" + layers + body
 
     def with_custom(self, custom: dict[str, str]) -> QuantizationCfg:

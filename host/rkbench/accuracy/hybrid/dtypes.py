@@ -52,11 +52,14 @@ class DtypeRules:
         if tensor in self.learned[dtype]:
             return self.learned[dtype][tensor]
         if dtype == "float16" and self.magnitude[tensor] > FLOAT16_MAX / FLOAT16_HEADROOM:
-            return (f"its calibration range reaches {self.magnitude[tensor]:.4g}: float16 overflows "
-                    f"above {FLOAT16_MAX:.0f}")
+            return (
+                f"its calibration range reaches {self.magnitude[tensor]:.4g}: float16 overflows above {FLOAT16_MAX:.0f}"
+            )
         if dtype == "int16" and tensor in self.int32_constants:
-            return (f"it reads the constant {self.int32_constants[tensor]}, which the toolkit keeps in "
-                    "int32: int16 there makes hybrid step 2 fail ('Meet unsupported tensor dtype')")
+            return (
+                f"it reads the constant {self.int32_constants[tensor]}, which the toolkit keeps in "
+                "int32: int16 there makes hybrid step 2 fail ('Meet unsupported tensor dtype')"
+            )
         return None
 
     def dtype_for(self, tensor: str, preferred: str) -> str | None:
@@ -86,9 +89,13 @@ class DtypeRules:
             for tensor in [name, *readers.get(name, ())]:
                 dtype = layers.get(tensor)
                 if dtype in HIGH and tensor not in self.learned[dtype]:
-                    self.learned[dtype][tensor] = f"the toolkit refused it in {dtype}: unsupported tensor dtype in {op} ({name})"
-                    said.append(f"{tensor} is kept out of {dtype} (the toolkit: unsupported tensor dtype in {op}, "
-                                f"tensor {name})")
+                    self.learned[dtype][tensor] = (
+                        f"the toolkit refused it in {dtype}: unsupported tensor dtype in {op} ({name})"
+                    )
+                    said.append(
+                        f"{tensor} is kept out of {dtype} (the toolkit: unsupported tensor dtype in {op}, "
+                        f"tensor {name})"
+                    )
         for name in set(INVALID_NAME.findall(text)):
             for dtype in HIGH:
                 self.learned[dtype][name] = "the toolkit does not know this name"
@@ -103,8 +110,12 @@ def read_rules(graph: LayerGraph, parameters: dict) -> DtypeRules:
             continue
         dtype = str(params.get("dtype"))
         if name in graph.order and dtype in QUANTIZED:
-            values = [abs(float(v)) for key in ("min", "max", "ori_min", "ori_max")
-                      for v in (params.get(key) or []) if v is not None]
+            values = [
+                abs(float(v))
+                for key in ("min", "max", "ori_min", "ori_max")
+                for v in (params.get(key) or [])
+                if v is not None
+            ]
             magnitude[name] = max(values, default=0.0)
         elif name not in graph.order and dtype == "int32":
             constants[name] = dtype
@@ -132,5 +143,5 @@ def toolkit_line(text: str) -> str | None:
         if found:
             line_start = text.rfind("\n", 0, found[-1].start()) + 1
             line_end = text.find("\n", found[-1].end())
-            return text[line_start:line_end if line_end >= 0 else None].strip()
+            return text[line_start : line_end if line_end >= 0 else None].strip()
     return None

@@ -16,20 +16,54 @@ from pathlib import Path
 
 from rkbench.errors import InputFileError
 
-ACTIVATIONS = frozenset({
-    "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "PRelu", "Tanh",
-    "Elu", "Selu", "Softplus", "Gelu", "Mish", "Swish", "Relu6",
-    # the toolkit's own fused activations in the step-1 graph (SiLU becomes exSwish)
-    "exSwish", "exHardSwish", "exGelu", "exMish", "exSoftplus", "exElu", "exSelu",
-})
+ACTIVATIONS = frozenset(
+    {
+        "Relu",
+        "LeakyRelu",
+        "Clip",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "PRelu",
+        "Tanh",
+        "Elu",
+        "Selu",
+        "Softplus",
+        "Gelu",
+        "Mish",
+        "Swish",
+        "Relu6",
+        # the toolkit's own fused activations in the step-1 graph (SiLU becomes exSwish)
+        "exSwish",
+        "exHardSwish",
+        "exGelu",
+        "exMish",
+        "exSoftplus",
+        "exElu",
+        "exSelu",
+    }
+)
 
 
 # Ops that move or gather values without computing new ones: an outlier channel passes
 # through them unchanged, so the repair of a reader reaches back through them.
-PASS_THROUGH = frozenset({
-    "Concat", "Split", "Slice", "MaxPool", "Resize", "Upsample", "Reshape", "Transpose", "Flatten",
-    "Squeeze", "Unsqueeze", "Identity", "Gather",
-})
+PASS_THROUGH = frozenset(
+    {
+        "Concat",
+        "Split",
+        "Slice",
+        "MaxPool",
+        "Resize",
+        "Upsample",
+        "Reshape",
+        "Transpose",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Identity",
+        "Gather",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +73,9 @@ class LayerGraph:
     known: frozenset[str]  # tensors custom_quantize_layers accepts (the cfg's parameters)
     graph_inputs: frozenset[str]
     order: dict[str, int]  # tensor -> position of its node in the graph
-    operands: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> every input of its node, constants too
+    operands: dict[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # tensor -> every input of its node, constants too
     ops: dict[str, str] = field(default_factory=dict)  # tensor -> op type of the node computing it
 
     def readers(self) -> dict[str, list[str]]:

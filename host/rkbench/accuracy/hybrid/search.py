@@ -24,8 +24,18 @@ from rkbench.model.dataset import Dataset
 
 KEEP_OF_GAIN = 0.02  # out of reach: a candidate may give up 2% of what all layers gain over int8
 
-__all__ = ["Candidate", "HybridRecord", "HybridSession", "Step1", "build_from_cfg", "check_names",
-           "not_reached", "search", "with_partners", "write_artifacts"]
+__all__ = [
+    "Candidate",
+    "HybridRecord",
+    "HybridSession",
+    "Step1",
+    "build_from_cfg",
+    "check_names",
+    "not_reached",
+    "search",
+    "with_partners",
+    "write_artifacts",
+]
 
 
 def check_names(names: list[str], step1: Step1) -> None:
@@ -34,9 +44,11 @@ def check_names(names: list[str], step1: Step1) -> None:
         if name not in known:
             near = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
             hint = f"; nearest: {', '.join(near)}" if near else ""
-            raise UsageError(f"--float '{name}' is not a tensor of this model the toolkit can "
-                             f"quantize{hint} (all names: `rkbench hybrid MODEL --proposal`, or the "
-                             "quantize_parameters of a step-1 cfg)")
+            raise UsageError(
+                f"--float '{name}' is not a tensor of this model the toolkit can "
+                f"quantize{hint} (all names: `rkbench hybrid MODEL --proposal`, or the "
+                "quantize_parameters of a step-1 cfg)"
+            )
 
 
 def check_dtypes(layers: dict[str, str], step1: Step1) -> None:
@@ -49,8 +61,10 @@ def check_dtypes(layers: dict[str, str], step1: Step1) -> None:
         if why is None:
             continue
         works = other(dtype) if step1.rules.refusal(name, other(dtype)) is None else None
-        problems.append(f"'{name}' cannot be {dtype}: {why}; "
-                        + (f"use {name}:{works}" if works else "leave it in int8 (neither float16 nor int16 works)"))
+        problems.append(
+            f"'{name}' cannot be {dtype}: {why}; "
+            + (f"use {name}:{works}" if works else "leave it in int8 (neither float16 nor int16 works)")
+        )
     if problems:
         raise UsageError("--float: " + "; ".join(problems))
 
@@ -89,8 +103,9 @@ class Plan:
         return found
 
 
-def search(session: HybridSession, step1: Step1, record: HybridRecord, target: float,
-           max_builds: int, dtype: str = "auto") -> Candidate:
+def search(
+    session: HybridSession, step1: Step1, record: HybridRecord, target: float, max_builds: int, dtype: str = "auto"
+) -> Candidate:
     """The fewest repair groups whose output cosine reaches the target, by measurement.
 
     1. The analysis (one build) gives the int8 baseline and the ranked repair groups; every
@@ -114,8 +129,10 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
     record.candidates.append(baseline)
     baseline.meets_target = baseline.cos_mean >= target
     if baseline.meets_target:
-        record.notes.append(f"int8 already meets the target: output cosine {baseline.cos_mean:.5f} "
-                            f">= {target} on the evaluation set; no layer needs float")
+        record.notes.append(
+            f"int8 already meets the target: output cosine {baseline.cos_mean:.5f} "
+            f">= {target} on the evaluation set; no layer needs float"
+        )
         return baseline
     if not groups:
         record.notes.append("step 1 left no tensor that can be kept in float16 or int16")
@@ -150,7 +167,7 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
                 if not session.is_cached(item[0]):
                     spare -= 1
         built = session.evaluate_many(step1, [(layers, label) for layers, label, _, _ in keep])
-        for (layers, label, signature, chosen), candidate in zip(keep, built):
+        for (layers, _, signature, chosen), candidate in zip(keep, built):
             candidate.meets_target = candidate.feasible and candidate.cos_mean >= target
             candidate.groups = plan.describe(chosen, layers)
             tried[signature] = candidate
@@ -174,8 +191,10 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
                 ceilings[d] = candidate
     feasible = {d: c for d, c in ceilings.items() if c.feasible}
     if not feasible:
-        record.notes.append("no all-layers candidate could be built or evaluated: "
-                            + "; ".join(f"{d}: {c.failure}" for d, c in ceilings.items()))
+        record.notes.append(
+            "no all-layers candidate could be built or evaluated: "
+            + "; ".join(f"{d}: {c.failure}" for d, c in ceilings.items())
+        )
         return best_of(record.candidates) or baseline
     dtype = max(feasible, key=lambda d: feasible[d].cos_mean)
     for d, c in ceilings.items():
@@ -183,16 +202,19 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
             why = c.failure or f"{c.cos_mean:.5f} with every layer in {d}, {feasible[dtype].cos_mean:.5f} in {dtype}"
             record.notes.append(f"{dtype} chosen over {d} by measurement ({why})")
     if feasible[dtype].cos_mean < baseline.cos_mean:
-        record.notes.append(f"every layer in {dtype} measures below int8 ({feasible[dtype].cos_mean:.5f} < "
-                            f"{baseline.cos_mean:.5f})")
+        record.notes.append(
+            f"every layer in {dtype} measures below int8 ({feasible[dtype].cos_mean:.5f} < {baseline.cos_mean:.5f})"
+        )
     best = feasible[dtype]
     if not best.meets_target:
         # Out of reach: look for the fewest entries that keep (nearly) all that float gives.
         goal = best.cos_mean - KEEP_OF_GAIN * max(0.0, best.cos_mean - baseline.cos_mean)
-        record.notes.append(f"even every layer in float16/int16 reaches only {best.cos_mean:.5f} < {target}: "
-                            "the target is out of reach for hybrid quantization with this calibration set; "
-                            f"searching the fewest entries that reach {goal:.5f} instead "
-                            f"({1 - KEEP_OF_GAIN:.0%} of what all layers gain over int8)")
+        record.notes.append(
+            f"even every layer in float16/int16 reaches only {best.cos_mean:.5f} < {target}: "
+            "the target is out of reach for hybrid quantization with this calibration set; "
+            f"searching the fewest entries that reach {goal:.5f} instead "
+            f"({1 - KEEP_OF_GAIN:.0%} of what all layers gain over int8)"
+        )
 
     # 3. shrink: prefixes between the largest known miss and the smallest known pass; close
     # enough is enough (a quarter of the passing size): step 4 uses the rest better
@@ -230,10 +252,12 @@ def search(session: HybridSession, step1: Step1, record: HybridRecord, target: f
             if stop - start < len(chosen):
                 removals.append((start, chosen[start:stop]))
         if removals:
-            results = measure([([g for g in chosen if g not in r], dtype, f"{len(chosen)} groups less {len(r)}")
-                               for _, r in removals])
-            won = [(at, r, c) for (at, r), c in zip(removals, results)
-                   if passes(c) and len(c.layers) < len(best.layers)]
+            results = measure(
+                [([g for g in chosen if g not in r], dtype, f"{len(chosen)} groups less {len(r)}") for _, r in removals]
+            )
+            won = [
+                (at, r, c) for (at, r), c in zip(removals, results) if passes(c) and len(c.layers) < len(best.layers)
+            ]
             if won:
                 at, removal, best = max(won, key=lambda item: len(item[1]))
                 chosen = [g for g in chosen if g not in removal]
@@ -257,23 +281,30 @@ def _drop_segments(chosen, best, prefix, target, session, room, measure, passes,
     adding least, as many as the margin over the target allows (assuming their gains add
     up), and one more segment in parallel when a second worker is free."""
     sizes = sorted(k for k in prefix if k <= len(chosen))
-    segments = sorted(((prefix[b].cos_mean - prefix[a].cos_mean, list(range(a, b)))
-                       for a, b in zip(sizes, sizes[1:])), key=lambda s: s[0] / len(s[1]))
+    segments = sorted(
+        ((prefix[b].cos_mean - prefix[a].cos_mean, list(range(a, b))) for a, b in zip(sizes, sizes[1:])),
+        key=lambda s: s[0] / len(s[1]),
+    )
     while segments and room() > 0:
         margin, spent, taken = best.cos_mean - target, 0.0, 0
         for gain, _ in segments:
             if spent + max(gain, 0.0) > margin:
                 break
             spent, taken = spent + max(gain, 0.0), taken + 1
-        counts = [c for c in (taken, taken + 1)[:session.jobs] if 0 < c <= len(segments)]
+        counts = [c for c in (taken, taken + 1)[: session.jobs] if 0 < c <= len(segments)]
         plans = [(c, [g for _, part in segments[:c] for g in part]) for c in counts]
         plans = [(c, removal) for c, removal in plans if len(removal) < len(chosen)]
         if not plans:
             break
-        results = measure([([g for g in chosen if g not in removal], dtype,
-                            f"{len(chosen)} groups less {len(removal)} (measured)") for _, removal in plans])
-        won = [(c, removal, r) for (c, removal), r in zip(plans, results)
-               if passes(r) and len(r.layers) < len(best.layers)]
+        results = measure(
+            [
+                ([g for g in chosen if g not in removal], dtype, f"{len(chosen)} groups less {len(removal)} (measured)")
+                for _, removal in plans
+            ]
+        )
+        won = [
+            (c, removal, r) for (c, removal), r in zip(plans, results) if passes(r) and len(r.layers) < len(best.layers)
+        ]
         if not won:
             break
         count, removal, best = max(won, key=lambda item: item[0])
@@ -319,8 +350,7 @@ def not_reached(record: HybridRecord, target: float, max_builds: int) -> TargetN
     )
 
 
-def build_from_cfg(prepared: Prepared, cfg: Path, evaluation: Dataset, options: BuildOptions,
-                   say: Say) -> Candidate:
+def build_from_cfg(prepared: Prepared, cfg: Path, evaluation: Dataset, options: BuildOptions, say: Say) -> Candidate:
     """The hybrid model a cfg describes (its custom_quantize_layers, with fused partners),
     built from one cached step 1 and evaluated on `evaluation`; cached like any build."""
     session = HybridSession(prepared, prepared.dataset, evaluation, options, say)
@@ -332,6 +362,7 @@ def build_from_cfg(prepared: Prepared, cfg: Path, evaluation: Dataset, options: 
         candidate = session.evaluate(step1, layers, f"hybrid {cfg.name}")
         if candidate.failure:
             from rkbench.errors import ConversionError
+
             raise ConversionError(f"the hybrid model of {cfg} could not be built: {candidate.failure}")
         return candidate
     finally:

@@ -46,6 +46,7 @@ class Step1:
 def free_cores(interval: float = 0.3) -> float:
     """Cores idle right now (from /proc/stat over `interval`), not the load average, which
     still counts the builds we just finished."""
+
     def sample():
         with open("/proc/stat") as handle:
             values = [int(v) for v in handle.readline().split()[1:]]
@@ -71,8 +72,16 @@ def parallel_jobs(requested: int | None) -> int:
 class HybridSession:
     """One model, calibration set and evaluation set; counts the builds it really runs."""
 
-    def __init__(self, prepared: Prepared, calibration: Dataset, evaluation: Dataset,
-                 options: BuildOptions, say: Say, max_eval: int = 16, jobs: int | None = 1):
+    def __init__(
+        self,
+        prepared: Prepared,
+        calibration: Dataset,
+        evaluation: Dataset,
+        options: BuildOptions,
+        say: Say,
+        max_eval: int = 16,
+        jobs: int | None = 1,
+    ):
         self.prepared = prepared
         self.calibration = calibration
         self.options = options
@@ -92,8 +101,7 @@ class HybridSession:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _key(self, extra: dict) -> str:
-        return build_key(self.prepared.model_sha256, self.calibration.digest,
-                         dict(self.recipe, **extra), self.version)
+        return build_key(self.prepared.model_sha256, self.calibration.digest, dict(self.recipe, **extra), self.version)
 
     def _what(self, label: str) -> str:
         return f"{self.prepared.config.model} ({label})"
@@ -105,12 +113,19 @@ class HybridSession:
         manifest = entry / "step1.json"
         if not manifest.is_file():
             self.say("hybrid step 1" + (" with the vendor's proposal" if proposal else ""))
-            request = {"job": "hybrid_step1", "recipe": self.recipe,
-                       "step1": {"proposal": proposal,
-                                 "proposal_dataset_size": min(4, len(self.calibration.samples))}}
+            request = {
+                "job": "hybrid_step1",
+                "recipe": self.recipe,
+                "step1": {"proposal": proposal, "proposal_dataset_size": min(4, len(self.calibration.samples))},
+            }
             workdir = self.cache.workdir("hybrid-job")
-            result = run_job(request, workdir, self.options.worker, on_step=lambda step, detail: None,
-                             what=self._what("hybrid step 1"))
+            result = run_job(
+                request,
+                workdir,
+                self.options.worker,
+                on_step=lambda step, detail: None,
+                what=self._what("hybrid step 1"),
+            )
             files = {k: Path(result[k]).name for k in ("model", "data", "cfg")}
             entry = self.cache.keep(key, workdir, {"step1.json": files})
         files = json.loads(manifest.read_text())
@@ -139,8 +154,9 @@ class HybridSession:
             return results
         pool = ThreadPoolExecutor(max_workers=min(self.jobs, len(pending)))
         try:
-            futures = [(index, pool.submit(self._build, step1, key, layers, label))
-                       for index, key, layers, label in pending]
+            futures = [
+                (index, pool.submit(self._build, step1, key, layers, label)) for index, key, layers, label in pending
+            ]
             for index, future in futures:
                 results[index] = future.result()
         except BaseException:
@@ -154,7 +170,8 @@ class HybridSession:
     def is_cached(self, layers: dict[str, str]) -> bool:
         entry = self.cache.entry(self._key({"hybrid": dict(sorted(layers.items()))}))
         return (entry / "failure.json").is_file() or (
-            self._eval_file(entry).is_file() and (entry / "model.rknn").is_file())
+            self._eval_file(entry).is_file() and (entry / "model.rknn").is_file()
+        )
 
     def _build(self, step1: Step1, key: str, layers: dict[str, str], label: str) -> Candidate:
         workdir = self.cache.workdir("hybrid-job")
@@ -208,8 +225,12 @@ class HybridSession:
         self.say(f"build {self.builds}: vendor auto_hybrid=True")
         workdir = self.cache.workdir("hybrid-job")
         (workdir / "outputs").mkdir()
-        request = {"job": "auto_hybrid", "recipe": self.recipe, "export_path": str(workdir / "model.rknn"),
-                   "evaluate": self.evalset.request(workdir / "outputs")}
+        request = {
+            "job": "auto_hybrid",
+            "recipe": self.recipe,
+            "export_path": str(workdir / "model.rknn"),
+            "evaluate": self.evalset.request(workdir / "outputs"),
+        }
         result = run_job(request, workdir, self.options.worker, what=self._what("auto_hybrid"))
         return self._record(key, workdir, result, "vendor auto_hybrid", {})
 
@@ -217,8 +238,17 @@ class HybridSession:
         outputs = self.evalset.agreement(result["outputs"])
         cos_mean, cos_min = summary_cos(outputs)
         tops = [o.top1_agreement for o in outputs if o.top1_agreement is not None]
-        return Candidate(label, layers, floated, result["rknn_bytes"], cos_mean, cos_min,
-                         tops[0] if tops else None, outputs, cached=False)
+        return Candidate(
+            label,
+            layers,
+            floated,
+            result["rknn_bytes"],
+            cos_mean,
+            cos_min,
+            tops[0] if tops else None,
+            outputs,
+            cached=False,
+        )
 
     def _eval_file(self, entry: Path) -> Path:
         return entry / f"eval-{self.evalset.digest[:16]}.json"
@@ -236,26 +266,36 @@ class HybridSession:
         data = json.loads(path.read_text())
         data["outputs"] = [OutputAgreement(**o) for o in data["outputs"]]
         data = {k: v for k, v in data.items() if k in Candidate.__dataclass_fields__}
-        return Candidate(**dict(data, label=label, layers=layers, cached=True, rknn=str(entry / "model.rknn"),
-                                key=key))
+        return Candidate(**dict(data, label=label, layers=layers, cached=True, rknn=str(entry / "model.rknn"), key=key))
 
-    def _record(self, key: str, workdir: Path, result: dict, label: str, layers: dict,
-                wall: tuple[float, float] | None = None) -> Candidate:
+    def _record(
+        self, key: str, workdir: Path, result: dict, label: str, layers: dict, wall: tuple[float, float] | None = None
+    ) -> Candidate:
         log = (workdir / "toolkit.log").read_text(errors="replace")
         floated = sorted({name for _, name in FLOATED.findall(log) if "__" not in name})
         candidate = self._candidate(label, layers, floated, result)
-        record = {"toolkit_version": result["toolkit_version"], "recipe": self.recipe,
-                  "hybrid_layers": layers, "label": label, "wall_time": wall,
-                  "rknn": {"bytes": result["rknn_bytes"], "sha256": file_sha256(workdir / "model.rknn")}}
-        evaluation = {k: v for k, v in candidate.to_dict().items()
-                      if k in ("float_tensors", "rknn_bytes", "cos_mean", "cos_min", "top1", "outputs")}
-        entry = self.cache.keep(key, workdir, {"build.json": record, self._eval_file(workdir).name: evaluation},
-                                drop=("outputs",))
+        record = {
+            "toolkit_version": result["toolkit_version"],
+            "recipe": self.recipe,
+            "hybrid_layers": layers,
+            "label": label,
+            "wall_time": wall,
+            "rknn": {"bytes": result["rknn_bytes"], "sha256": file_sha256(workdir / "model.rknn")},
+        }
+        evaluation = {
+            k: v
+            for k, v in candidate.to_dict().items()
+            if k in ("float_tensors", "rknn_bytes", "cos_mean", "cos_min", "top1", "outputs")
+        }
+        entry = self.cache.keep(
+            key, workdir, {"build.json": record, self._eval_file(workdir).name: evaluation}, drop=("outputs",)
+        )
         if not self._eval_file(entry).exists():  # a twin got there first with another eval set
             self._eval_file(entry).write_text(json.dumps(evaluation, indent=2))
         candidate.rknn, candidate.key = str(entry / "model.rknn"), key
-        self.say(f"  -> {label}: cos mean {candidate.cos_mean:.5f} min {candidate.cos_min:.5f}, "
-                 f"{candidate.rknn_bytes} bytes")
+        self.say(
+            f"  -> {label}: cos mean {candidate.cos_mean:.5f} min {candidate.cos_min:.5f}, {candidate.rknn_bytes} bytes"
+        )
         return candidate
 
     # -- the analysis that ranks layers ---------------------------------------------------
@@ -273,22 +313,34 @@ class HybridSession:
             (workdir / "outputs").mkdir()
             picked = self.evaluation.pick(samples)
             request = {
-                "job": "analyze", "recipe": self.recipe, "export_path": str(workdir / "model.rknn"),
-                "analysis": {"samples": [[str(f) for f in s] for s in picked],
-                             "output_dir": str(workdir / "outputs"), "keep_dumps": False},
+                "job": "analyze",
+                "recipe": self.recipe,
+                "export_path": str(workdir / "model.rknn"),
+                "analysis": {
+                    "samples": [[str(f) for f in s] for s in picked],
+                    "output_dir": str(workdir / "outputs"),
+                    "keep_dumps": False,
+                },
                 "evaluate": self.evalset.request(workdir / "outputs"),
             }
             result = run_job(request, workdir, self.options.worker, what=self._what("analysis"))
             layers = summarize([parse_error_analysis(Path(p).read_text()) for p in result["reports"]])
             baseline = self._candidate("int8", {}, [], result)
-            entry = self.cache.keep(key, workdir, {saved.name: {
-                "layers": [asdict(layer) for layer in layers], "baseline": baseline.to_dict()}}, drop=("outputs",))
+            entry = self.cache.keep(
+                key,
+                workdir,
+                {saved.name: {"layers": [asdict(layer) for layer in layers], "baseline": baseline.to_dict()}},
+                drop=("outputs",),
+            )
         data = json.loads(saved.read_text())
         layers = [LayerSummary(**dict(layer, markers=tuple(layer["markers"]))) for layer in data["layers"]]
         base = data["baseline"]
         base["outputs"] = [OutputAgreement(**o) for o in base["outputs"]]
-        base = {k: v for k, v in base.items() if k in Candidate.__dataclass_fields__
-                and k not in ("board_p50_ms", "board_p99_ms", "npu_p50_ms", "key")}
+        base = {
+            k: v
+            for k, v in base.items()
+            if k in Candidate.__dataclass_fields__ and k not in ("board_p50_ms", "board_p99_ms", "npu_p50_ms", "key")
+        }
         baseline = Candidate(**dict(base, cached=not built, rknn=str(entry / "model.rknn")))
         self.say(f"  -> int8: cos mean {baseline.cos_mean:.5f} min {baseline.cos_min:.5f}")
         return layers, baseline
