@@ -59,11 +59,15 @@ class BuildCache:
         path.mkdir(parents=True)
         return path
 
-    def keep(self, key: str, workdir: Path, manifest: dict[str, dict], drop: tuple[str, ...] = ()) -> Path:
+    def keep(
+        self, key: str, workdir: Path, manifest: dict[str, dict], drop: tuple[str, ...] = (), section: str = "builds"
+    ) -> Path:
         """Finish a toolkit job's work directory and store it under `key`: write each
         manifest (file name -> JSON-able dict, e.g. {"build.json": record}), remove the
         job's request.json and the `drop` names (files or folders that must not be cached:
-        inputs, simulator dumps), then move it into place. Returns the cache entry."""
+        inputs, simulator dumps), then move it into `root/section/key`. Where that entry
+        exists already (a concurrent twin, or the same build evaluated on other inputs), the
+        files it lacks are added to it and the rest is dropped. Returns the entry."""
         for name, data in manifest.items():
             (workdir / name).write_text(json.dumps(data, indent=2))
         for name in ("request.json", *drop):
@@ -72,7 +76,18 @@ class BuildCache:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-        return self.store(key, workdir)
+        entry = self.root / section / key
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(workdir, entry)
+        except OSError:
+            if not entry.is_dir():
+                raise
+            for path in workdir.iterdir():
+                if not (entry / path.name).exists():
+                    os.replace(path, entry / path.name)
+            shutil.rmtree(workdir, ignore_errors=True)
+        return entry
 
     def store(self, key: str, built: Path) -> Path:
         """Move a finished build directory into place; a concurrent twin wins harmlessly."""

@@ -290,8 +290,6 @@ class HybridSession:
         entry = self.cache.keep(
             key, workdir, {"build.json": record, self._eval_file(workdir).name: evaluation}, drop=("outputs",)
         )
-        if not self._eval_file(entry).exists():  # a twin got there first with another eval set
-            self._eval_file(entry).write_text(json.dumps(evaluation, indent=2))
         candidate.rknn, candidate.key = str(entry / "model.rknn"), key
         self.say(
             f"  -> {label}: cos mean {candidate.cos_mean:.5f} min {candidate.cos_min:.5f}, {candidate.rknn_bytes} bytes"
