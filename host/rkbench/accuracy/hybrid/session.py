@@ -148,7 +148,9 @@ class HybridSession:
             results.append(cached)
             if cached is None:
                 self.builds += 1
-                self.say(f"build {self.builds}: {label}: {len(layers)} entr{'y' if len(layers) == 1 else 'ies'}")
+                kinds = sorted(set(layers.values()))
+                kind = "float" if kinds == ["float16"] else "/".join(kinds) or "no"
+                self.say(f"build {self.builds}: {label}: {len(layers)} {kind} layer(s)")
                 pending.append((len(results) - 1, key, layers, label))
         if not pending:
             return results
