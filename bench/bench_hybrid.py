@@ -148,7 +148,7 @@ def main() -> int:
             print(row("vendor auto_hybrid", auto))
             for candidate in every:
                 print(row(candidate["label"], candidate))
-            print(row("rkbench --auto", ours, f"builds {record['builds']:>4}"))
+            print(row("rkbench --auto", ours, f"builds {record['builds']:>4}, {record.get('jobs', 1)} at once"))
             groups = ", ".join(ours.get("groups") or []) or "-"
             print(f"    chosen groups: {groups[:300]}")
             failed = [c for c in record["candidates"] if not c.get("feasible", True)]

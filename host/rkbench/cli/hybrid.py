@@ -163,6 +163,7 @@ def hybrid_command(
     try:
         step1 = session.step1(proposal=mode == "proposal")
         if mode == "auto":
+            record.jobs = session.jobs
             if session.jobs > 1:
                 say(f"building up to {session.jobs} candidates at once")
             record.chosen = search(session, step1, record, target_cos, max_builds, dtype)

@@ -81,6 +81,7 @@ class HybridRecord:
     proposal: list[ProposalEntry] = field(default_factory=list)  # the vendor's, with running cos
     proposal_baseline: float | None = None
     interrupted: bool = False
+    jobs: int = 1  # candidates built at once (parallel worker processes)
 
     def to_dict(self) -> dict:
         return {
@@ -97,4 +98,5 @@ class HybridRecord:
             "notes": self.notes,
             "proposal": {"int8_cos": self.proposal_baseline, "entries": [asdict(e) for e in self.proposal]},
             "interrupted": self.interrupted,
+            "jobs": self.jobs,
         }
