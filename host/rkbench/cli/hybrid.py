@@ -21,7 +21,7 @@ from rkbench.accuracy.hybrid.search import (
 from rkbench.accuracy.hybrid.session import HybridSession, parallel_jobs
 from rkbench.cli.boards import connection_options, labgrid_options
 from rkbench.cli.model import build_options, config_from_options, model_options, progress_printer
-from rkbench.errors import ConversionError, UsageError
+from rkbench.errors import ConversionError, ToolkitCrash, UsageError
 from rkbench.model.build import prepare
 from rkbench.model.dataset import load_dataset
 from rkbench.run.pipeline import BoardOptions
@@ -254,7 +254,10 @@ def _split(prepared, eval_path):
 
 
 def _vendor_proposal(session: HybridSession, record: HybridRecord) -> Candidate:
-    step1 = session.step1(proposal=True)
+    try:
+        step1 = session.step1(proposal=True)
+    except (ConversionError, ToolkitCrash, UsageError) as err:  # a result of the comparison
+        return Candidate.failed("vendor proposal", {}, f"hybrid step 1 with proposal=True failed: {err}")
     record.proposal, record.proposal_baseline = step1.cfg.proposal or [], step1.cfg.baseline_cos
     candidate = session.evaluate(step1, step1.cfg.custom, "vendor proposal")
     candidate.meets_target = candidate.feasible and candidate.cos_mean >= (record.target_cos or 0)

@@ -233,7 +233,12 @@ class HybridSession:
             "export_path": str(workdir / "model.rknn"),
             "evaluate": self.evalset.request(workdir / "outputs"),
         }
-        result = run_job(request, workdir, self.options.worker, what=self._what("auto_hybrid"))
+        try:
+            result = run_job(request, workdir, self.options.worker, what=self._what("auto_hybrid"))
+        except DiskFullError:
+            raise
+        except RkbenchError as err:  # the vendor's build failing is a result of the comparison
+            return Candidate.failed("vendor auto_hybrid", {}, str(err))
         return self._record(key, workdir, result, "vendor auto_hybrid", {})
 
     def _candidate(self, label: str, layers: dict, floated: list[str], result: dict) -> Candidate:
