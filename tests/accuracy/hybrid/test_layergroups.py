@@ -41,10 +41,9 @@ def test_fused_partners_in_graph_order(tmp_path):
 
 def test_repair_group_brings_the_producers(tmp_path):
     graph = read_layer_graph(graph_file(tmp_path), KNOWN)
-    # producers, the layer, and its readers (its output must not be re-quantized), in graph order
-    assert graph.repair_group("relu2") == ["conv1", "relu1", "conv2", "relu2", "add"]
-    assert graph.repair_group("add") == ["conv1", "relu1", "conv2", "relu2", "add", "conv3"]
-    assert graph.repair_group("conv1") == ["conv1", "relu1", "conv2", "relu2", "add"]  # not the model input
+    assert graph.repair_group("relu2") == ["conv1", "relu1", "conv2", "relu2"]
+    assert graph.repair_group("add") == ["conv1", "relu1", "conv2", "relu2", "add"]  # graph order
+    assert graph.repair_group("conv1") == ["conv1", "relu1"]  # the model input is not floated
 
 
 def test_only_names_the_toolkit_knows(tmp_path):

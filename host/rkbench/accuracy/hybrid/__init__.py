@@ -6,7 +6,7 @@ session.py     builds and measures candidates (one step 1, step 2 per candidate,
                workers); a failed build is an infeasible candidate, not an exception
 candidates.py  Candidate and HybridRecord (what hybrid.json holds)
 dtypes.py      which dtype an entry can take: rules from step 1, lessons from failed builds
-groups.py      repair groups: a layer with its fused activation, its producers and readers
+groups.py      repair groups: a layer with its fused activation and its producers
 cfg.py         the vendor's quantization.cfg format (read, write, check)
 board.py       every candidate's latency on a board
 """

@@ -77,7 +77,6 @@ class LayerGraph:
         default_factory=dict
     )  # tensor -> every input of its node, constants too
     ops: dict[str, str] = field(default_factory=dict)  # tensor -> op type of the node computing it
-    consumers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> what its readers compute
 
     def readers(self) -> dict[str, list[str]]:
         """tensor -> the tensors computed by the nodes that read it."""
@@ -94,30 +93,24 @@ class LayerGraph:
         return sorted((t for t in members if t in self.known), key=lambda t: self.order.get(t, 0))
 
     def repair_group(self, tensor: str) -> list[str]:
-        """What to keep in float so `tensor`'s layer neither reads nor writes a quantized
-        tensor: the layer with its producers and its readers. A layer's own (single) error is
-        that of its quantized inputs and of its quantized output; floating the layer alone
-        changes neither, since the tensors on both sides stay int8 (measured: on PP-OCRv4 the
-        convolutions with the worst single error, floated with their producers only, left the
-        output cosine where int8 had it). Pass-through ops (a Concat carrying an outlier
-        channel) are walked through to the layers that compute or consume what they pass on."""
+        """What to float so `tensor`'s layer computes from unquantized inputs in float: its
+        producers, and through pass-through ops (a Concat carrying an outlier channel) the
+        layers that computed what they pass on."""
         unit = self.unit(tensor)
+        first = unit[0] if unit else tensor  # the op that reads the layer's inputs
         group: list[str] = []
 
-        def take(name: str, depth: int, links: dict) -> None:
-            if name in self.graph_inputs or name in group or name not in self.order:
+        def take(source: str, depth: int) -> None:
+            if source in self.graph_inputs or source in group:
                 return
-            group.extend(t for t in self.unit(name) if t not in group)
-            if depth and self.ops.get(name) in PASS_THROUGH:
-                for linked in links.get(name, ()):
-                    take(linked, depth - 1, links)
+            group.extend(t for t in self.unit(source) if t not in group)
+            if depth and self.ops.get(source) in PASS_THROUGH:
+                for upstream in self.producers.get(source, ()):
+                    take(upstream, depth - 1)
 
-        for source in self.producers.get(unit[0] if unit else tensor, ()):
-            take(source, 3, self.producers)
-        group.extend(t for t in unit if t not in group)
-        for reader in self.consumers.get(unit[-1] if unit else tensor, ()):
-            take(reader, 2, self.consumers)
-        return sorted(group, key=lambda t: self.order.get(t, 0))
+        for source in self.producers.get(first, ()):
+            take(source, 3)
+        return sorted(group, key=lambda t: self.order.get(t, 0)) + [t for t in unit if t not in group]
 
 
 def read_layer_graph(model_path: Path, known) -> LayerGraph:
@@ -151,5 +144,4 @@ def read_layer_graph(model_path: Path, known) -> LayerGraph:
                 partners[activation] = partners.get(activation, ()) + (out,)
     order = {out: index for index, node in enumerate(graph.node) for out in node.output}
     ops = {out: node.op_type for node in graph.node for out in node.output}
-    readers = {name: tuple(out for node in nodes for out in node.output) for name, nodes in consumers.items()}
-    return LayerGraph(producers, partners, frozenset(known), graph_inputs, order, operands, ops, readers)
+    return LayerGraph(producers, partners, frozenset(known), graph_inputs, order, operands, ops)
