@@ -149,7 +149,7 @@ def nice_step(span: float, count: int, integer: bool = False) -> float:
 def _decimals(step: float) -> int:
     for d in range(0, 16):
         scaled = step * 10**d
-        if abs(scaled - round(scaled)) < 1e-6 * max(1.0, scaled):
+        if round(scaled) >= 1 and abs(scaled - round(scaled)) < 1e-6 * scaled:
             return d
     return 15
 
@@ -166,8 +166,11 @@ def linear_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) ->
             break
     d = _decimals(step)
     values = [round(k * step, d + 1) for k in range(first, last + 1)]
-    if max(abs(lo), abs(hi)) >= 1e7:  # long integers: a mantissa and exponent read better
-        return [(v, f"{v:.3g}".replace("e+0", "e").replace("e+", "e")) for v in values]
+    big = max(abs(lo), abs(hi))
+    if big >= 1e7 or big < 1e-4:  # long runs of digits: one exponent for all, mantissas as the step needs
+        e = math.floor(math.log10(big))
+        md = _decimals(step / 10.0**e)
+        return [(v, "0" if v == 0 else f"{v / 10.0**e:.{md}f}e{e}") for v in values]
     return [(v, _fmt(v, d)) for v in values]
 
 
@@ -178,7 +181,7 @@ def _fmt(v: float, decimals: int) -> str:
 
 def log_ticks(lo: float, hi: float, count: int = 5) -> list[tuple[float, str]]:
     """Powers of ten within [lo, hi] (every k-th when there are many decades); with fewer
-    than two, 1-2-5 multiples; with fewer still, linear ticks."""
+    than two, 1-2-5 multiples; with fewer than three of those, linear ticks."""
     if not (lo > 0 and hi > lo and math.isfinite(hi)):
         return linear_ticks(lo, hi, count)
     e0, e1 = math.ceil(math.log10(lo) - 1e-9), math.floor(math.log10(hi) + 1e-9)
@@ -193,7 +196,7 @@ def log_ticks(lo: float, hi: float, count: int = 5) -> list[tuple[float, str]]:
             for m in (1, 2, 5)
             if lo * (1 - 1e-9) <= m * 10.0**e <= hi * (1 + 1e-9)
         ]
-        if len(values) < 2:
+        if len(values) < 3:  # less than a decade: plain numbers say more
             return linear_ticks(lo, hi, count)
     return [(v, _fmt_log(v)) for v in values]
 
@@ -238,10 +241,7 @@ class Axis:
         vals = [v[np.isfinite(v)] for v in vals]
         vals = [v for v in vals if v.size]
         sticky_t = [float(s) for s in self.transform(list(sticky)) if np.isfinite(s)]
-        if vals:
-            lo, hi = float(min(v.min() for v in vals)), float(max(v.max() for v in vals))
-        else:
-            lo, hi = (0.0, 1.0) if not self.log else (0.0, 1.0)
+        lo, hi = (min(v.min() for v in vals), max(v.max() for v in vals)) if vals else (0.0, 1.0)
         lo, hi = min([lo, *sticky_t]), max([hi, *sticky_t])
         if hi == lo:  # one value: a span around it
             d = abs(lo) * 0.05 if lo and not self.log else (0.5 if self.log else 1.0)
@@ -254,18 +254,19 @@ class Axis:
         fixed_lo, fixed_hi = (None if x is None else float(self.transform(x)) for x in self.lim)
         lo = fixed_lo if fixed_lo is not None and np.isfinite(fixed_lo) else lo
         hi = fixed_hi if fixed_hi is not None and np.isfinite(fixed_hi) else hi
-        if hi <= lo:
-            hi = lo + 1.0
-        self.lo, self.hi = lo, hi  # in transformed units (log10 on a log axis)
+        if hi == lo or (hi < lo and None in self.lim):  # only both limits given can reverse the axis
+            lo, hi = (lo, lo + 1.0) if fixed_lo is not None else (hi - 1.0, hi)
+        self.lo, self.hi = lo, hi  # in transformed units (log10 on a log axis); lo > hi: reversed
 
     def tick_marks(self, count: int) -> list[tuple[float, str]]:
         """(value, label) of the ticks inside the limits."""
+        lo, hi = sorted((self.lo, self.hi))
         if self.ticks is not None:
-            lo, hi = (10**self.lo, 10**self.hi) if self.log else (self.lo, self.hi)
+            lo, hi = (10**lo, 10**hi) if self.log else (lo, hi)
             return [(v, s) for v, s in self.ticks if lo - 1e-12 <= v <= hi + 1e-12]
         if self.log:
-            return log_ticks(10**self.lo, 10**self.hi, count)
-        return linear_ticks(self.lo, self.hi, count, self.integer)
+            return log_ticks(10**lo, 10**hi, count)
+        return linear_ticks(lo, hi, count, self.integer)
 
     def to_px(self, v, p0: float, p1: float) -> np.ndarray:
         """Data -> px: `lo` at p0, `hi` at p1 (p0 > p1 for a y axis)."""
@@ -417,10 +418,12 @@ class Panel:
 
     # axes
     def xlim(self, lo=None, hi=None):
+        """Fixed limits (None: from the data); lo > hi reverses the axis."""
         self.x.lim = (lo, hi)
         return self
 
     def ylim(self, lo=None, hi=None, right=False):
+        """Fixed limits of the left (or right) y axis; lo > hi reverses it (categories read top-down)."""
         (self.y2 if right else self.y).lim = (lo, hi)
         return self
 
@@ -530,7 +533,7 @@ class Chart:
         for axis, right in ((p.y, False), (p.y2, True)):
             marks = [m for m in p.marks if m.right == right]
             data = [d for m in marks for d in m.y_extent()] + [np.array([n.y]) for n in p.notes if n.right == right]
-            sticky = [0.0 for m in marks if m.kind in ("bars", "stairs") and not axis.log]
+            sticky = sorted({v for m in marks if m.kind in ("bars", "stairs") for v in m.base.tolist()})
             axis.fix_limits(data, sticky)
 
     def _x_layout(self, panels: list[Panel], boxes: list[_Box], cw: float) -> None:
@@ -549,10 +552,10 @@ class Chart:
         xs = [d for p in panels for m in p.marks for d in m.x_extent()] + [
             np.array([n.x]) for p in panels for n in p.notes
         ]
-        sticky = [0.0 for p in panels for m in p.marks if m.kind == "hbars" and not p.x.log]
+        sticky = sorted({v for p in panels for m in p.marks if m.kind == "hbars" for v in m.base.tolist()})
         ref = panels[0].x
         margin = max(p.x.margin for p in panels)
-        if any(m.kind in ("scatter", "bars") for p in panels for m in p.marks):
+        if any(m.kind in ("scatter", "bars", "hbars") for p in panels for m in p.marks):
             margin = max(margin, 0.04)
         ref.margin = margin
         ref.lim = next((p.x.lim for p in panels if p.x.lim != (None, None)), ref.lim)
@@ -653,7 +656,7 @@ def _spaced(axis: Axis, ticks: list[tuple[float, str]], width: float) -> bool:
     if len(ticks) < 2:
         return True
     pos = axis.to_px([v for v, _ in ticks], 0, width)
-    gaps = np.diff(pos)
+    gaps = np.abs(np.diff(pos))
     if axis.rotate:
         need = [TICK_PX * 1.3 / math.sin(math.radians(abs(axis.rotate)))] * len(gaps)
     else:
@@ -683,29 +686,38 @@ def _stroke(m: _Mark) -> str:
 
 
 def _polyline(px: np.ndarray, py: np.ndarray) -> tuple[str, list[tuple[float, float]]]:
-    """Path data through the finite points (NaN breaks the line), repeated points dropped;
+    """Path data through the finite points (NaN breaks the line) at 0.1 px, dropping what
+    adds nothing: repeated points and points inside a straight horizontal or vertical run;
     and the lone points (runs of one), which a line would not show."""
     ok = np.isfinite(px) & np.isfinite(py)
+    starts = np.flatnonzero(ok & ~np.concatenate([[False], ok[:-1]]))
+    ends = np.flatnonzero(ok & ~np.concatenate([ok[1:], [False]])) + 1
     parts: list[str] = []
     lone: list[tuple[float, float]] = []
-    i, n = 0, px.size
-    while i < n:
-        if not ok[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and ok[j]:
-            j += 1
-        pts = [(_n(a), _n(b)) for a, b in zip(px[i:j], py[i:j])]
-        kept = [pts[0]] + [p for k, p in enumerate(pts[1:], 1) if p != pts[k - 1]]
+    for i, j in zip(starts.tolist(), ends.tolist()):
         if j - i == 1:
             lone.append((float(px[i]), float(py[i])))
-        elif len(kept) == 1:
-            parts.append(f"M{kept[0][0]} {kept[0][1]}h0.01")
+            continue
+        x, y = np.round(px[i:j], 1), np.round(py[i:j], 1)
+        new = np.concatenate([[True], (np.diff(x) != 0) | (np.diff(y) != 0)])
+        x, y = x[new], y[new]
+        if x.size > 2:
+            keep = np.concatenate([[True], ~(_inside_run(x, y) | _inside_run(y, x)), [True]])
+            x, y = x[keep], y[keep]
+        xs, ys = [_n(v) for v in x.tolist()], [_n(v) for v in y.tolist()]
+        if len(xs) == 1:
+            parts.append(f"M{xs[0]} {ys[0]}h0.01")
         else:
-            parts.append(f"M{kept[0][0]} {kept[0][1]}L" + " ".join(f"{a} {b}" for a, b in kept[1:]))
-        i = j
+            parts.append(f"M{xs[0]} {ys[0]}L" + " ".join(f"{u} {v}" for u, v in zip(xs[1:], ys[1:])))
     return "".join(parts), lone
+
+
+def _inside_run(along: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """For each interior point: its neighbours share its `across` value and it lies between
+    them along the run (a point where the line turns back is kept)."""
+    a, b, c = along[:-2], along[1:-1], along[2:]
+    flat = (across[:-2] == across[1:-1]) & (across[1:-1] == across[2:])
+    return flat & ((a - b) * (b - c) >= 0)
 
 
 def _marker_path(points: list[tuple[float, float]], marker: str, r: float) -> str:
@@ -770,10 +782,11 @@ def _draw_mark(m: _Mark, p: Panel, b: _Box) -> tuple[str, str]:
         for pos, h, base in zip(m.x, m.y, m.base):
             if not (np.isfinite(pos) and np.isfinite(h)):
                 continue
+            # a base a log axis cannot show (0) is the plot's edge
             if m.kind == "bars":
-                (a, c), (e, f) = X([pos - w, pos + w]), Y([base, h])
+                (a, c), (e, f) = X([pos - w, pos + w]), np.nan_to_num(Y([base, h]), nan=y0)
             else:
-                (a, c), (e, f) = X([base, h]), Y([pos - w, pos + w])
+                (a, c), (e, f) = np.nan_to_num(X([base, h]), nan=x0), Y([pos - w, pos + w])
             if np.isfinite([a, c, e, f]).all():
                 d.append(f"M{_n(min(a, c))} {_n(min(e, f))}h{_n(abs(c - a))}v{_n(abs(f - e))}h{_n(-abs(c - a))}z")
         if not d:
@@ -813,7 +826,7 @@ def _label(x, y, full: str, room: float, px: float, anchor="start", color=TEXT, 
         return ""
     t = _text(x, y, shown, px, anchor, color, extra)
     if shown != full:
-        t = t.replace(">", f"><title>{escape(full)}</title>", 1)
+        t = t[: -len("</text>")] + f"<title>{escape(full)}</title></text>"
     return t
 
 
