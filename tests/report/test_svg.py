@@ -273,3 +273,17 @@ def test_nan_breaks_a_line_and_a_lone_point_shows():
 def test_stairs_need_one_more_edge():
     with pytest.raises(ValueError, match="3 values need 4 edges"):
         Chart("x").panel().stairs([1, 2, 3], [0, 1, 2])
+
+
+def test_importing_the_report_loads_nothing_heavy():
+    """`rkbench run` writes the report after every run: importing it costs the standard
+    library, numpy (which the run has loaded already) and rkbench; no plotting library."""
+    code = (
+        "import sys; before = set(sys.modules); import rkbench.report; "
+        "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "rkbench" in loaded
+    ours = {"numpy", "cython_runtime", "rkbench", "rkbench_wire"}  # cython_runtime, _cython_*: numpy's
+    outside = {m for m in loaded if m not in sys.stdlib_module_names and m not in ours and not m.startswith("_cython")}
+    assert not outside, outside
