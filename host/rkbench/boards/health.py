@@ -17,6 +17,7 @@ from typing import Any
 from rkbench.boards import deploy
 from rkbench.boards.transport.base import Transport
 from rkbench.errors import BoardError, UsageError
+from rkbench_device.sysfs import soc_name
 from rkbench_wire import ProtocolError, decode_board_info
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -68,6 +69,22 @@ def host_view(transport: Transport, python: str | Sequence[str], runner_dir: str
         "python_command": " ".join(python_argv(python)),
         "runner_dir": runner_dir,
     }
+
+
+def board_soc(transport: Transport, python: str | Sequence[str] = "python3") -> str | None:
+    """The board's SoC (the build target), read from its device tree with one command and no
+    Python start on the board. Where the login's tools see no device tree on a remote board
+    (its Python may run in an emulated userland that has one), the runner's board info
+    decides; this machine (the local board) is what `cat` sees."""
+    for path in ("/proc/device-tree/compatible", "/sys/firmware/devicetree/base/compatible"):
+        res = transport.run(["cat", "--", path], timeout=30)
+        if res.returncode == 0 and res.stdout:
+            soc = soc_name([s.decode("ascii", "replace") for s in res.stdout.split(b"\0") if s])
+            if soc:
+                return soc
+    if transport.kind == "local":
+        return None
+    return board_info(transport, python=python).get("soc")
 
 
 def board_info(

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from rkbench import __version__
 from rkbench.errors import DiskFullError
-from rkbench.model.cache import BuildCache, build_key, copy_out, file_sha256
+from rkbench.model.cache import BuildCache, build_key, cache_root, copy_out, file_sha256
 from rkbench.model.config import BuildConfig, resolve
 from rkbench.model.dataset import Dataset, load_dataset
-from rkbench.model.info import ModelInfo, read_model
+from rkbench.model.info import ModelInfo, check_readable, read_model
 from rkbench.toolkit.worker import WorkerOptions, run_job, toolkit_version
 
 Say = Callable[[str], None]
@@ -38,12 +38,14 @@ class Prepared:
 
 
 def prepare(config: BuildConfig) -> Prepared:
-    info = read_model(config.model)
+    check_readable(config.model)
+    sha256 = file_sha256(config.model)
+    info = read_model(config.model, sha256, cache_root() / "models")
     config = resolve(config, info)
     dataset = None
     if config.dataset is not None:
         dataset = load_dataset(config.dataset, info, config.input_shapes(info))
-    return Prepared(config, info, dataset, file_sha256(config.model))
+    return Prepared(config, info, dataset, sha256)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,12 +53,41 @@ def check_readable(path: Path, what: str = "model") -> None:
         raise InputFileError(f"cannot read {what} file {path}: {err.strerror}") from None
 
 
-def read_model(path: Path) -> ModelInfo:
+def read_model(path: Path, sha256: str | None = None, cache: Path | None = None) -> ModelInfo:
+    """The model's inputs and outputs. With the file's sha256 and a cache folder, what was
+    read once is kept there by content (importing onnx alone costs a run ~0.5 s)."""
     check_readable(path)
     framework = framework_of(path)
-    if framework == "tflite":
-        return _read_tflite(path)
-    return _read_onnx(path)
+    kept = cache / f"{sha256}.json" if cache is not None and sha256 else None
+    if kept is not None and kept.is_file():
+        try:
+            return _from_dict(path, json.loads(kept.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a damaged entry: read the model again and rewrite it below
+    info = _read_tflite(path) if framework == "tflite" else _read_onnx(path)
+    if kept is not None:
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            tmp = kept.with_suffix(f".tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(_to_dict(info)))
+            tmp.replace(kept)
+        except OSError:
+            pass  # a read-only cache: the facts are simply read again next time
+    return info
+
+
+def _to_dict(info: ModelInfo) -> dict:
+    def tensors(items):
+        return [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in items]
+
+    return {"framework": info.framework, "inputs": tensors(info.inputs), "outputs": tensors(info.outputs)}
+
+
+def _from_dict(path: Path, data: dict) -> ModelInfo:
+    def tensors(items):
+        return tuple(TensorInfo(t["name"], tuple(t["shape"]), t["dtype"]) for t in items)
+
+    return ModelInfo(path, data["framework"], tensors(data["inputs"]), tensors(data["outputs"]))
 
 
 def _read_onnx(path: Path) -> ModelInfo:

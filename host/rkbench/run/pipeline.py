@@ -24,6 +24,7 @@ from rkbench.accuracy.evalset import EvalSet, prepare_eval
 from rkbench.accuracy.hybrid.search import build_from_cfg
 from rkbench.accuracy.layers import LayerSummary
 from rkbench.boards.connect import board_python, open_board
+from rkbench.boards.health import board_soc
 from rkbench.errors import RkbenchError, UsageError
 from rkbench.model.build import BuildOptions, Prepared, Say, build, prepare
 from rkbench.model.config import BuildConfig
@@ -270,7 +271,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             # The runner's hello names the SoC; a board of another SoC is refused there.
             target, soc = request.target, None
         else:
-            soc = _board_info(transport, python).get("soc")
+            soc = board_soc(transport, python)
             target = soc or "rk3588"
             if not soc and request.config is not None:  # an already built .rknn is not built again
                 say(
@@ -448,12 +449,6 @@ def _check_hybrid(request: RunRequest) -> None:
         )
     if request.measure.per_layer:
         raise UsageError("--per-layer is not available for hybrid models yet")
-
-
-def _board_info(transport, python: str) -> dict:
-    from rkbench.boards.health import board_info
-
-    return board_info(transport, python=python)
 
 
 def _board_recipe(prepared: Prepared, work: Path) -> BuildRecipe:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from rkbench.errors import ConversionError, DiskFullError, ToolkitCrash, UsageError
@@ -37,7 +38,13 @@ class WorkerOptions:
 
 @functools.lru_cache(maxsize=8)
 def toolkit_version(python: str) -> str:
-    """The rknn-toolkit2 version of an interpreter, without importing the toolkit (fast)."""
+    """The rknn-toolkit2 version of an interpreter, without importing the toolkit (fast:
+    read in this process when the interpreter is this one, else asked of it)."""
+    if python == sys.executable:
+        try:
+            return metadata.version("rknn-toolkit2")
+        except metadata.PackageNotFoundError:
+            pass  # say it the same way as for another interpreter, below
     try:
         done = subprocess.run(
             [python, str(TOOLKIT_SCRIPT), "--version"],
