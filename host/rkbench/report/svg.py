@@ -492,6 +492,7 @@ class Chart:
         self.width = float(width)
         self.sharex = sharex
         self.grid: dict[tuple[int, int], Panel] = {}
+        self.height = 0.0  # set by the layout: the rows' heights added up
 
     def panel(self, row: int = 0, col: int = 0, **kw) -> Panel:
         """A new Panel at (row, col); keywords as Panel's (title, xlabel, ylabel, y2label, xlog, ylog, y2log, height)."""
@@ -677,7 +678,7 @@ def _n(v: float) -> str:
 
 
 def _stroke(m: _Mark) -> str:
-    s = f' fill="none" stroke="{escape(m.color)}" stroke-width="{_n(m.width) if m.width >= 0.1 else m.width}"'
+    s = f' fill="none" stroke="{escape(m.color)}" stroke-width="{m.width:g}"'
     if m.dash:
         s += f' stroke-dasharray="{escape(m.dash)}"'
     if m.opacity < 1:
@@ -761,7 +762,8 @@ def _draw_mark(m: _Mark, p: Panel, b: _Box) -> tuple[str, str]:
         if m.marker:
             ok = np.isfinite(px) & np.isfinite(py)
             return clipped, _markers(_inside(px[ok], py[ok], b, p), m.marker, m.size, m.color)
-        return clipped, _markers(_inside(*map(np.array, zip(*lone)), b, p) if lone else [], "o", m.width + 1, m.color)
+        dots = np.array(lone).reshape(-1, 2)
+        return clipped, _markers(_inside(dots[:, 0], dots[:, 1], b, p), "o", m.width + 1, m.color)
     if m.kind == "stairs":
         ex, vy, base = X(m.x), Y(m.y), float(Y(0.0)) if not ya.log else y0
         xs = np.repeat(ex, 2)
