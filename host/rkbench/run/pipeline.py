@@ -221,7 +221,7 @@ class LiveStore:
             self.say(f"board: {event.message}")
         elif kind == "samples":
             run_id = self._run_for(event.core_mask)
-            self.store.add_samples(run_id, event.offset, event.latencies_ns)
+            self.store.add_samples(run_id, event.offset, event.latencies_ns, event.stages_ns)
             if time.monotonic() - self.last_print > 1.0 and event.latencies_ns:
                 self.last_print = time.monotonic()
                 median = float(np.median(event.latencies_ns)) / 1e6  # of this batch (~0.25 s of runs)
@@ -398,16 +398,22 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                     latency_ns=list(mask_run.samples_ns),
                     stats=summarize(mask_run.samples_ns),
                     npu_stats=mask_run.result.npu_stats,
+                    stages_ns=dict(mask_run.stages_ns),
+                    stage_stats=dict(mask_run.result.stage_stats),
+                    io_mode=mask_run.result.io_mode,
+                    timing_notes=list(mask_run.result.timing_notes),
+                    npu_profile=_npu_profile(mask_run),
                     memory=dict(mask_run.result.memory),
                     throttled=mask_run.result.throttled,
                     throttle_reasons=list(mask_run.result.throttle_reasons),
                     layers=board_layers,
-                    versions=dict(
-                        template.versions,
-                        runner=outcome.hello.runner_version,
-                        python=outcome.hello.python,
+                    versions={
+                        **template.versions,
+                        "runner": outcome.hello.runner_version,
+                        "python": outcome.hello.python,
                         **outcome.hello.backend_versions,
-                    ),
+                        **mask_run.result.versions,  # what the runtime said once the model was loaded
+                    },
                     settings=dict(
                         template.settings, elapsed_s=mask_run.result.elapsed_s, stopped_by=mask_run.result.stopped_by
                     ),
@@ -477,6 +483,17 @@ def _rknn_inputs(options: MeasureOptions):
     arrays = [[str(f)] for f in files[: options.input_count]]
     first = np.load(arrays[0][0], mmap_mode="r")
     return arrays, ["nhwc" if first.ndim == 4 and first.shape[-1] in (1, 3, 4) else None]
+
+
+def _npu_profile(mask_run) -> dict | None:
+    """The per-layer NPU profile of a result: what the runner measured, its text as fetched."""
+    profile = mask_run.result.profile
+    if profile is None:
+        return None
+    if "unsupported" in profile:
+        return {"unsupported": profile["unsupported"]}
+    text = mask_run.profile_path.read_text(errors="replace") if mask_run.profile_path else ""
+    return {"runs": profile.get("runs"), "seconds": profile.get("seconds"), "text": text}
 
 
 def _outputs_by_sample(mask_run) -> list[list[Path]]:
