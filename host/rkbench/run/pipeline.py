@@ -19,9 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rkbench.accuracy.analyze import AnalyzeOptions, analyze
 from rkbench.accuracy.evalset import EvalSet, prepare_eval
-from rkbench.accuracy.hybrid.search import build_from_cfg
 from rkbench.accuracy.layers import LayerSummary
 from rkbench.boards.connect import board_python, open_board
 from rkbench.boards.health import board_soc
@@ -33,7 +31,6 @@ from rkbench.results.model import RunResult, TelemetrySample
 from rkbench.results.stats import summarize
 from rkbench.results.store import Store
 from rkbench.run.compare import Limits, check_thresholds, output_errors
-from rkbench.run.perlayer import DebugModel, onnx_node_outputs, per_layer_errors
 from rkbench.run.plan import MeasureOptions
 from rkbench.run.session import RunOutcome, run_on_board
 from rkbench_wire import BuildRecipe, ModelRef, RunSpec
@@ -144,6 +141,9 @@ class Analyses:
                 data = {"layers": [], "sim_outputs": [], "tensors": []}
             else:
                 work = self.options.cache.workdir("run-analysis")
+                from rkbench.accuracy.analyze import AnalyzeOptions, analyze
+                from rkbench.run.perlayer import onnx_node_outputs
+
                 names = sorted(onnx_node_outputs(prepared.config.model)) if keep_tensors else None
                 report = analyze(
                     prepared, self.options, AnalyzeOptions(files=inputs.samples, keep_tensors=names, keep_dir=work), say
@@ -290,6 +290,8 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             build_key, toolkit = build_result.record["cache_key"], build_result.record["toolkit_version"]
             if request.hybrid_cfg is not None:
                 _check_hybrid(request)
+                from rkbench.accuracy.hybrid.search import build_from_cfg
+
                 hybrid = build_from_cfg(prepared, request.hybrid_cfg, inputs, build_options, say)
                 rknn, build_key = Path(hybrid.rknn), hybrid.key
         else:
@@ -366,6 +368,8 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             board_layers = []
             if request.measure.per_layer and prepared is not None and layers:
                 try:
+                    from rkbench.run.perlayer import per_layer_errors
+
                     board_layers = per_layer_errors(
                         prepared,
                         layers,
@@ -504,7 +508,7 @@ def _outputs_by_sample(mask_run) -> list[list[Path]]:
 
 
 def _run_debug(
-    transport, model: DebugModel, spec: RunSpec, python: str, target, work: Path, runner_env: dict
+    transport, model, spec: RunSpec, python: str, target, work: Path, runner_env: dict
 ) -> list[dict[str, str]]:
     """The debug variant on the board, once per input: its outputs by tensor name. Where
     there is no NPU (the local board) the board's simulator backend builds the same debug
