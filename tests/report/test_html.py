@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import numpy as np
 
 from rkbench.report import plots, svg, write_html
+from rkbench_wire import summarize_ns
 
 from .synthetic import HOSTILE_MODEL, HOSTILE_TENSOR, run
 
@@ -172,3 +173,20 @@ def test_charts_are_well_formed_xml_whatever_the_names(tmp_path):
     assert start == "]]><![CDATA[<sc"
     for where, prefix in (("legend", "core "), ("annotation", "#4 "), ("telemetry legend", ""), ("CPU legend", "CPU ")):
         assert any(t.startswith(prefix + start) for t in shown), where
+
+
+def test_the_npu_view_of_a_run(tmp_path):
+    """NPU time next to end to end, the host's share, utilisation, stages, memory, runtime."""
+    r = run(backend="rknnrt", n=500)
+    npu = [int(ns * 0.8) for ns in r.latency_ns]
+    r.stages_ns = {"npu": npu}
+    r.npu_stats = summarize_ns(npu)
+    r.stage_stats = {"npu": r.npu_stats, "inputs_set": summarize_ns([50_000] * 500)}
+    r.io_mode, r.timing_notes = "zero_copy", ["outputs are read from the NPU buffers after the loop"]
+    r.memory = dict(r.memory, npu={"dma_bytes": 6 << 20, "weight_bytes": 4 << 20, "internal_bytes": 1 << 20})
+    r.versions = dict(r.versions, api_version="2.5.0 (abc@2026)", drv_version="0.9.8")
+    text = write_html([r], tmp_path / "r.html").read_text()
+    assert "NPU only (RKNN_QUERY_PERF_RUN)" in text and "stage: inputs_set" in text
+    assert "NPU utilisation <b>80%</b>" in text and "io mode zero_copy" in text
+    assert "DMA 6.0 MiB, weights 4.0 MiB, internal 1.0 MiB" in text and "librknnrt 2.5.0 (abc@2026)" in text
+    assert "outputs are read from the NPU buffers" in text
