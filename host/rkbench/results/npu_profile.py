@@ -29,7 +29,7 @@ MAX_PROBLEMS = 50
 
 _LOG_PREFIX = re.compile(r"^\s*[DIWEV]\s+RKNN:\s*(?:\[[^\]]*\]\s?)?")
 _INT = re.compile(r"^-?\d+$")
-_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$")
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 _TRIPLE = re.compile(r"^(\d+)/(\d+)/(\d+)$")
 _PERCENTS = re.compile(r"^\d+(?:\.\d+)?%(?:/\d+(?:\.\d+)?%)*$")
 _MAC = re.compile(r"^\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)*$")
@@ -216,7 +216,7 @@ def parse_perf_detail(text: str) -> NpuProfile:
             continue
         try:
             if words[0] == "ID" and len(words) > 1 and words[1].startswith("Op"):
-                layer_columns, in_ranking = _header(line, _LAYER_COLUMNS), False
+                layer_columns, in_ranking = _header(line, _LAYER_LABELS), False
                 profile.format, profile.cores = _layout(layer_columns)
             elif _totals(line, profile):
                 in_ranking = False
@@ -224,7 +224,7 @@ def parse_perf_detail(text: str) -> NpuProfile:
                 in_ranking, ranking_columns = True, None
             elif in_ranking:
                 if words[0] == "OpType" or line.lstrip().startswith("Op Type"):
-                    ranking_columns = [name for name, _ in _header(line, _RANKING_COLUMNS)]
+                    ranking_columns = [name for name, _ in _header(line, _RANKING_LABELS)]
                 elif ranking_columns is not None:
                     _ranking_row(words, ranking_columns, profile, number, raw)
             elif layer_columns is not None and _INT.match(words[0]):
@@ -250,10 +250,16 @@ def _problem(profile: NpuProfile, number: int, raw: str, reason: str) -> None:
     profile.problems.append(ParseProblem(number, raw.strip()[:300], reason))
 
 
-def _header(line: str, known: list[tuple[str, str]]) -> list[tuple[str, int]]:
+def _labels(known: list[tuple[str, str]]) -> re.Pattern:
+    return re.compile("|".join(f"(?P<{name}>{regex})" for name, regex in known))
+
+
+_LAYER_LABELS, _RANKING_LABELS = _labels(_LAYER_COLUMNS), _labels(_RANKING_COLUMNS)
+
+
+def _header(line: str, pattern: re.Pattern) -> list[tuple[str, int]]:
     """The header's columns in order, as (name, cores) pairs; a label we do not know is a
     column of one token named "?label"."""
-    pattern = re.compile("|".join(f"(?P<{name}>{regex})" for name, regex in known))
     columns: list[tuple[str, int]] = []
     pos, text = 0, line.strip()
     while pos < len(text):
@@ -287,50 +293,54 @@ def _layout(columns: list[tuple[str, int]]) -> tuple[str, int | None]:
 
 def _layer_row(words: list[str], columns: list[tuple[str, int]]) -> LayerProfile:
     """One row, column by column. Columns that may be blank or absent (cycles, time, MAC
-    usage, workload, counts, RW) are taken only when the next word looks like them."""
+    usage, workload, counts, RW) are taken only when the next word looks like them; when one
+    was not found, the full name must be one word, or the row is refused as not lining up."""
     layer = LayerProfile(id=int(words[0]), op_type="?")
-    i = 1
+    i, skipped = 1, []
     for name, _ in columns[1:]:
-        word = words[i] if i < len(words) else None
         if name == "full_name":
-            layer.full_name = " ".join(words[i:])
-            i = len(words)
-            break
-        if word is None:
-            break
-        if name in ("op_type", "data_type", "target", "input_shape", "output_shape") or name.startswith("?"):
-            if name in ("input_shape", "output_shape"):
-                setattr(layer, name, "" if word == "\\" else word)
-            elif not name.startswith("?"):
-                setattr(layer, name, word)
-            i += 1
-        elif name == "cycles":
-            if word == "\\":
-                i += 1
-            elif _TRIPLE.match(word):
-                layer.ddr_cycles, layer.npu_cycles, layer.total_cycles = (int(v) for v in word.split("/"))
-                i += 1
-        elif name in ("ddr_cycles", "npu_cycles", "total_cycles", "task_number", "lut_number"):
-            if word == "\\" or _INT.match(word):
-                setattr(layer, name, None if word == "\\" else int(word))
-                i += 1
-        elif name in ("time_us", "rw_kb"):
-            if word == "\\" or _NUMBER.match(word):
-                setattr(layer, name, None if word == "\\" else float(word))
-                i += 1
-        elif name == "mac_usage":
-            if word == "\\":
-                i += 1
-            elif _MAC.match(word):
-                layer.mac_usage_pct = [float(v) for v in word.split("/")]
-                i += 1
-        elif name in ("workload", "workload_up"):
-            i = _workload(words, i, layer)
-    if layer.op_type == "?":
-        raise _BadRow("a layer row without its op type")
+            rest = words[i:]
+            if skipped and len(rest) > 1:
+                raise _BadRow(f"its words do not line up with the header's columns (no {', '.join(skipped)})")
+            layer.full_name = " ".join(rest)
+            return layer
+        if i >= len(words):
+            raise _BadRow(f"the row stops before its {name.lstrip('?')} column (cut short?)")
+        taken = _take(name, words, i, layer)
+        if taken == i:
+            skipped.append(name)
+        i = taken
     if i < len(words):
         raise _BadRow(f"{len(words) - i} words more than the header's columns")
     return layer
+
+
+def _take(name: str, words: list[str], i: int, layer: LayerProfile) -> int:
+    """Reads column `name` from words[i] into `layer`; the index of the next word (i itself
+    when the word is not this column's)."""
+    word = words[i]
+    if name in ("op_type", "data_type", "target") or name.startswith("?"):
+        if not name.startswith("?"):
+            setattr(layer, name, word)
+        return i + 1
+    if name in ("input_shape", "output_shape"):
+        setattr(layer, name, "" if word == "\\" else word)
+        return i + 1
+    if name == "workload" or name == "workload_up":
+        return _workload(words, i, layer)
+    if word == "\\":  # the runtime's "not applicable"
+        return i + 1
+    if name == "cycles" and _TRIPLE.match(word):
+        layer.ddr_cycles, layer.npu_cycles, layer.total_cycles = (int(v) for v in word.split("/"))
+    elif name in ("ddr_cycles", "npu_cycles", "total_cycles", "task_number", "lut_number") and _INT.match(word):
+        setattr(layer, name, int(word))
+    elif name in ("time_us", "rw_kb") and _NUMBER.match(word):
+        setattr(layer, name, float(word))
+    elif name == "mac_usage" and _MAC.match(word):
+        layer.mac_usage_pct = [float(v) for v in word.split("/")]
+    else:
+        return i
+    return i + 1
 
 
 def _workload(words: list[str], i: int, layer: LayerProfile) -> int:
@@ -360,7 +370,7 @@ def _ranking_row(words: list[str], columns: list[str], profile: NpuProfile, numb
     for name, value in zip(numeric, values):
         if name.startswith("?"):
             continue
-        setattr(row, name, int(float(value)) if name == "calls" else float(value))
+        setattr(row, name, int(float(value)) if name == "calls" else float(value))  # "18" or "18.0"
     profile.ranking.append(row)
 
 
@@ -410,7 +420,7 @@ def summarize(profile: NpuProfile, core_mask: str | int | None = None) -> Profil
     """Layers ranked by time, totals per op type, CPU layers, and (for a multi-core mask)
     layers that stayed on one core."""
     timed = [layer for layer in profile.layers if layer.time_us is not None]
-    total = sum(layer.time_us or 0.0 for layer in timed)
+    total = sum((layer.time_us or 0.0 for layer in timed), 0.0)
     multi_core = cores_in_mask(core_mask) > 1
     single = [
         layer
