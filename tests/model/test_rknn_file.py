@@ -275,7 +275,38 @@ def test_random_damage_never_escapes_as_another_error(rknn_models):
             damaged[pos] = int(rng.integers(0, 256))
         try:
             info = parse_rknn(bytes(damaged), "damaged.rknn")
-        except RknnFileError:
+        except RknnFileError as err:
+            assert "damaged.rknn" in str(err)
             continue
         assert info.inputs and info.outputs
         json.dumps(info.to_dict())  # whatever was read stays plain data
+
+
+def test_json_of_the_wrong_shape_never_escapes(rknn_models):
+    """Every value of the JSON part replaced, one at a time, by a value of another type."""
+    data = rknn_models["tiny_rk3588"].read_bytes()
+    (blob_bytes,) = struct.unpack_from("<Q", data, 16)
+    doc = json.loads(data[72 + blob_bytes :])
+    rng = random.Random(5)
+    odd = [None, [], {}, "", "x", -1, 10**30, 1.5, float("nan"), float("inf"), [[1]], [None], {"a": [1]}, True]
+
+    def paths(value, prefix=()):
+        yield prefix
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+        for key, child in children:
+            yield from paths(child, (*prefix, key))
+
+    every = [p for p in paths(doc) if p]
+    for path in every + rng.sample(every, 50):
+        changed = json.loads(json.dumps(doc))
+        holder = changed
+        for key in path[:-1]:
+            holder = holder[key]
+        holder[path[-1]] = rng.choice(odd)
+        text = json.dumps(changed).encode()
+        try:
+            info = parse_rknn(data[: 64 + blob_bytes] + struct.pack("<Q", len(text)) + text, "odd.rknn")
+        except RknnFileError as err:  # refused in one line naming the file: what a user sees
+            assert "odd.rknn" in str(err) and "\n" not in str(err)
+            continue
+        assert info.inputs and info.outputs

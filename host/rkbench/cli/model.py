@@ -263,7 +263,10 @@ def _dims(shape: list[int]) -> str:
 def _quantization(t: TensorInfo) -> str:
     if t.quantization == "none":
         return "none (float)"
-    return f"{t.quantization} zp {t.zero_point} scale {t.scale:.6g}" if t.scale is not None else t.quantization
+    text = f"{t.quantization} zp {t.zero_point} scale {t.scale:.6g}" if t.scale is not None else t.quantization
+    if t.calibrated_range:
+        text += f" range {t.calibrated_range[0]:.4g}..{t.calibrated_range[1]:.4g}"
+    return text
 
 
 def _tensor_rows(tensors: list[TensorInfo], inputs: bool) -> list[str]:

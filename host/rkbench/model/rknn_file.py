@@ -71,7 +71,8 @@ class TensorInfo:
     shape: as in the source model (NCHW for an ONNX image input); runtime_shape: what the
     runtime's attrs give (4-D NHWC tensors as [N, H, W, C]). dtype: what the NPU exchanges
     (int8, int16, float16, ...). quantization: "affine" (zero point and scale), "dfp", or
-    "none" for a float tensor. native_shape: the NPU's own layout (NC1HWC2 [N, C1, H, W, C2]
+    "none" for a float tensor; calibrated_range: the [min, max] the toolkit calibrated the
+    tensor's values to (what the quantization covers: an outlier shows here). native_shape: the NPU's own layout (NC1HWC2 [N, C1, H, W, C2]
     for wide int8 feature maps). dynamic_shapes: the shapes a dynamic-shape model accepts."""
 
     index: int
@@ -82,6 +83,7 @@ class TensorInfo:
     quantization: str = "none"
     zero_point: int | None = None
     scale: float | None = None
+    calibrated_range: list[float] | None = None
     native_shape: list[int] | None = None
     dynamic_shapes: list[list[int]] = field(default_factory=list)
     mean: list[float] | None = None
@@ -152,7 +154,7 @@ def parse_rknn(data: bytes, name: str) -> RknnInfo:
     version, blob, trailer = _split(data, name)
     try:
         doc = json.loads(trailer.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise RknnFileError(f"{name}: the JSON part of this .rknn does not parse (damaged file?)") from None
     if not isinstance(doc, dict):
         raise RknnFileError(f"{name}: the JSON part of this .rknn is not an object (damaged file?)")
@@ -224,6 +226,14 @@ def _text(value: Any) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else None
 
 
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _targets(value: Any) -> list[str]:
     names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     return [n.strip().lower() for n in names if isinstance(n, str) and n.strip()]
@@ -231,17 +241,15 @@ def _targets(value: Any) -> list[str]:
 
 def _io_from_json(doc: dict, name: str) -> tuple[list[TensorInfo], list[TensorInfo]]:
     """Inputs and outputs in slot order: the JSON's graph links slots to norm_tensor entries."""
-    tensors = {t.get("tensor_id"): t for t in doc.get("norm_tensor") or [] if isinstance(t, dict)}
-    links = [g for g in doc.get("graph") or [] if isinstance(g, dict)]
+    tensors = {t.get("tensor_id"): t for t in map(_dict, _list(doc.get("norm_tensor"))) if _is_id(t.get("tensor_id"))}
+    links = [g for g in map(_dict, _list(doc.get("graph"))) if isinstance(g.get("left_tensor_id"), int)]
     sides: dict[str, list[TensorInfo]] = {"input": [], "output": []}
     for side, found in sides.items():
         slots = sorted(
-            (g.get("left_tensor_id"), g.get("right_tensor_id"))
-            for g in links
-            if g.get("left") == side and isinstance(g.get("left_tensor_id"), int)
+            ((g["left_tensor_id"], g.get("right_tensor_id")) for g in links if g.get("left") == side), key=_first
         )
         for slot, tensor_id in slots:
-            t = tensors.get(tensor_id)
+            t = tensors.get(tensor_id) if _is_id(tensor_id) else None
             if t is None:
                 raise RknnFileError(f"{name}: its JSON part links {side} {slot} to a tensor it does not describe")
             found.append(_tensor_from_json(len(found), t))
@@ -250,14 +258,20 @@ def _io_from_json(doc: dict, name: str) -> tuple[list[TensorInfo], list[TensorIn
     return sides["input"], sides["output"]
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (int, str))
+
+
+def _first(pair: tuple) -> Any:
+    return pair[0]
+
+
 def _tensor_from_json(index: int, t: dict) -> TensorInfo:
-    dtype_info = t.get("dtype") if isinstance(t.get("dtype"), dict) else {}
-    qnt = _text(dtype_info.get("qnt_type"))
-    size = t.get("size") if isinstance(t.get("size"), list) else []
+    qnt = _text(_dict(t.get("dtype")).get("qnt_type"))
     return TensorInfo(
         index=index,
         name=str(t.get("url") or f"tensor{t.get('tensor_id')}"),
-        shape=[int(d) if isinstance(d, (int, float)) else -1 for d in size],
+        shape=_ints(t.get("size")) or [-1] * len(_list(t.get("size"))),
         # No quantized type: the tensor stays float, float16 on the NPU.
         dtype=qnt or "float16",
         quantization="affine" if qnt in _INTEGER_DTYPES else "none",
@@ -314,15 +328,11 @@ def _add_blob_facts(info: RknnInfo, fb: _FlatBuffer) -> None:
 def _apply_runtime_io(text: str | None, tensors: list[TensorInfo]) -> None:
     """{"name": {"dtype": "int8", "layout": "NHWC"}}: what the runtime's attrs will say."""
     try:
-        described = json.loads(text) if text else {}
-    except ValueError:
-        return
-    if not isinstance(described, dict):
+        described = _dict(json.loads(text) if text else {})
+    except (ValueError, RecursionError):
         return
     for tensor in tensors:
-        entry = described.get(tensor.name)
-        if not isinstance(entry, dict):
-            continue
+        entry = _dict(described.get(tensor.name))
         dtype, layout = _text(entry.get("dtype")), _text(entry.get("layout"))
         if dtype:
             tensor.dtype = dtype.lower()
@@ -344,17 +354,19 @@ def _apply_build_attrs(text: str | None, info: RknnInfo) -> None:
         return
     if not isinstance(attrs, dict):
         return
-    per_tensor = attrs.get("attrs") if isinstance(attrs.get("attrs"), dict) else {}
-    quant = attrs.get("quant_tab") if isinstance(attrs.get("quant_tab"), dict) else {}
-    dynamic = attrs.get("dynamic_shapes") if isinstance(attrs.get("dynamic_shapes"), dict) else {}
+    per_tensor, quant = _dict(attrs.get("attrs")), _dict(attrs.get("quant_tab"))
+    dynamic = _dict(attrs.get("dynamic_shapes"))
     for tensor in info.inputs:
-        own = per_tensor.get(tensor.name)
-        if isinstance(own, dict):
-            tensor.mean, tensor.std = _numbers(own.get("mean")), _numbers(own.get("std"))
+        own = _dict(per_tensor.get(tensor.name))
+        tensor.mean, tensor.std = _numbers(own.get("mean")), _numbers(own.get("std"))
     for tensor in info.inputs + info.outputs:
-        q = quant.get(tensor.name) if isinstance(quant.get(tensor.name), dict) else {}
-        if tensor.quantization != "none" and q.get("qtype") in _DFP_QTYPES:
-            tensor.quantization = "dfp"
+        q = _dict(quant.get(tensor.name))
+        if tensor.quantization != "none":
+            low, high = _numbers(q.get("min")), _numbers(q.get("max"))
+            if low and high:
+                tensor.calibrated_range = [min(low), max(high)]
+            if q.get("qtype") in _DFP_QTYPES:
+                tensor.quantization = "dfp"
         shapes = dynamic.get(tensor.name)
         if isinstance(shapes, list):
             tensor.dynamic_shapes = [s for s in (_ints(s) for s in shapes) if s]
@@ -367,9 +379,10 @@ def _numbers(value: Any) -> list[float] | None:
 
 
 def _ints(value: Any) -> list[int]:
-    return (
-        [int(v) for v in value] if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value) else []
-    )
+    """A list of integers (a shape), or [] when `value` is not one."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) for v in value):
+        return []
+    return [int(v) for v in value]
 
 
 class _Malformed(Exception):

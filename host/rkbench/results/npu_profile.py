@@ -296,7 +296,8 @@ def _layer_row(words: list[str], columns: list[tuple[str, int]]) -> LayerProfile
     usage, workload, counts, RW) are taken only when the next word looks like them; when one
     was not found, the full name must be one word, or the row is refused as not lining up."""
     layer = LayerProfile(id=int(words[0]), op_type="?")
-    i, skipped = 1, []
+    i = 1
+    skipped: list[str] = []  # optional columns the row did not have
     for name, _ in columns[1:]:
         if name == "full_name":
             rest = words[i:]
