@@ -5,8 +5,8 @@
     info.toolkit_version    # "2.5.0"; info.compiler_version "2.5.0 (74ea630ce@2026-09-29T14:54:20)"
     info.inputs[0].dtype, info.inputs[0].layout, info.inputs[0].runtime_shape
 
-The layout (no specification is published; this is what rknn-toolkit2 2.5.0 wrote, see
-tests/standins/librknnrt/FORMAT.md): a 64-byte header ("RKNN", format version, length of
+The layout (no specification is published; this is what rknn-toolkit2 2.5.0 wrote, and
+1.x in format 2 files, see tests/standins/librknnrt/FORMAT.md): a 64-byte header ("RKNN", format version, length of
 the graph blob), the graph blob (a FlatBuffers buffer with identifier "RKNN"), then a
 length-prefixed JSON text. The JSON gives the target platform, the inputs and outputs (names,
 order, source shapes); the blob adds what the runtime will present (dtype, layout, zero point,
@@ -72,8 +72,9 @@ class TensorInfo:
     runtime's attrs give (4-D NHWC tensors as [N, H, W, C]). dtype: what the NPU exchanges
     (int8, int16, float16, ...). quantization: "affine" (zero point and scale), "dfp", or
     "none" for a float tensor; calibrated_range: the [min, max] the toolkit calibrated the
-    tensor's values to (what the quantization covers: an outlier shows here). native_shape: the NPU's own layout (NC1HWC2 [N, C1, H, W, C2]
-    for wide int8 feature maps). dynamic_shapes: the shapes a dynamic-shape model accepts."""
+    tensor's values to (what the quantization covers: an outlier shows here). native_shape:
+    the NPU's own layout (NC1HWC2 [N, C1, H, W, C2] for wide int8 feature maps).
+    dynamic_shapes: the shapes a dynamic-shape model accepts."""
 
     index: int
     name: str
@@ -186,13 +187,13 @@ def parse_rknn(data: bytes, name: str) -> RknnInfo:
 # ----------------------------------------------------------------------------------
 def _split(data: bytes, name: str) -> tuple[int, bytes, bytes]:
     """(format version, graph blob, JSON bytes) of the container, or RknnFileError."""
+    if not data:
+        raise RknnFileError(f"{name} is empty (0 bytes), not an .rknn model")
     if data.startswith(ENCRYPTED_MAGIC):
         raise RknnFileError(
             f"{name} is an encrypted .rknn (rknn-toolkit2's export_encrypted_rknn_model): its contents "
             "cannot be read on the host; inspect the model it was made from"
         )
-    if not data:
-        raise RknnFileError(f"{name} is empty (0 bytes), not an .rknn model")
     if not data.startswith(MAGIC):
         raise RknnFileError(
             f"{name} is not an .rknn model (it does not start with {MAGIC.decode()!r}); build one with "
@@ -235,7 +236,7 @@ def _list(value: Any) -> list:
 
 
 def _targets(value: Any) -> list[str]:
-    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    names = [value] if isinstance(value, str) else _list(value)
     return [n.strip().lower() for n in names if isinstance(n, str) and n.strip()]
 
 
@@ -246,7 +247,8 @@ def _io_from_json(doc: dict, name: str) -> tuple[list[TensorInfo], list[TensorIn
     sides: dict[str, list[TensorInfo]] = {"input": [], "output": []}
     for side, found in sides.items():
         slots = sorted(
-            ((g["left_tensor_id"], g.get("right_tensor_id")) for g in links if g.get("left") == side), key=_first
+            ((g["left_tensor_id"], g.get("right_tensor_id")) for g in links if g.get("left") == side),
+            key=lambda pair: pair[0],
         )
         for slot, tensor_id in slots:
             t = tensors.get(tensor_id) if _is_id(tensor_id) else None
@@ -260,10 +262,6 @@ def _io_from_json(doc: dict, name: str) -> tuple[list[TensorInfo], list[TensorIn
 
 def _is_id(value: Any) -> bool:
     return isinstance(value, (int, str))
-
-
-def _first(pair: tuple) -> Any:
-    return pair[0]
 
 
 def _tensor_from_json(index: int, t: dict) -> TensorInfo:

@@ -201,7 +201,7 @@ class ProfileSummary:
 # ----------------------------------------------------------------------------------
 # parsing
 # ----------------------------------------------------------------------------------
-def parse_perf_detail(text: str) -> NpuProfile:
+def parse_perf_detail(text: str | bytes) -> NpuProfile:
     """The per-layer table in `text`, as far as it can be read. Never raises."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
