@@ -18,7 +18,7 @@ from rkbench import __version__
 from rkbench.errors import RkbenchError
 
 # Which module holds each command: a command's module (and what it imports: the toolkit
-# worker, paramiko, matplotlib, ...) is loaded only when that command runs.
+# worker, paramiko, onnxruntime, ...) is loaded only when that command runs.
 COMMAND_MODULES = {
     "build": "model",
     "analyze": "model",

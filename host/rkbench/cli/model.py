@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from rkbench.accuracy.analyze import AnalysisReport, AnalyzeOptions, analyze
 from rkbench.model import examples
 from rkbench.model.build import BuildOptions, build, prepare, write_outputs
 from rkbench.model.cache import BuildCache
@@ -193,6 +192,8 @@ def analyze_command(
     """Per-layer quantization error of MODEL on the simulator, and its outputs against fp32."""
     say = progress_printer()
     prepared = prepare(config_from_options(model, opts))
+    from rkbench.accuracy.analyze import AnalyzeOptions, analyze
+
     report = analyze(
         prepared, build_options(opts), AnalyzeOptions(samples=samples, worst=worst, keep_dumps=keep_dumps), say
     )
@@ -210,7 +211,7 @@ def _num(value, digits: int = 5) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def format_report(report: AnalysisReport) -> str:
+def format_report(report) -> str:  # an accuracy.analyze.AnalysisReport
     lines = [
         f"{report.model}  target {report.target}  {report.quant}  {len(report.samples)} sample(s) on the simulator"
     ]

@@ -180,14 +180,14 @@ def _cell(model: str, board: str, backend: str, runs: list[RunResult], history: 
     ]
     parts.append(
         _figure(
-            plots.render(plots.latency_distribution, runs),
+            plots.latency_distribution(runs),
             "Latency distribution: histogram and CDF, one colour per core mask.",
         )
     )
     if history:
         parts.append(
             _figure(
-                plots.render(plots.history_trend, runs, history),
+                plots.history_trend(runs, history),
                 "Latency next to the previous runs of this model on this board.",
             )
         )
@@ -222,7 +222,7 @@ def _run(r: RunResult, history: c.History | None, anchor: str) -> str:
     out.append(_latency(r, history))
     out.append(
         _figure(
-            plots.render(plots.latency_timeline, r),
+            plots.latency_timeline(r),
             "Latency over the timed loop (median per slice, band: min-max) with the NPU clock; below, "
             "temperatures and CPU clocks on the same time axis.",
         )
@@ -230,7 +230,7 @@ def _run(r: RunResult, history: c.History | None, anchor: str) -> str:
     out.append(_outputs(r))
     out.append(
         _figure(
-            plots.render(plots.layer_errors, r),
+            plots.layer_errors(r),
             "Per-layer cosine similarity. Where the board departs from the simulator (red), the "
             "runtime or driver differs from the simulator: not a quantization effect.",
         )

@@ -298,6 +298,7 @@ class _Session:
             self.timings.runner_s = done_at - hello_at
             self.timings.measure_s = sum(r.result.elapsed_s for r in self.fold.results)
             self._fetch_outputs(spec)
+            self._fetch_profiles(spec)
             self.timings.fetch_s = time.monotonic() - done_at
         finally:
             if not self.keep_remote:
@@ -378,6 +379,19 @@ class _Session:
         except BaseException:
             proc.kill()
             raise
+
+    def _fetch_profiles(self, spec: RunSpec) -> None:
+        """The per-layer NPU profile (PERF_DETAIL text) of each result that has one."""
+        for run in self.fold.results:
+            remote = (run.result.profile or {}).get("file")
+            if not remote:
+                continue
+            if self.out_dir is None:
+                self.out_dir = Path(tempfile.mkdtemp(prefix="rkbench-run-"))
+            local = self.out_dir / _remote_rel(str(remote), spec.output_dir)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.t.get(str(remote), local)
+            run.profile_path = local
 
     def _fetch_outputs(self, spec: RunSpec) -> None:
         """Each result's output files, sample by sample, in the order the runner listed them
