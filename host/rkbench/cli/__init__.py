@@ -1,6 +1,6 @@
 """The rkbench command line: thin, it parses options and calls the modules that do the work.
 
-One module per group of commands: model.py (build, analyze), hybrid.py, run.py (run, demo),
+One module per group of commands: model.py (build, analyze, inspect), hybrid.py, run.py (run, demo),
 boards.py (board info, doctor, provision), lab.py (boards, nightly, baseline), results.py
 (history, show, compare, export).
 """
@@ -22,6 +22,7 @@ from rkbench.errors import RkbenchError
 COMMAND_MODULES = {
     "build": "model",
     "analyze": "model",
+    "inspect": "model",
     "hybrid": "hybrid",
     "run": "run",
     "demo": "run",
