@@ -12,7 +12,10 @@ login tools see this machine's /usr/lib, its Python the board root's.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from rkbench.boards.runner_command import python_argv
 from rkbench.boards.transport.base import Transport
@@ -53,8 +56,19 @@ def board_runtime_version(
     """The version of the board's librknnrt as it prints it after "librknnrt version: "
     ("2.5.0 (hash@date)"; a stand-in's says "stand-in"), or None when the library is
     missing or holds no version string."""
+    if transport.kind == "local":  # this machine: read the file here (the runner honours the same override)
+        return _local_version(os.environ.get("RKBENCH_LIBRKNNRT") or path)
     result = transport.run(runtime_version_argv(python, path), timeout=timeout)
     for line in result.stdout.decode("ascii", "replace").splitlines():
         if line.startswith(PREFIX) and result.returncode == 0:
             return line[len(PREFIX) :].strip() or None
     return None
+
+
+def _local_version(path: str) -> str | None:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    match = re.search(rb"librknnrt version: [^)\x00\n]{1,200}\)", data)
+    return match.group().decode("ascii", "replace")[len(PREFIX) :].strip() if match else None
