@@ -56,8 +56,6 @@ def board_runtime_version(
     """The version of the board's librknnrt as it prints it after "librknnrt version: "
     ("2.5.0 (hash@date)"; a stand-in's says "stand-in"), or None when the library is
     missing or holds no version string."""
-    if transport.kind == "local":  # this machine: read the file here (the runner honours the same override)
-        return _local_version(os.environ.get("RKBENCH_LIBRKNNRT") or path)
     result = transport.run(runtime_version_argv(python, path), timeout=timeout)
     for line in result.stdout.decode("ascii", "replace").splitlines():
         if line.startswith(PREFIX) and result.returncode == 0:
@@ -65,7 +63,10 @@ def board_runtime_version(
     return None
 
 
-def _local_version(path: str) -> str | None:
+def local_runtime_version(path: str = LIBRKNNRT) -> str | None:
+    """The same for this machine (the local board), read here without running a command;
+    RKBENCH_LIBRKNNRT overrides the path as it does for the runner."""
+    path = os.environ.get("RKBENCH_LIBRKNNRT") or path
     try:
         data = Path(path).read_bytes()
     except OSError:

@@ -503,11 +503,11 @@ def _check_fit(transport, python, rknn: Path, soc: str | None, backend: str, boa
     board's SoC, its compiler against the board's librknnrt)? Returns the runtime's version."""
     if backend not in ("auto", "rknnlite", "rknnrt"):
         return None
-    from rkbench.boards.runtime import board_runtime_version
+    from rkbench.boards.runtime import board_runtime_version, local_runtime_version
     from rkbench.model.compat import require_fit
     from rkbench.model.rknn_file import read_rknn
 
-    runtime = board_runtime_version(transport, python)
+    runtime = local_runtime_version() if transport.kind == "local" else board_runtime_version(transport, python)
     fit = require_fit(read_rknn(rknn), soc, runtime, board)
     if soc:  # a Rockchip board: say what could not be checked (a stand-in runtime, ...)
         for note in fit.notes:
