@@ -1,0 +1,1 @@
+"""Stand-ins for hardware we cannot have here (see each package's README)."""
