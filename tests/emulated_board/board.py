@@ -9,6 +9,7 @@ librknnrt.so of its own, and a `python3` that runs the root's Python under qemu.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,19 @@ def make_board(home: Path, *, flavour: Flavour = BOOKWORM, soc: str = "rk3588", 
     return board
 
 
+#: Programs the board's sessions find first on PATH instead of this machine's.
+LDCONFIG = """#!/bin/sh
+# rkbench emulated board: no ldconfig. The board has no ld.so.cache of its own (its loader
+# is qemu's), and this machine's ldconfig would rewrite this machine's /etc/ld.so.cache.
+exit 0
+"""
+
+
 def _write_python_wrapper(board: EmulatedBoard) -> None:
     board.bin.mkdir(parents=True, exist_ok=True)
-    words = " ".join(f"'{w}'" for w in board.python_argv())
+    (board.bin / "ldconfig").write_text(LDCONFIG)
+    os.chmod(board.bin / "ldconfig", 0o755)
+    words = " ".join(shlex.quote(w) for w in board.python_argv())
     script = ("#!/bin/sh\n"
               f"# rkbench emulated {board.soc} board ({board.flavour.like}): Debian arm64 Python {board.flavour.python}\n"
               "# under qemu-user with this root as its prefix. Not a real board.\n"
