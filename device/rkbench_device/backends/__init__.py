@@ -12,7 +12,6 @@ from rkbench_wire import RunSpec
 from rkbench_wire.constants import ERR_BACKEND_MISSING
 
 from ..errors import RunnerError
-from ..sysfs import librknnrt_path
 from ..versions import module_found
 from .base import Backend, Prepared, TensorInfo
 
@@ -40,19 +39,24 @@ class Availability:
 def availability(root: str = "/") -> Dict[str, Availability]:
     """Which backends could run here, and why (or why not). No backend library is imported;
     librknnrt is loaded (dlopen, no model run) to tell whether the rknnrt backend can work."""
-    from .rknnrt_backend import probe as probe_librknnrt
-
     out = {}
-    loads, why = probe_librknnrt(root)
+    try:
+        from .rknnrt_backend import probe as probe_librknnrt
+    except ImportError as exc:  # no numpy yet: `board info` must still answer on a bare board
+        loads, why = False, "the rknnrt backend cannot be imported here (%s): run `rkbench provision BOARD`" % exc
+    else:
+        loads, why = probe_librknnrt(root)
     out["rknnrt"] = Availability("rknnrt", loads, why)
-    lib = librknnrt_path(root)
     if not module_found("rknnlite"):
         out["rknnlite"] = Availability("rknnlite", False, "the rknnlite package (rknn-toolkit-lite2) is not installed")
-    elif lib is None:
-        out["rknnlite"] = Availability("rknnlite", False, "rknnlite is installed but librknnrt.so is missing "
-                                       "from /usr/lib")
     else:
-        out["rknnlite"] = Availability("rknnlite", True, "rknnlite is installed and %s is present" % lib)
+        from .rknnlite_backend import library_check
+
+        lib, problem = library_check(root)
+        if lib is None:
+            out["rknnlite"] = Availability("rknnlite", False, "rknnlite is installed but " + problem)
+        else:
+            out["rknnlite"] = Availability("rknnlite", True, "rknnlite is installed and %s is present" % lib)
     if module_found("rknn") and module_found("rknn.api"):
         out["simulator"] = Availability("simulator", True, "rknn-toolkit2 (rknn.api) is installed")
     else:
@@ -74,7 +78,7 @@ def choose_backend(spec: RunSpec, root: str = "/") -> Tuple[str, str]:
     if spec.backend != "auto":
         state = avail[spec.backend]
         if not state.available:
-            hint = _HINTS[spec.backend]
+            hint = _HINTS[spec.backend] if "fix:" not in state.reason else ""
             raise RunnerError(ERR_BACKEND_MISSING, "backend %s was asked for but %s%s"
                               % (spec.backend, state.reason, ": " + hint if hint else ""))
         return spec.backend, "asked for by the run spec (%s)" % state.reason

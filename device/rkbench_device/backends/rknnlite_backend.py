@@ -28,7 +28,7 @@ from rkbench_wire import CORE_MASK_VALUES, ModelRef
 from rkbench_wire.constants import ERR_BACKEND_FAILED, ERR_BACKEND_MISSING, ERR_MODEL_MISSING
 
 from ..errors import RunnerError
-from ..sysfs import librknnrt_version
+from ..sysfs import librknnrt_path, librknnrt_version, soc_compatible
 from ..versions import dist_version
 from . import rknnlite_internals as internals
 from .base import Backend, Prepared, TensorInfo, bad_input, check_outputs, onnx_io
@@ -42,6 +42,42 @@ CORE_MASK_ATTRS = {
     "0_1": "NPU_CORE_0_1",
     "0_1_2": "NPU_CORE_0_1_2",
 }
+
+
+#: Where rknn-toolkit-lite2 2.5.0 looks for the runtime, in its order (the absolute path is
+#: loaded: LD_LIBRARY_PATH plays no part).
+LITE2_LIBRARY_PATHS = ("usr/lib/librknn_runtime.so", "usr/lib64/librknn_runtime.so", "usr/lib/librknnrt.so")
+PROVISION_FIX = "fix: rkbench provision BOARD --librknnrt PATH/TO/librknnrt.so (the %s build)"
+
+
+def library_check(root: str = "/") -> Tuple[Optional[str], str]:
+    """(the runtime lite2 will load, None) or (None, why it cannot, with the fix). A file
+    that is not ELF passes (test fixtures carry only a version string); an ELF library of
+    another architecture does not."""
+    import platform
+
+    machine = platform.machine()
+    fix = PROVISION_FIX % machine
+    for rel in LITE2_LIBRARY_PATHS:
+        found = os.path.join(root, rel)
+        if os.path.isfile(found):
+            try:
+                from .rknnrt_backend import _ELF_MACHINES, _HOST_MACHINES, elf_kind
+            except ImportError:  # no numpy: lite2 cannot run anyway, the board needs provisioning
+                return found, ""
+            kind = elf_kind(found)
+            want = _HOST_MACHINES.get(machine.lower())
+            if kind is not None and want is not None and kind[1] != want:
+                return None, ("%s is built for %s, but this board is %s: rknn-toolkit-lite2 cannot load it "
+                              "(wrong architecture); %s" % (found, _ELF_MACHINES.get(kind[1], "machine %d" % kind[1]),
+                                                            machine, fix))
+            return found, ""
+    elsewhere = librknnrt_path(root)
+    if elsewhere is not None:
+        return None, ("librknnrt.so is at %s, but rknn-toolkit-lite2 loads only /usr/lib/librknnrt.so: copy it "
+                      "there, or %s" % (elsewhere, fix))
+    return None, ("librknnrt.so is missing from /usr/lib (rknn-toolkit-lite2 loads /usr/lib/librknnrt.so at "
+                  "init_runtime); %s" % fix)
 
 
 def versions(root: str = "/") -> Dict[str, Optional[str]]:
@@ -94,6 +130,11 @@ class RknnLiteBackend(Backend):
         mask = core_mask or "auto"
         self.core_mask = mask
         self.data_format = list(data_format)
+        if not soc_compatible(self.root):
+            raise RunnerError(ERR_BACKEND_FAILED, "this board has no /proc/device-tree/compatible: "
+                              "rknn-toolkit-lite2 reads the SoC from it and cannot start without it (its "
+                              "init_runtime fails); the vendor's kernel provides it: boot the board's Rockchip "
+                              "kernel with its device tree (check with `rkbench doctor`)", core_mask=mask)
         try:
             self._rknn = RKNNLite(verbose=False)
         except Exception as exc:
