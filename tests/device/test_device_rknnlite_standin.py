@@ -122,7 +122,7 @@ def test_no_device_tree_is_refused_before_lite2_is_asked(fake_rknnlite, rknn_fil
     backend.root = str(FIXTURES / "bare")
     with pytest.raises(RunnerError, match="no /proc/device-tree/compatible") as info:
         backend.load(ModelRef(rknn=str(rknn_file)), "auto", [])
-    assert info.value.kind == "backend_failed" and "rkbench doctor" in info.value.message
+    assert info.value.kind == "backend_failed" and "`rkbench doctor` checks the SoC" in info.value.message
     assert calls(fake_rknnlite) == []
 
 

@@ -12,6 +12,7 @@ from rkbench_wire import RunSpec
 from rkbench_wire.constants import ERR_BACKEND_MISSING
 
 from ..errors import RunnerError
+from ..sysfs import soc_compatible
 from ..versions import module_found
 from .base import Backend, Prepared, TensorInfo
 
@@ -50,11 +51,13 @@ def availability(root: str = "/") -> Dict[str, Availability]:
     if not module_found("rknnlite"):
         out["rknnlite"] = Availability("rknnlite", False, "the rknnlite package (rknn-toolkit-lite2) is not installed")
     else:
-        from .rknnlite_backend import library_check
+        from .rknnlite_backend import NO_DEVICE_TREE, library_check
 
         lib, problem = library_check(root)
         if lib is None:
             out["rknnlite"] = Availability("rknnlite", False, "rknnlite is installed but " + problem)
+        elif not soc_compatible(root):
+            out["rknnlite"] = Availability("rknnlite", False, "rknnlite is installed but " + NO_DEVICE_TREE)
         else:
             out["rknnlite"] = Availability("rknnlite", True, "rknnlite is installed and %s is present" % lib)
     if module_found("rknn") and module_found("rknn.api"):

@@ -48,6 +48,9 @@ CORE_MASK_ATTRS = {
 #: loaded: LD_LIBRARY_PATH plays no part).
 LITE2_LIBRARY_PATHS = ("usr/lib/librknn_runtime.so", "usr/lib64/librknn_runtime.so", "usr/lib/librknnrt.so")
 PROVISION_FIX = "fix: rkbench provision BOARD --librknnrt PATH/TO/librknnrt.so (the %s build)"
+NO_DEVICE_TREE = ("this board has no /proc/device-tree/compatible: rknn-toolkit-lite2 reads the SoC from it and "
+                  "cannot start without it (its init_runtime fails); fix: boot the board's Rockchip kernel with "
+                  "its device tree (`rkbench doctor` checks the SoC)")
 
 
 def library_check(root: str = "/") -> Tuple[Optional[str], str]:
@@ -131,10 +134,7 @@ class RknnLiteBackend(Backend):
         self.core_mask = mask
         self.data_format = list(data_format)
         if not soc_compatible(self.root):
-            raise RunnerError(ERR_BACKEND_FAILED, "this board has no /proc/device-tree/compatible: "
-                              "rknn-toolkit-lite2 reads the SoC from it and cannot start without it (its "
-                              "init_runtime fails); the vendor's kernel provides it: boot the board's Rockchip "
-                              "kernel with its device tree (check with `rkbench doctor`)", core_mask=mask)
+            raise RunnerError(ERR_BACKEND_FAILED, NO_DEVICE_TREE, core_mask=mask)
         try:
             self._rknn = RKNNLite(verbose=False)
         except Exception as exc:
