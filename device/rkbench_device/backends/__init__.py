@@ -40,13 +40,10 @@ class Availability:
 def availability(root: str = "/") -> Dict[str, Availability]:
     """Which backends could run here, and why (or why not). No backend library is imported;
     librknnrt is loaded (dlopen, no model run) to tell whether the rknnrt backend can work."""
+    from .rknnrt_lib import probe as probe_librknnrt
+
     out = {}
-    try:
-        from .rknnrt_backend import probe as probe_librknnrt
-    except ImportError as exc:  # no numpy yet: `board info` must still answer on a bare board
-        loads, why = False, "the rknnrt backend cannot be imported here (%s): run `rkbench provision BOARD`" % exc
-    else:
-        loads, why = probe_librknnrt(root)
+    loads, why = probe_librknnrt(root)
     out["rknnrt"] = Availability("rknnrt", loads, why)
     if not module_found("rknnlite"):
         out["rknnlite"] = Availability("rknnlite", False, "the rknnlite package (rknn-toolkit-lite2) is not installed")
@@ -127,7 +124,7 @@ def create_backend(name: str) -> Backend:
 def backend_versions(name: str, root: str = "/") -> Dict[str, Optional[str]]:
     """Versions that matter for the chosen backend, read without importing it."""
     if name == "rknnrt":
-        from .rknnrt_backend import versions as rknnrt_versions
+        from .rknnrt_lib import versions as rknnrt_versions
 
         return rknnrt_versions(root)
     if name == "rknnlite":

@@ -59,15 +59,13 @@ def library_check(root: str = "/") -> Tuple[Optional[str], str]:
     another architecture does not."""
     import platform
 
+    from .rknnrt_lib import _ELF_MACHINES, _HOST_MACHINES, elf_kind
+
     machine = platform.machine()
     fix = PROVISION_FIX % machine
     for rel in LITE2_LIBRARY_PATHS:
         found = os.path.join(root, rel)
         if os.path.isfile(found):
-            try:
-                from .rknnrt_backend import _ELF_MACHINES, _HOST_MACHINES, elf_kind
-            except ImportError:  # no numpy: lite2 cannot run anyway, the board needs provisioning
-                return found, ""
             kind = elf_kind(found)
             want = _HOST_MACHINES.get(machine.lower())
             if kind is not None and want is not None and kind[1] != want:
