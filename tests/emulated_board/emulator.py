@@ -40,9 +40,15 @@ def missing_tools() -> List[str]:
     return out
 
 
-def argv(root: Path, program: str, cpu: str, uname: Optional[str] = None) -> List[str]:
-    """qemu's command line for ROOT/program (a path inside the root)."""
+def prefix(root: Path, cpu: str, uname: Optional[str] = None) -> List[str]:
+    """qemu's command line up to the program: append an aarch64 program's path (on this
+    machine) and its arguments."""
     out = [qemu(), "-L", str(root), "-cpu", cpu]
     if uname:
         out += ["-r", uname]
-    return out + [str(root / program)]
+    return out
+
+
+def argv(root: Path, program: str, cpu: str, uname: Optional[str] = None) -> List[str]:
+    """qemu's command line for ROOT/program (a path inside the root)."""
+    return prefix(root, cpu, uname) + [str(root / program)]

@@ -37,7 +37,7 @@ from .flavours import BOARD_WHEELS, Flavour
 CACHE_ENV = "RKBENCH_TEST_CACHE"
 MANIFEST = "etc/rkbench-emulated-board.json"
 _COMPLETE = ".rkbench-complete"
-_BUILDER_SOURCES = ("debian.py", "wheels.py", "flavours.py", "rootfs.py", "emulator.py")
+_BUILDER_SOURCES = ("debian.py", "wheels.py", "flavours.py", "rootfs.py")
 
 
 def cache_dir() -> Path:

@@ -53,6 +53,20 @@ class BoardServer(SshServer):
         return False
 
 
+def overlay_problem(scratch: Path) -> Optional[str]:
+    """None when this machine lets us overlay /usr/lib in a private mount namespace, else why not."""
+    if os.getuid() != 0:
+        return "a board with a writable /usr/lib overlays it in a private mount namespace: that needs root"
+    upper, work = scratch / "probe-upper", scratch / "probe-work"
+    upper.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["unshare", "-m", "sh", "-c", _OVERLAY, "sh", str(upper), str(work), "true"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return "cannot overlay /usr/lib in a private mount namespace here: %s" % done.stderr.strip()[-300:]
+    return None
+
+
 def serve_board(board: EmulatedBoard, workdir: Path, client_keys: List[Path], host: str = "127.0.0.3",
                 writable_usr_lib: bool = False) -> BoardServer:
     """Start sshd for `board` on a free port of `host` (127.x only)."""

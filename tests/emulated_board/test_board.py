@@ -4,6 +4,7 @@ runtime library), that the cached root is reused and keyed by what goes into it.
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -72,3 +73,21 @@ def test_the_root_is_cached_and_keyed_by_what_goes_in(rk3588):
     # boards are hard links into the root: a board costs no copy of the packages
     numpy_init = "usr/local/lib/python3.11/dist-packages/numpy/__init__.py"
     assert (rk3588.root / numpy_init).stat().st_ino == (cached / numpy_init).stat().st_ino
+
+
+def test_bench_hook_gives_a_served_board_and_runs_the_aarch64_bare_loop(tmp_path, models, emulator_tools):
+    from rkbench.session import open_board
+
+    from .bench_hook import emulated_board
+
+    with emulated_board(tmp_path, host="127.0.0.9") as eb:
+        with open_board(eb.server.board, known_hosts=str(eb.known_hosts), identity_files=[str(eb.ssh_key)]) as board:
+            res = board.run(["python3", "-c", "import platform; print(platform.machine())"], timeout=60)
+        assert res.returncode == 0 and res.stdout_text.strip() == "aarch64"  # the login python3 is the board's
+        # the C loop, aarch64 under qemu, finds the board's SoC through the root (no RKNN_STANDIN_ROOT)
+        done = subprocess.run(eb.qemu + [str(eb.bare_loop), str(eb.lib), str(models["tiny_rk3588"]), "--runs", "3"],
+                              capture_output=True, text=True, timeout=120,
+                              env={"PATH": "/usr/bin:/bin", "RKNN_STANDIN_QUIET": "1"})
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["perf_run_us"] == 2000
+    assert eb.server.proc is None  # sshd stopped on the way out

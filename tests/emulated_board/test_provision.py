@@ -13,15 +13,18 @@ import pytest
 from tests.run.helpers import explain, run_ids
 
 from .flavours import BULLSEYE
+from .serve import overlay_problem
 
 pytestmark = pytest.mark.emulated
 
 
-@pytest.mark.skipif(os.getuid() != 0, reason="the board's writable /usr/lib is an overlay in a mount namespace (root)")
 def test_provision_a_bare_debian12_board_with_librknnrt_then_run_the_real_lite2(rk, new_board, serve, ssh_files,
                                                                                standin, tiny_onnx, tmp_path):
     """A field board as it comes: no pip, no numpy, no lite2, no runtime library. One
     provision (with --librknnrt, the fix the missing-library error names) makes it run."""
+    problem = overlay_problem(tmp_path)
+    if problem:
+        pytest.skip(problem)
     board = new_board(packages=False, librknnrt=None)
     server = serve(board, writable_usr_lib=True)
     done = rk("provision", server.board, "--librknnrt", standin["aarch64"], *ssh_files.options())
