@@ -63,12 +63,6 @@ class EmulatedBoard:
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(Path(library).read_bytes())
 
-    def remove_device_tree(self) -> None:
-        for name in ("compatible", "model"):
-            path = self.root / socfiles.DEVICE_TREE / name
-            if path.exists():
-                path.unlink()
-
 
 def make_board(home: Path, *, flavour: Flavour = BOOKWORM, soc: str = "rk3588", packages: bool = True,
                librknnrt: Optional[Path] = None, device_tree: bool = True) -> EmulatedBoard:

@@ -35,8 +35,9 @@ def test_run_with_the_real_lite2_over_ssh(rk, rk3588_sshd, ssh_files, tiny_onnx,
     # NPU time through lite2's internal get_run_perf: the stand-in's 2 ms per run, every run
     assert shown["npu_stats"]["p50_ms"] == 2.0 and shown["npu_stats"]["count"] == shown["stats"]["count"]
     assert shown["stats"]["min_ms"] > 2.0  # lite2's Python and the copies come on top
-    # the NCHW .npy inputs were transposed once, not by lite2 inside every timed call
+    # the NCHW float .npy inputs were transposed and quantized once, not inside every timed call
     assert "inputs converted once before timing" in done.stderr and "NCHW -> NHWC" in done.stderr
+    assert "float32 -> int8, quantized with the input's zp -128" in done.stderr
     assert "runtime: API 2.5.0 (standin@" in done.stderr
     assert "NPU time" in done.stdout and "backend rknnlite" in done.stdout
 

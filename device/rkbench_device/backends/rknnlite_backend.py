@@ -48,6 +48,8 @@ CORE_MASK_ATTRS = {
 #: loaded: LD_LIBRARY_PATH plays no part).
 LITE2_LIBRARY_PATHS = ("usr/lib/librknn_runtime.so", "usr/lib64/librknn_runtime.so", "usr/lib/librknnrt.so")
 PROVISION_FIX = "fix: rkbench provision BOARD --librknnrt PATH/TO/librknnrt.so (the %s build)"
+#: The numpy dtypes inference() maps to an rknn tensor type (others it refuses).
+LITE2_TYPES = ("float32", "float16", "int8", "uint8")
 NO_DEVICE_TREE = ("this board has no /proc/device-tree/compatible: rknn-toolkit-lite2 reads the SoC from it and "
                   "cannot start without it (its init_runtime fails); fix: boot the board's Rockchip kernel with "
                   "its device tree (`rkbench doctor` checks the SoC)")
@@ -179,11 +181,13 @@ class RknnLiteBackend(Backend):
         return out
 
     def prepare(self, arrays: Sequence[Any]) -> Prepared:
-        """NCHW inputs transposed to NHWC (lite2's layout) and float64 made float32 (which
-        lite2 refuses), once, so inference() gets arrays it passes on untouched."""
+        """Once, before timing: NCHW inputs transposed to NHWC (lite2's layout), float64
+        made float32 (lite2 refuses it), and float inputs of a quantized input quantized
+        with its zp/scale (as librknnrt would inside rknn_inputs_set), so that inference()
+        hands the runtime the model's own type. The rknnrt backend feeds the same bytes."""
         import numpy as np
 
-        from .rknnrt_layout import array_format
+        from .rknnrt_layout import NUMPY_TYPES, array_format, quantize
 
         feed, steps, fed = [], [], []
         attrs = self._attrs[0] if self._attrs is not None else None
@@ -207,6 +211,19 @@ class RknnLiteBackend(Backend):
                 arr = np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
                 steps.append("%s: NCHW -> NHWC (lite2 would transpose it in Python inside every "
                              "inference() call)" % label)
+            attr = attrs[k] if attrs is not None else None
+            target = NUMPY_TYPES.get(attr["type"]) if attr is not None else None
+            if target in LITE2_TYPES and arr.dtype != np.dtype(target) and np.issubdtype(arr.dtype, np.floating):
+                if attr["qnt_type"] != "none" and np.issubdtype(np.dtype(target), np.integer):
+                    arr = quantize(arr, attr)
+                    steps.append("%s: %s -> %s, quantized with the input's %s (librknnrt would do it inside "
+                                 "rknn_inputs_set)" % (label, np.asarray(array).dtype, target,
+                                                       "zp %d, scale %g" % (attr["zp"], attr["scale"])
+                                                       if attr["qnt_type"] == "affine_asymmetric"
+                                                       else "fl %d" % attr["fl"]))
+                elif not np.issubdtype(np.dtype(target), np.integer):
+                    arr = arr.astype(target)
+                    steps.append("%s: %s -> %s" % (label, np.asarray(array).dtype, target))
             feed.append(arr)
             fed.append("%s %s" % (arr.dtype, "NHWC" if arr.ndim == 4 else "%d-D" % arr.ndim))
         self._fed = fed
@@ -297,8 +314,7 @@ class RknnLiteBackend(Backend):
                              % (k, ins[k]["name"], fed))
             else:
                 notes.append("rknnlite: input %d (%s) goes in as %s; librknnrt converts it to %s inside "
-                             "rknn_inputs_set, inside the latency (lite2 offers no way to hand it over "
-                             "converted)" % (k, ins[k]["name"], fed, native))
+                             "rknn_inputs_set, inside the latency" % (k, ins[k]["name"], fed, native))
         if outs is None:
             notes.append("rknnlite: inference() always asks for float32 outputs (want_float=1): their "
                          "conversion is inside the latency")
