@@ -49,36 +49,53 @@ def main(argv=None) -> int:
         work = Path(tmp)
         try:
             with emulated_board(work, serve=False) as eb:
-                board = Board(name="emulated RK3588 (Debian 12 arm64 under qemu-user, stand-in librknnrt)",
-                              lib=eb.lib, bare_loop=eb.bare_loop, model=model, root=eb.board.root,
-                              python=[str(eb.board.python)], exec_prefix=eb.qemu)
+                board = Board(
+                    name="emulated RK3588 (Debian 12 arm64 under qemu-user, stand-in librknnrt)",
+                    lib=eb.lib,
+                    bare_loop=eb.bare_loop,
+                    model=model,
+                    root=eb.board.root,
+                    python=[str(eb.board.python)],
+                    exec_prefix=eb.qemu,
+                )
                 inputs = []
                 for i in range(3):
-                    path = work / ("input_%d.npy" % i)
+                    path = work / f"input_{i}.npy"
                     np.save(path, np.random.default_rng(i).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
                     inputs.append(path)
                 sides = {
                     "bare C": bare_side(board, args.run_us, args.seconds),
                     "rknnlite": runner_side(board, "rknnlite", args.run_us, args.seconds, work, inputs),
-                    "rknnrt": runner_side(board, "rknnrt", args.run_us, args.seconds, work, inputs,
-                                          io_mode="zero_copy"),
+                    "rknnrt": runner_side(
+                        board, "rknnrt", args.run_us, args.seconds, work, inputs, io_mode="zero_copy"
+                    ),
                 }
                 medians = compare(sides, args.rounds)
         except RuntimeError as exc:
-            print("cannot measure: %s" % exc)
+            print(f"cannot measure: {exc}")
             return 1
 
-    print("board: %s; tiny int8 model (1x3x16x16 -> 1x20x16x16, 1x6), stand-in run time %d us, "
-          "%d alternating rounds of %.1f s per side" % (board.name, args.run_us, args.rounds, args.seconds))
+    print(
+        f"board: {board.name}; tiny int8 model (1x3x16x16 -> 1x20x16x16, 1x6), stand-in run time {args.run_us} us, "
+        f"{args.rounds} alternating rounds of {args.seconds:.1f} s per side"
+    )
     base = statistics.median(medians["bare C"])
     for name in sides:
         mid = statistics.median(medians[name])
-        extra = "" if name == "bare C" else "   x%.2f of bare C (%+.0f us per iteration)" % (
-            1 + ratio(medians, name, "bare C"), (mid - base) / 1000)
-        print("  %-9s median %9.1f us%s" % (name, mid / 1000, extra))
-    print("Python lite2 vs C: x%.2f per iteration (rknnlite inference() / bare rknn_run); our rknnrt zero-copy "
-          "loop on the same board: x%.2f" % (1 + ratio(medians, "rknnlite", "bare C"),
-                                             1 + ratio(medians, "rknnrt", "bare C")))
+        extra = (
+            ""
+            if name == "bare C"
+            else "   x{:.2f} of bare C ({:+.0f} us per iteration)".format(
+                1 + ratio(medians, name, "bare C"), (mid - base) / 1000
+            )
+        )
+        print(f"  {name:<9} median {mid / 1000:9.1f} us{extra}")
+    print(
+        "Python lite2 vs C: x{:.2f} per iteration (rknnlite inference() / bare rknn_run); our rknnrt zero-copy "
+        "loop on the same board: x{:.2f}".format(
+            1 + ratio(medians, "rknnlite", "bare C"), 1 + ratio(medians, "rknnrt", "bare C")
+        )
+    )
     return 0
 
 

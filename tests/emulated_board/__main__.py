@@ -19,7 +19,7 @@ def main(argv) -> int:
     names = argv or list(FLAVOURS)
     unknown = [n for n in names if n not in FLAVOURS]
     if unknown:
-        print("unknown flavour(s) %s: known %s" % (", ".join(unknown), ", ".join(FLAVOURS)), file=sys.stderr)
+        print("unknown flavour(s) {}: known {}".format(", ".join(unknown), ", ".join(FLAVOURS)), file=sys.stderr)
         return 2
     missing = emulator.missing_tools()
     if missing:
@@ -31,10 +31,9 @@ def main(argv) -> int:
             try:
                 root = rootfs.cached_root(FLAVOURS[name], packages)
             except Exception as exc:  # the reason is the message: network, mirror, pip
-                print("%s: %s" % (rootfs.layer_name(FLAVOURS[name], packages), exc), file=sys.stderr)
+                print(f"{rootfs.layer_name(FLAVOURS[name], packages)}: {exc}", file=sys.stderr)
                 return 1
-            print("%-20s %s  (%.1f s)" % (rootfs.layer_name(FLAVOURS[name], packages), root,
-                                          time.monotonic() - started))
+            print(f"{rootfs.layer_name(FLAVOURS[name], packages):<20} {root}  ({time.monotonic() - started:.1f} s)")
     return 0
 
 

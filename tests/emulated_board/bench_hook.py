@@ -13,7 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterator
 
 from . import emulator, socfiles
 from .board import LIBRKNNRT, EmulatedBoard, make_board
@@ -24,14 +24,14 @@ from .serve import BoardServer, serve_board, ssh_options
 @dataclass
 class BenchBoard:
     board: EmulatedBoard
-    bare_loop: Path                  # tests/standins/librknnrt bare_loop, aarch64
-    server: Optional[BoardServer] = None
-    ssh_key: Optional[Path] = None
-    known_hosts: Optional[Path] = None
-    ssh_config: Optional[Path] = None
+    bare_loop: Path  # tests/standins/librknnrt bare_loop, aarch64
+    server: BoardServer | None = None
+    ssh_key: Path | None = None
+    known_hosts: Path | None = None
+    ssh_config: Path | None = None
 
     @property
-    def ssh_options(self) -> List[str]:
+    def ssh_options(self) -> list[str]:
         """--known-hosts/--identity/--ssh-config for rkbench's board commands (serve=True)."""
         return ssh_options(self.known_hosts, self.ssh_key, self.ssh_config) if self.server else []
 
@@ -41,20 +41,21 @@ class BenchBoard:
         return self.board.root / LIBRKNNRT
 
     @property
-    def qemu(self) -> List[str]:
+    def qemu(self) -> list[str]:
         """The prefix that runs an aarch64 program (given by its path on this machine) on the board."""
         return emulator.prefix(self.board.root, socfiles.CPUS[self.board.soc])
 
 
 @contextmanager
-def emulated_board(workdir: Path, soc: str = "rk3588", flavour: Flavour = BOOKWORM, serve: bool = True,
-                   host: str = "127.0.0.3") -> Iterator[BenchBoard]:
+def emulated_board(
+    workdir: Path, soc: str = "rk3588", flavour: Flavour = BOOKWORM, serve: bool = True, host: str = "127.0.0.3"
+) -> Iterator[BenchBoard]:
     """Raises RuntimeError naming the packages when qemu or the cross compiler is missing."""
     missing = emulator.missing_tools()
     if missing:
         raise RuntimeError("the emulated aarch64 board needs " + "; ".join(missing))
-    from tests.boards.sshd import make_client_key
     from tests.standins.librknnrt import build_bare_loop, build_standin
+    from tests.support.sshd import make_client_key
 
     board = make_board(workdir / "board", flavour=flavour, soc=soc, librknnrt=build_standin("aarch64"))
     bench = BenchBoard(board=board, bare_loop=build_bare_loop("aarch64"))

@@ -13,7 +13,6 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from . import emulator, rootfs, socfiles
 from .flavours import BOOKWORM, Flavour
@@ -23,10 +22,10 @@ LIBRKNNRT = "usr/lib/librknnrt.so"
 
 @dataclass
 class EmulatedBoard:
-    home: Path            # the board's folder: root/, bin/
+    home: Path  # the board's folder: root/, bin/
     flavour: Flavour
     soc: str
-    packages: bool        # numpy + rknn-toolkit-lite2 installed (False: a bare Python)
+    packages: bool  # numpy + rknn-toolkit-lite2 installed (False: a bare Python)
 
     @property
     def root(self) -> Path:
@@ -45,15 +44,17 @@ class EmulatedBoard:
         return self.root / self.flavour.site_packages
 
     def python_argv(self) -> list:
-        return emulator.argv(self.root, self.flavour.python_binary, socfiles.CPUS[self.soc],
-                             uname=socfiles.kernel_release(self.soc))
+        return emulator.argv(
+            self.root, self.flavour.python_binary, socfiles.CPUS[self.soc], uname=socfiles.kernel_release(self.soc)
+        )
 
     def run_python(self, *args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.python), *args], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, **kw)
+        return subprocess.run(
+            [str(self.python), *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw
+        )
 
     # -- what a test changes on its own board ---------------------------------------
-    def set_librknnrt(self, library: Optional[Path]) -> None:
+    def set_librknnrt(self, library: Path | None) -> None:
         """Put `library` at /usr/lib/librknnrt.so (a new file: the cached root is
         hard-linked, never written through), or remove it (None)."""
         dest = self.root / LIBRKNNRT
@@ -64,8 +65,15 @@ class EmulatedBoard:
             dest.write_bytes(Path(library).read_bytes())
 
 
-def make_board(home: Path, *, flavour: Flavour = BOOKWORM, soc: str = "rk3588", packages: bool = True,
-               librknnrt: Optional[Path] = None, device_tree: bool = True) -> EmulatedBoard:
+def make_board(
+    home: Path,
+    *,
+    flavour: Flavour = BOOKWORM,
+    soc: str = "rk3588",
+    packages: bool = True,
+    librknnrt: Path | None = None,
+    device_tree: bool = True,
+) -> EmulatedBoard:
     """A new board in `home` (which must not exist yet)."""
     board = EmulatedBoard(home=home, flavour=flavour, soc=soc, packages=packages)
     home.mkdir(parents=True)
@@ -89,10 +97,12 @@ def _write_python_wrapper(board: EmulatedBoard) -> None:
     (board.bin / "ldconfig").write_text(LDCONFIG)
     os.chmod(board.bin / "ldconfig", 0o755)
     words = " ".join(shlex.quote(w) for w in board.python_argv())
-    script = ("#!/bin/sh\n"
-              f"# rkbench emulated {board.soc} board ({board.flavour.like}): Debian arm64 Python {board.flavour.python}\n"
-              "# under qemu-user with this root as its prefix. Not a real board.\n"
-              f'exec {words} "$@"\n')
+    script = (
+        "#!/bin/sh\n"
+        f"# rkbench emulated {board.soc} board ({board.flavour.like}): Debian arm64 Python {board.flavour.python}\n"
+        "# under qemu-user with this root as its prefix. Not a real board.\n"
+        f'exec {words} "$@"\n'
+    )
     for name in ("python3", f"python{board.flavour.python}"):
         path = board.bin / name
         path.write_text(script)

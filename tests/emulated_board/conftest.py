@@ -13,11 +13,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
 
 import pytest
 
-from tests.boards.sshd import ssh_client_key  # noqa: F401 (a fixture)
 from tests.run.helpers import Rk
 
 from . import emulator, rootfs
@@ -33,7 +31,7 @@ def emulator_tools() -> None:
 
 
 @pytest.fixture(scope="session")
-def standin(emulator_tools) -> Dict[str, Path]:
+def standin(emulator_tools) -> dict[str, Path]:
     """The stand-in librknnrt.so per architecture (not the vendor runtime)."""
     from tests.standins.librknnrt import build_standin
 
@@ -41,7 +39,7 @@ def standin(emulator_tools) -> Dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def models() -> Dict[str, Path]:
+def models() -> dict[str, Path]:
     """Real .rknn files (tiny_rk3588, tiny_rk3566, ...) built once by rknn-toolkit2."""
     from tests.standins.model_builder import built_models
 
@@ -131,12 +129,14 @@ def rk(tmp_path_factory) -> Rk:
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory) -> Dict[str, Path]:
+def tiny_onnx(tmp_path_factory) -> dict[str, Path]:
     """The session tests' tiny conv model (1x3x8x8) and a calibration folder."""
-    from tests.session.helpers import make_inputs, make_model
+    from tests.support.boards import make_inputs, make_model
 
     root = tmp_path_factory.mktemp("emulated-model")
     (root / "calib").mkdir()
-    return {"model": make_model(root / "tiny.onnx"), "dataset": root / "calib",
-            "inputs": make_inputs(root / "calib", count=4)}
-
+    return {
+        "model": make_model(root / "tiny.onnx"),
+        "dataset": root / "calib",
+        "inputs": make_inputs(root / "calib", count=4),
+    }

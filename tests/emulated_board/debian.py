@@ -18,7 +18,7 @@ import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import Iterable, Sequence
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 #: Where the packages come from; RKBENCH_TEST_DEBIAN_MIRROR overrides (a local mirror, or
@@ -37,8 +37,8 @@ class AptError(RuntimeError):
 
 @dataclass(frozen=True)
 class Suite:
-    name: str            # bookworm, bullseye
-    mirror: str = ""     # default: $RKBENCH_TEST_DEBIAN_MIRROR or deb.debian.org
+    name: str  # bookworm, bullseye
+    mirror: str = ""  # default: $RKBENCH_TEST_DEBIAN_MIRROR or deb.debian.org
 
     @property
     def url(self) -> str:
@@ -49,7 +49,7 @@ class Suite:
 class Package:
     name: str
     version: str
-    filename: str   # pool/main/p/python3.11/python3.11_3.11.2-6+deb12u8_arm64.deb
+    filename: str  # pool/main/p/python3.11/python3.11_3.11.2-6+deb12u8_arm64.deb
     sha256: str
     size: int
     depends: tuple  # first alternative of each Depends/Pre-Depends entry, bare names
@@ -66,21 +66,26 @@ class AptLists:
         self.state = state
         self.suite = suite
 
-    def options(self) -> List[str]:
+    def options(self) -> list[str]:
         s = self.state
         return [
-            "-oAPT::Architecture=arm64", "-oAPT::Architectures=arm64",
-            f"-oDir::State::Lists={s}/lists", f"-oDir::Cache={s}/cache", "-oDir::State::status=/dev/null",
-            f"-oDir::Etc::SourceList={s}/sources.list", f"-oDir::Etc::SourceParts={s}/sources.list.d",
+            "-oAPT::Architecture=arm64",
+            "-oAPT::Architectures=arm64",
+            f"-oDir::State::Lists={s}/lists",
+            f"-oDir::Cache={s}/cache",
+            "-oDir::State::status=/dev/null",
+            f"-oDir::Etc::SourceList={s}/sources.list",
+            f"-oDir::Etc::SourceParts={s}/sources.list.d",
             "-oDebug::NoLocking=1",
         ]
 
     def _run(self, tool: str, *args: str) -> str:
-        done = subprocess.run([tool, *self.options(), *args], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run([tool, *self.options(), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
-            raise AptError(f"{tool} {' '.join(args)} ({self.suite.name} arm64 from {self.suite.url}) failed: "
-                           f"{(done.stderr or done.stdout).strip()[-1500:]}")
+            raise AptError(
+                f"{tool} {' '.join(args)} ({self.suite.name} arm64 from {self.suite.url}) failed: "
+                f"{(done.stderr or done.stdout).strip()[-1500:]}"
+            )
         return done.stdout
 
     def update(self, force: bool = False) -> None:
@@ -91,29 +96,40 @@ class AptLists:
         for sub in ("lists/partial", "cache/archives/partial", "sources.list.d"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         (self.state / "sources.list").write_text(
-            f"deb [arch=arm64 signed-by={KEYRING}] {self.suite.url} {self.suite.name} main\n")
+            f"deb [arch=arm64 signed-by={KEYRING}] {self.suite.url} {self.suite.name} main\n"
+        )
         self._run("apt-get", "-q", "update")
 
-    def show(self, names: Iterable[str]) -> Dict[str, Package]:
+    def show(self, names: Iterable[str]) -> dict[str, Package]:
         """The candidate version of each package (names apt does not know are left out)."""
         names = sorted(set(names))
         if not names:
             return {}
-        out = subprocess.run(["apt-cache", *self.options(), "show", "--no-all-versions", *names],
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout
+        out = subprocess.run(
+            ["apt-cache", *self.options(), "show", "--no-all-versions", *names],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        ).stdout
         found = {}
         for stanza in out.split("\n\n"):
             fields = _fields(stanza)
             if "Package" in fields and "Filename" in fields:
                 deps = _first_alternatives(fields.get("Pre-Depends", "") + "," + fields.get("Depends", ""))
-                found[fields["Package"]] = Package(fields["Package"], fields["Version"], fields["Filename"],
-                                                   fields["SHA256"], int(fields["Size"]), tuple(deps))
+                found[fields["Package"]] = Package(
+                    fields["Package"],
+                    fields["Version"],
+                    fields["Filename"],
+                    fields["SHA256"],
+                    int(fields["Size"]),
+                    tuple(deps),
+                )
         return found
 
-    def closure(self, roots: Sequence[str], leaves: Sequence[str] = ()) -> List[Package]:
+    def closure(self, roots: Sequence[str], leaves: Sequence[str] = ()) -> list[Package]:
         """`roots` and everything they depend on (first alternative, NOT_NEEDED left out);
         `leaves` are taken without their dependencies. Sorted by name."""
-        wanted: Dict[str, Package] = {}
+        wanted: dict[str, Package] = {}
         todo = set(roots) | set(leaves)
         while todo:
             found = self.show(todo)
@@ -121,15 +137,20 @@ class AptLists:
             if missing & (set(roots) | set(leaves)):
                 raise AptError(f"{self.suite.name} arm64 has no package {', '.join(sorted(missing))}")
             wanted.update(found)
-            todo = {d for name, p in found.items() if name not in leaves for d in p.depends
-                    if d not in wanted and d not in NOT_NEEDED}
+            todo = {
+                d
+                for name, p in found.items()
+                if name not in leaves
+                for d in p.depends
+                if d not in wanted and d not in NOT_NEEDED
+            }
             # a virtual name apt cannot show (e.g. "awk") is simply not followed
             todo -= missing
         return [wanted[n] for n in sorted(wanted)]
 
 
-def _fields(stanza: str) -> Dict[str, str]:
-    fields: Dict[str, str] = {}
+def _fields(stanza: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
     key = None
     for line in stanza.splitlines():
         if line[:1] in (" ", "\t") and key:
@@ -140,12 +161,12 @@ def _fields(stanza: str) -> Dict[str, str]:
     return fields
 
 
-def _first_alternatives(depends: str) -> List[str]:
+def _first_alternatives(depends: str) -> list[str]:
     names = []
     for entry in depends.split(","):
         first = entry.split("|")[0].strip()
         if first:
-            names.append(re.split(r"[\s(:]", first, 1)[0])
+            names.append(re.split(r"[\s(:]", first, maxsplit=1)[0])
     return names
 
 

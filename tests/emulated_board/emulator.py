@@ -18,20 +18,18 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import List, Optional
 
 QEMU = "qemu-aarch64-static"
 CROSS_CC = "aarch64-linux-gnu-gcc"
 #: The Debian packages that provide what the emulated board needs on this machine.
-NEEDED = {QEMU: "qemu-user-static", CROSS_CC: "gcc-aarch64-linux-gnu",
-          "dpkg-deb": "dpkg", "apt-get": "apt"}
+NEEDED = {QEMU: "qemu-user-static", CROSS_CC: "gcc-aarch64-linux-gnu", "dpkg-deb": "dpkg", "apt-get": "apt"}
 
 
 def qemu() -> str:
     return shutil.which(QEMU) or f"/usr/bin/{QEMU}"
 
 
-def missing_tools() -> List[str]:
+def missing_tools() -> list[str]:
     """'qemu-aarch64-static (apt-get install qemu-user-static)' for each tool not here,
     including the aarch64 C headers the stand-in library is built with."""
     out = [f"{tool} (apt-get install {pkg})" for tool, pkg in NEEDED.items() if shutil.which(tool) is None]
@@ -40,7 +38,7 @@ def missing_tools() -> List[str]:
     return out
 
 
-def prefix(root: Path, cpu: str, uname: Optional[str] = None) -> List[str]:
+def prefix(root: Path, cpu: str, uname: str | None = None) -> list[str]:
     """qemu's command line up to the program: append an aarch64 program's path (on this
     machine) and its arguments."""
     out = [qemu(), "-L", str(root), "-cpu", cpu]
@@ -49,6 +47,6 @@ def prefix(root: Path, cpu: str, uname: Optional[str] = None) -> List[str]:
     return out
 
 
-def argv(root: Path, program: str, cpu: str, uname: Optional[str] = None) -> List[str]:
+def argv(root: Path, program: str, cpu: str, uname: str | None = None) -> list[str]:
     """qemu's command line for ROOT/program (a path inside the root)."""
     return prefix(root, cpu, uname) + [str(root / program)]

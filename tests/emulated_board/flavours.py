@@ -4,12 +4,11 @@ and the Python packages of a provisioned board."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 #: A provisioned board's Python packages: the real vendor wheel and what it needs, pinned
 #: so the cached root only changes when this list does. numpy 1.26.4 is the release
 #: rknn-toolkit2 2.5.0 pins on the host; ruamel.yaml 0.19 needs no compiled clib.
-BOARD_WHEELS: Tuple[str, ...] = (
+BOARD_WHEELS: tuple[str, ...] = (
     "numpy==1.26.4",
     "rknn-toolkit-lite2==2.5.0",
     "psutil==7.2.2",
@@ -19,11 +18,11 @@ BOARD_WHEELS: Tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Flavour:
-    name: str                  # the Debian suite the arm64 packages come from
-    python: str                # its Python, X.Y
-    like: str                  # which field boards it stands for
-    debs: Tuple[str, ...]      # packages to install with their dependencies
-    leaves: Tuple[str, ...] = ("base-files",)   # taken without dependencies (/etc/os-release)
+    name: str  # the Debian suite the arm64 packages come from
+    python: str  # its Python, X.Y
+    like: str  # which field boards it stands for
+    debs: tuple[str, ...]  # packages to install with their dependencies
+    leaves: tuple[str, ...] = ("base-files",)  # taken without dependencies (/etc/os-release)
 
     @property
     def python_binary(self) -> str:

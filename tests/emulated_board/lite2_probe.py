@@ -15,8 +15,7 @@ import sys
 import numpy as np
 from rknnlite.api import RKNNLite
 
-MASKS = ["NPU_CORE_AUTO", "NPU_CORE_0", "NPU_CORE_1", "NPU_CORE_2", "NPU_CORE_0_1", "NPU_CORE_0_1_2",
-         "NPU_CORE_ALL"]
+MASKS = ["NPU_CORE_AUTO", "NPU_CORE_0", "NPU_CORE_1", "NPU_CORE_2", "NPU_CORE_0_1", "NPU_CORE_0_1_2", "NPU_CORE_ALL"]
 
 
 def described(outputs):
@@ -49,8 +48,10 @@ def main(model, soc):
     first = rknn.inference(inputs=[nhwc])
     seen["outputs"] = described(first)
     seen["same_bytes_same_outputs"] = all(np.array_equal(a, b) for a, b in zip(first, rknn.inference(inputs=[nhwc])))
-    seen["dtypes"] = {dt: described(rknn.inference(inputs=[nhwc.astype(dt)]))
-                      for dt in ("float32", "float16", "int8", "uint8", "float64")}
+    seen["dtypes"] = {
+        dt: described(rknn.inference(inputs=[nhwc.astype(dt)]))
+        for dt in ("float32", "float16", "int8", "uint8", "float64")
+    }
     seen["three_dims"] = described(rknn.inference(inputs=[nhwc[0]]))
     seen["bare_array"] = described(rknn.inference(inputs=nhwc))
     seen["bogus_format"] = described(rknn.inference(inputs=[nhwc], data_format=["xyz"]))

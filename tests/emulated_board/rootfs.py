@@ -29,7 +29,7 @@ import time
 import urllib.error
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Iterator
 
 from . import debian, emulator, wheels
 from .flavours import BOARD_WHEELS, Flavour
@@ -55,8 +55,12 @@ def downloads(kind: str) -> Path:
 def root_key(flavour: Flavour, packages: bool) -> str:
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    digest.update(json.dumps({"flavour": flavour.__dict__, "packages": packages,
-                              "wheels": list(BOARD_WHEELS) if packages else []}, sort_keys=True).encode())
+    digest.update(
+        json.dumps(
+            {"flavour": flavour.__dict__, "packages": packages, "wheels": list(BOARD_WHEELS) if packages else []},
+            sort_keys=True,
+        ).encode()
+    )
     for name in _BUILDER_SOURCES:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]
@@ -100,9 +104,12 @@ def cached_root(flavour: Flavour, packages: bool = True) -> Path:
         roots.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         manifest = _build_packages(flavour, base, tmp) if base else _build_bare(flavour, tmp)
-        manifest.update(layer=layer_name(flavour, packages), key=dest.name.rsplit("-", 1)[1],
-                        build_seconds=round(time.monotonic() - started, 1),
-                        note="rkbench emulated aarch64 board: Debian arm64 userland under qemu-user, not a real board")
+        manifest.update(
+            layer=layer_name(flavour, packages),
+            key=dest.name.rsplit("-", 1)[1],
+            build_seconds=round(time.monotonic() - started, 1),
+            note="rkbench emulated aarch64 board: Debian arm64 userland under qemu-user, not a real board",
+        )
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         (tmp / _COMPLETE).touch()
         os.rename(tmp, dest)
@@ -112,7 +119,7 @@ def cached_root(flavour: Flavour, packages: bool = True) -> Path:
     return dest
 
 
-def _build_bare(flavour: Flavour, root: Path) -> Dict:
+def _build_bare(flavour: Flavour, root: Path) -> dict:
     suite = debian.Suite(flavour.name)
     lists = debian.AptLists(cache_dir() / "apt" / flavour.name, suite)
     lists.update()
@@ -122,19 +129,23 @@ def _build_bare(flavour: Flavour, root: Path) -> Dict:
         lists.update(force=True)  # the mirror moved on since the lists were cached
         debs = _fetch_all(lists, flavour)
     root.mkdir(parents=True)
-    for pkg, path in debs:
+    for _pkg, path in debs:
         debian.extract(path, root)
     compile_python(root, flavour, f"usr/lib/python{flavour.python}")
-    return {"flavour": flavour.name, "python": flavour.python, "mirror": suite.url,
-            "debs": {pkg.name: pkg.version for pkg, _ in debs}}
+    return {
+        "flavour": flavour.name,
+        "python": flavour.python,
+        "mirror": suite.url,
+        "debs": {pkg.name: pkg.version for pkg, _ in debs},
+    }
 
 
-def _fetch_all(lists: debian.AptLists, flavour: Flavour) -> List:
+def _fetch_all(lists: debian.AptLists, flavour: Flavour) -> list:
     packages = lists.closure(flavour.debs, leaves=flavour.leaves)
     return [(pkg, debian.fetch(pkg, downloads("debs"), lists.suite.url)) for pkg in packages]
 
 
-def _build_packages(flavour: Flavour, base: Path, root: Path) -> Dict:
+def _build_packages(flavour: Flavour, base: Path, root: Path) -> dict:
     found = wheels.board_wheels(BOARD_WHEELS, flavour.python, downloads("wheels") / flavour.cp_tag)
     clone_tree(base, root)
     (root / _COMPLETE).unlink()

@@ -19,22 +19,20 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
 
-from tests.boards.sshd import SSHD, SshServer, _wait_banner
+from tests.support.sshd import SSHD, SshServer, _wait_banner
 
 from .board import EmulatedBoard
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_OVERLAY = ('mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$1,workdir=$2" /usr/lib '
-            '&& shift 2 && exec "$@"')
+_OVERLAY = 'mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$1,workdir=$2" /usr/lib && shift 2 && exec "$@"'
 
 
 @dataclass
 class BoardServer(SshServer):
     """SshServer whose sshd may run with /usr/lib overlaid (see the module's doc)."""
 
-    usr_lib_upper: Optional[Path] = None
+    usr_lib_upper: Path | None = None
 
     def _launch(self) -> bool:
         if self.usr_lib_upper is None:
@@ -43,8 +41,21 @@ class BoardServer(SshServer):
         work = self.usr_lib_upper.with_name(self.usr_lib_upper.name + ".work")
         self.usr_lib_upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
-        argv = ["unshare", "-m", "sh", "-c", _OVERLAY, "sh", str(self.usr_lib_upper), str(work),
-                SSHD, "-D", "-e", "-f", str(cfg)]
+        argv = [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            _OVERLAY,
+            "sh",
+            str(self.usr_lib_upper),
+            str(work),
+            SSHD,
+            "-D",
+            "-e",
+            "-f",
+            str(cfg),
+        ]
         with open(self.workdir / "sshd.log", "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         if _wait_banner(self.host, self.port, self.proc):
@@ -53,22 +64,28 @@ class BoardServer(SshServer):
         return False
 
 
-def overlay_problem(scratch: Path) -> Optional[str]:
+def overlay_problem(scratch: Path) -> str | None:
     """None when this machine lets us overlay /usr/lib in a private mount namespace, else why not."""
     if os.getuid() != 0:
         return "a board with a writable /usr/lib overlays it in a private mount namespace: that needs root"
     upper, work = scratch / "probe-upper", scratch / "probe-work"
     upper.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["unshare", "-m", "sh", "-c", _OVERLAY, "sh", str(upper), str(work), "true"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", _OVERLAY, "sh", str(upper), str(work), "true"], capture_output=True, text=True
+    )
     if done.returncode != 0:
-        return "cannot overlay /usr/lib in a private mount namespace here: %s" % done.stderr.strip()[-300:]
+        return f"cannot overlay /usr/lib in a private mount namespace here: {done.stderr.strip()[-300:]}"
     return None
 
 
-def serve_board(board: EmulatedBoard, workdir: Path, client_keys: List[Path], host: str = "127.0.0.3",
-                writable_usr_lib: bool = False) -> BoardServer:
+def serve_board(
+    board: EmulatedBoard,
+    workdir: Path,
+    client_keys: list[Path],
+    host: str = "127.0.0.3",
+    writable_usr_lib: bool = False,
+) -> BoardServer:
     """Start sshd for `board` on a free port of `host` (127.x only)."""
     if not host.startswith("127."):
         raise ValueError("test sshd servers listen on loopback only")
@@ -80,8 +97,13 @@ def serve_board(board: EmulatedBoard, workdir: Path, client_keys: List[Path], ho
     # sshd keeps only the first SetEnv line, so HOME (which the server's own config sets
     # to the same folder) goes into this one too
     setenv = f"SetEnv HOME={workdir / 'home'} PATH={board.bin}:{SYSTEM_PATH}"
-    return BoardServer(workdir=workdir, host=host, client_pubkeys=list(client_keys), extra_config=setenv,
-                       usr_lib_upper=board.home / "usr-lib-upper" if writable_usr_lib else None).start()
+    return BoardServer(
+        workdir=workdir,
+        host=host,
+        client_pubkeys=list(client_keys),
+        extra_config=setenv,
+        usr_lib_upper=board.home / "usr-lib-upper" if writable_usr_lib else None,
+    ).start()
 
 
 def ssh_options(known_hosts: Path, identity: Path, ssh_config: Path) -> list:
@@ -89,5 +111,13 @@ def ssh_options(known_hosts: Path, identity: Path, ssh_config: Path) -> list:
     board's own)."""
     if not ssh_config.exists():
         ssh_config.write_text("# empty: everything is on the command line\n")
-    return ["--known-hosts", str(known_hosts), "--identity", str(identity), "--ssh-config", str(ssh_config),
-            "--connect-timeout", "10"]
+    return [
+        "--known-hosts",
+        str(known_hosts),
+        "--identity",
+        str(identity),
+        "--ssh-config",
+        str(ssh_config),
+        "--connect-timeout",
+        "10",
+    ]

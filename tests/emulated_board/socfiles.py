@@ -37,7 +37,8 @@ def write_soc_files(root: Path, soc: str, device_tree: bool = True) -> None:
         shutil.copyfile(path, dest)
     if device_tree:
         (root / DEVICE_TREE / "model").write_bytes(
-            f"Rockchip {soc.upper()} (rkbench emulated board: qemu-user, stand-in NPU runtime)\0".encode())
+            f"Rockchip {soc.upper()} (rkbench emulated board: qemu-user, stand-in NPU runtime)\0".encode()
+        )
     render = root / "dev" / "dri" / "renderD129"
     render.parent.mkdir(parents=True, exist_ok=True)
     render.touch()

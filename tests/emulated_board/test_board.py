@@ -67,8 +67,12 @@ def test_the_root_is_cached_and_keyed_by_what_goes_in(rk3588):
     assert any(w.startswith("rknn_toolkit_lite2-2.5.0-cp311") for w in manifest["wheels"])
     # the key follows the inputs: another package list, Python or layer is another root
     other = Flavour("bookworm", "3.11", "test", ("python3.11", "libstdc++6", "zlib1g"))
-    keys = {rootfs.root_key(BOOKWORM, True), rootfs.root_key(BOOKWORM, False), rootfs.root_key(other, True),
-            rootfs.root_key(BULLSEYE, True)}
+    keys = {
+        rootfs.root_key(BOOKWORM, True),
+        rootfs.root_key(BOOKWORM, False),
+        rootfs.root_key(other, True),
+        rootfs.root_key(BULLSEYE, True),
+    }
     assert len(keys) == 4
     # boards are hard links into the root: a board costs no copy of the packages
     numpy_init = "usr/local/lib/python3.11/dist-packages/numpy/__init__.py"
@@ -76,7 +80,7 @@ def test_the_root_is_cached_and_keyed_by_what_goes_in(rk3588):
 
 
 def test_bench_hook_gives_a_served_board_and_runs_the_aarch64_bare_loop(tmp_path, models, emulator_tools):
-    from rkbench.session import open_board
+    from rkbench.boards.connect import open_board
 
     from .bench_hook import emulated_board
 
@@ -85,9 +89,13 @@ def test_bench_hook_gives_a_served_board_and_runs_the_aarch64_bare_loop(tmp_path
             res = board.run(["python3", "-c", "import platform; print(platform.machine())"], timeout=60)
         assert res.returncode == 0 and res.stdout_text.strip() == "aarch64"  # the login python3 is the board's
         # the C loop, aarch64 under qemu, finds the board's SoC through the root (no RKNN_STANDIN_ROOT)
-        done = subprocess.run(eb.qemu + [str(eb.bare_loop), str(eb.lib), str(models["tiny_rk3588"]), "--runs", "3"],
-                              capture_output=True, text=True, timeout=120,
-                              env={"PATH": "/usr/bin:/bin", "RKNN_STANDIN_QUIET": "1"})
+        done = subprocess.run(
+            eb.qemu + [str(eb.bare_loop), str(eb.lib), str(models["tiny_rk3588"]), "--runs", "3"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "RKNN_STANDIN_QUIET": "1"},
+        )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["perf_run_us"] == 2000
     assert eb.server.proc is None  # sshd stopped on the way out

@@ -15,8 +15,7 @@ from .flavours import BULLSEYE
 pytestmark = pytest.mark.emulated
 
 PROBE = Path(__file__).with_name("lite2_probe.py")
-MASKS = ["NPU_CORE_AUTO", "NPU_CORE_0", "NPU_CORE_1", "NPU_CORE_2", "NPU_CORE_0_1", "NPU_CORE_0_1_2",
-         "NPU_CORE_ALL"]
+MASKS = ["NPU_CORE_AUTO", "NPU_CORE_0", "NPU_CORE_1", "NPU_CORE_2", "NPU_CORE_0_1", "NPU_CORE_0_1_2", "NPU_CORE_ALL"]
 TINY_OUTPUTS = [{"dtype": "float32", "shape": [1, 20, 16, 16]}, {"dtype": "float32", "shape": [1, 6]}]
 
 
@@ -34,12 +33,17 @@ def test_real_lite2_on_rk3588(rk3588, models):
     # get_sdk_version() is a banner; the stand-in's versions reach it through RKNN_QUERY_SDK_VERSION
     assert "API: 2.5.0 (standin@" in seen["sdk"] and "DRV: 0.9.8 (stand-in" in seen["sdk"]
     # the attrs lite2 read from the runtime (NHWC int8, zp -128 seen through lite2's unsigned field)
-    assert seen["input_attr"] == {"dims": [1, 16, 16, 3], "type": 2, "fmt": 1, "zp": 2 ** 32 - 128}
+    assert seen["input_attr"] == {"dims": [1, 16, 16, 3], "type": 2, "fmt": 1, "zp": 2**32 - 128}
     assert seen["n_in_out"] == [1, 2]
     # outputs: always float32 (want_float=1), the 4-D one in NCHW; deterministic
     assert seen["outputs"] == TINY_OUTPUTS and seen["same_bytes_same_outputs"]
     assert {dt: out == TINY_OUTPUTS for dt, out in seen["dtypes"].items()} == {
-        "float32": True, "float16": True, "int8": True, "uint8": True, "float64": False}
+        "float32": True,
+        "float16": True,
+        "int8": True,
+        "uint8": True,
+        "float64": False,
+    }
     assert seen["dtypes"]["float64"] is None and seen["three_dims"] is None and seen["bogus_format"] is None
     assert seen["bare_array"] == TINY_OUTPUTS and "Inputs should be placed in a list" in stderr
     # 'nchw' works once, then the same list holds lite2's enum and the next call fails
@@ -66,8 +70,10 @@ def test_real_lite2_on_rk3566_debian11_refuses_multicore_masks(new_board, models
 
 def test_rk3588_model_on_an_rk3566_board_is_refused(new_board, models):
     board = new_board(soc="rk3566")
-    code = ("import sys; from rknnlite.api import RKNNLite; r = RKNNLite(); r.load_rknn(sys.argv[1]); "
-            "print('init', r.init_runtime())")
+    code = (
+        "import sys; from rknnlite.api import RKNNLite; r = RKNNLite(); r.load_rknn(sys.argv[1]); "
+        "print('init', r.init_runtime())"
+    )
     done = board.run_python("-c", code, str(models["tiny_rk3588"]), env={"RKNN_STANDIN_QUIET": "1"})
     assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "init -1"
     # the stand-in's refusal (rknn_init -13) reaches the user through lite2, with its reason

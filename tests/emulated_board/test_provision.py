@@ -18,8 +18,9 @@ from .serve import overlay_problem
 pytestmark = pytest.mark.emulated
 
 
-def test_provision_a_bare_debian12_board_with_librknnrt_then_run_the_real_lite2(rk, new_board, serve, ssh_files,
-                                                                               standin, tiny_onnx, tmp_path):
+def test_provision_a_bare_debian12_board_with_librknnrt_then_run_the_real_lite2(
+    rk, new_board, serve, ssh_files, standin, tiny_onnx, tmp_path
+):
     """A field board as it comes: no pip, no numpy, no lite2, no runtime library. One
     provision (with --librknnrt, the fix the missing-library error names) makes it run."""
     problem = overlay_problem(tmp_path)
@@ -50,9 +51,28 @@ def test_provision_a_bare_debian12_board_with_librknnrt_then_run_the_real_lite2(
     backends = json.loads(info.stdout)["backends"]
     assert backends["rknnlite"]["available"] and backends["rknnrt"]["available"], backends
 
-    done = rk("run", "--board", server.board, "--backend", "rknnlite", *ssh_files.options(),
-              "--model", tiny_onnx["model"], "--dataset", tiny_onnx["dataset"], "--input-count", "1",
-              "--min-runs", "10", "--min-seconds", "0", "--db", tmp_path / "results.db", "-o", tmp_path / "out")
+    done = rk(
+        "run",
+        "--board",
+        server.board,
+        "--backend",
+        "rknnlite",
+        *ssh_files.options(),
+        "--model",
+        tiny_onnx["model"],
+        "--dataset",
+        tiny_onnx["dataset"],
+        "--input-count",
+        "1",
+        "--min-runs",
+        "10",
+        "--min-seconds",
+        "0",
+        "--db",
+        tmp_path / "results.db",
+        "-o",
+        tmp_path / "out",
+    )
     assert done.returncode == 0, explain(done)
     shown = rk.show(tmp_path / "results.db", run_ids(done.stdout)[0])
     assert shown["backend"] == "rknnlite" and shown["versions"]["rknn_toolkit_lite2"] == "2.5.0"
@@ -66,7 +86,9 @@ def test_provision_on_debian11_without_distutils_says_what_to_install(rk, new_bo
     done = rk("provision", server.board, *ssh_files.options())
     assert done.returncode == 3, explain(done)
     error = done.stderr.strip().splitlines()[-1]
-    assert error == (f"rkbench: error: ssh {server.board}: provisioning failed (pip cannot run on the board's "
-                     "Python): pip cannot run on python3: Python 3.9 without distutils (Debian/Ubuntu split it off); "
-                     "install python3-distutils or python3-pip on the board (apt-get install python3-pip), then run "
-                     "rkbench provision again")
+    assert error == (
+        f"rkbench: error: ssh {server.board}: provisioning failed (pip cannot run on the board's "
+        "Python): pip cannot run on python3: Python 3.9 without distutils (Debian/Ubuntu split it off); "
+        "install python3-distutils or python3-pip on the board (apt-get install python3-pip), then run "
+        "rkbench provision again"
+    )

@@ -5,40 +5,54 @@ NPU memory come back from the board."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from rkbench.session import open_board, run_on_board
-
+from rkbench.boards.connect import open_board
+from rkbench.run.session import run_on_board
+from rkbench_wire import ModelRef, RunSpec
 from tests.run.helpers import explain, run_ids
 
 pytestmark = pytest.mark.emulated
 
 
 def board_transport(server, files):
-    return open_board(server.board, known_hosts=str(files.known_hosts), identity_files=[str(files.key)],
-                      ssh_config=str(files.config) if files.config.exists() else None)
+    return open_board(
+        server.board,
+        known_hosts=str(files.known_hosts),
+        identity_files=[str(files.key)],
+        ssh_config=str(files.config) if files.config.exists() else None,
+    )
 
 
-@pytest.mark.parametrize("io_mode, stages", [
-    ("copy", {"inputs_set", "run", "npu", "outputs_get"}),
-    ("zero_copy", {"inputs_set", "run", "npu"}),
-])
+@pytest.mark.parametrize(
+    "io_mode, stages",
+    [
+        ("copy", {"inputs_set", "run", "npu", "outputs_get"}),
+        ("zero_copy", {"inputs_set", "run", "npu"}),
+    ],
+)
 def test_rknnrt_runner_on_the_emulated_board(rk3588_sshd, ssh_files, models, tmp_path, io_mode, stages):
     image = tmp_path / "image.npy"
     np.save(image, np.random.default_rng(3).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
-    # backend auto: the board's runner prefers rknnrt when librknnrt loads (and the host's
-    # session pushes the .rknn for auto; it does not know backend rknnrt by name yet)
-    spec = {"backend": "auto", "model": {"rknn": "model"}, "inputs": [["image"]], "data_format": ["nchw"],
-            "io_mode": io_mode, "warmup": 2, "min_runs": 20, "min_seconds": 0.2, "max_seconds": 30.0,
-            "telemetry_interval_s": 0.2, "profile_layers": True, "profile_runs": 2}
+    # backend auto: the board's runner prefers rknnrt when librknnrt loads
+    spec = RunSpec(
+        model=ModelRef(rknn=str(models["tiny_rk3588"])),
+        inputs=[[str(image)]],
+        output_dir="out",
+        backend="auto",
+        data_format=["nchw"],
+        io_mode=io_mode,
+        warmup=2,
+        min_runs=20,
+        min_seconds=0.2,
+        max_seconds=30.0,
+        telemetry_interval_s=0.2,
+        profile_layers=True,
+        profile_runs=2,
+    )
     with board_transport(rk3588_sshd, ssh_files) as board:
-        out = run_on_board(board, spec, {"model": models["tiny_rk3588"], "image": image}, target="rk3588",
-                           out_dir=tmp_path / "outputs", keep_remote=True)  # the profile stays on the board
+        out = run_on_board(board, spec, target="rk3588", out_dir=tmp_path / "outputs")
     assert out.backend == "rknnrt" and out.hello.soc == "rk3588"
     assert out.hello.backend_reason.startswith("auto: the C API backend")
     [mask] = out.results
@@ -50,25 +64,37 @@ def test_rknnrt_runner_on_the_emulated_board(rk3588_sshd, ssh_files, models, tmp
     assert npu["weight_bytes"] > 0 and npu["dma_bytes"] >= npu["weight_bytes"] + npu["internal_bytes"]
     assert result.versions["api_version"].startswith("2.5.0 (standin@")
     assert result.profile["runs"] == 2 and result.profile["flags"] == 8
-    table = Path(result.profile["file"]).read_text()  # on the board's file system (this machine's)
+    table = mask.profile_path.read_text()  # fetched from the board
     assert "Operator Time Consuming Ranking Table" in table and "Conv" in table
     # both outputs fetched back, float32 in the model's layout
     assert [(o.shape, o.dtype) for o in mask.outputs] == [([1, 20, 16, 16], "float32"), ([1, 6], "float32")]
     assert np.load(mask.outputs[1].local_path).shape == (1, 6)
 
 
-def _host_offers_rknnrt() -> bool:
-    done = subprocess.run([sys.executable, "-m", "rkbench", "run", "--help"], capture_output=True, text=True)
-    return "rknnrt" in done.stdout
-
-
-@pytest.mark.skipif(not _host_offers_rknnrt(),
-                    reason="the host side of --backend rknnrt (branch rknnrt: CLI choice, NPU time, stage split, "
-                           "--profile-layers, NPU memory into the store and reports) is not on this branch yet")
 def test_rkbench_run_backend_rknnrt_over_ssh(rk, rk3588_sshd, ssh_files, tiny_onnx, tmp_path):
-    done = rk("run", "--board", rk3588_sshd.board, "--backend", "rknnrt", "--profile-layers", *ssh_files.options(),
-              "--model", tiny_onnx["model"], "--dataset", tiny_onnx["dataset"], "--input-count", "2",
-              "--min-runs", "20", "--min-seconds", "0.3", "--db", tmp_path / "results.db", "-o", tmp_path / "out")
+    done = rk(
+        "run",
+        "--board",
+        rk3588_sshd.board,
+        "--backend",
+        "rknnrt",
+        "--profile-layers",
+        *ssh_files.options(),
+        "--model",
+        tiny_onnx["model"],
+        "--dataset",
+        tiny_onnx["dataset"],
+        "--input-count",
+        "2",
+        "--min-runs",
+        "20",
+        "--min-seconds",
+        "0.3",
+        "--db",
+        tmp_path / "results.db",
+        "-o",
+        tmp_path / "out",
+    )
     assert done.returncode == 0, explain(done)
     shown = rk.show(tmp_path / "results.db", run_ids(done.stdout)[0])
     assert shown["backend"] == "rknnrt" and shown["npu_stats"]["p50_ms"] == 2.0
