@@ -17,6 +17,7 @@ BENCHES = [
     ("bench.bench_nightly", "nightly over four SSH boards, A/A false alarms, sensitivity (issue 6)"),
     ("bench.bench_hybrid", "hybrid search vs the vendor's proposal and auto_hybrid (issue 3)"),
     ("bench.bench_rknnrt", "rknnrt backend vs a bare C loop on the stand-in librknnrt (issue 9)"),
+    ("bench.bench_emulated", "Python lite2 (the real wheel) vs C on the emulated aarch64 board (issue 9)"),
 ]
 
 

@@ -21,6 +21,7 @@
 #   64 bad arguments   65 python missing or older than 3.8   66 no pip, no pip wheel
 #   67 pip install failed   68 numpy not importable afterwards
 #   69 librknnrt needs root   70 librknnrt could not be installed
+#   71 the pushed pip cannot run (Python < 3.10 without distutils)
 # POSIX sh (dash, busybox ash): no arrays, no bash-isms.
 
 set -u
@@ -98,6 +99,11 @@ if [ -n "$INSTALL" ]; then
     if $PY -m pip --version >/dev/null 2>&1; then
         say "pip: $($PY -m pip --version 2>/dev/null | cut -d' ' -f1-2)"
     elif [ -n "$PIPWHEEL" ]; then
+        # pip before Python 3.10 needs the whole distutils, which Debian/Ubuntu ship apart
+        # (python3-distutils, a dependency of python3-pip): without it pip cannot start
+        if ! $PY -c 'import sys; sys.version_info >= (3, 10) or __import__("distutils.cmd")' 2>/dev/null; then
+            die 71 "pip cannot run on $PY: Python $($PY -c 'import sys; print("%d.%d" % sys.version_info[:2])') without distutils (Debian/Ubuntu split it off); install python3-distutils or python3-pip on the board (apt-get install python3-pip), then run rkbench provision again"
+        fi
         USE_PIP_WHEEL=1
         say "pip is not installed for $PY: running it from $PIPWHEEL (and installing it)"
     else

@@ -52,6 +52,7 @@ def test_core_mask_names_map_to_npu_core_values(fake_rknnlite, rknn_file, mask):
     from rkbench_device.backends.rknnlite_backend import RknnLiteBackend
 
     backend = RknnLiteBackend()
+    backend.root = str(FIXTURES / "rk3588")  # lite2 reads the SoC from the device tree
     backend.load(ModelRef(rknn=str(rknn_file)), mask, ["nhwc"])
     init = [c for c in calls(fake_rknnlite) if c["call"] == "init_runtime"]
     assert init == [{"call": "init_runtime", "core_mask": {"auto": 0, "0": 1, "1": 2, "2": 4, "0_1": 3,
@@ -61,8 +62,9 @@ def test_core_mask_names_map_to_npu_core_values(fake_rknnlite, rknn_file, mask):
     assert outputs[0].tolist() == [[48.0, 1.0, 1.0]]
     backend.bind(prepared.feed)()
     inference = [c for c in calls(fake_rknnlite) if c["call"] == "inference"]
-    assert inference[0]["data_format"] == ["nhwc"] and inference[0]["dtypes"] == ["uint8"]
-    assert backend.info()["versions"]["sdk"].startswith("API: 2.3.0")
+    # no data_format is ever passed: the real lite2 writes enums back into a list given to it
+    assert inference[0]["data_format"] is None and inference[0]["dtypes"] == ["uint8"]
+    assert backend.info()["versions"]["api_version"] == "2.3.0 (fake)"
     backend.close()
     assert calls(fake_rknnlite)[-1] == {"call": "release"}
 
@@ -77,6 +79,7 @@ def test_minus_one_returns_become_clear_errors(fake_rknnlite, rknn_file, monkeyp
 
     monkeypatch.setenv("FAKE_RKNNLITE_FAIL", fail)
     backend = RknnLiteBackend()
+    backend.root = str(FIXTURES / "rk3588")  # lite2 reads the SoC from the device tree
     with pytest.raises(RunnerError) as info:
         backend.load(ModelRef(rknn=str(rknn_file)), "0_1", [])
     assert info.value.kind == "backend_failed" and text in info.value.message
@@ -88,6 +91,7 @@ def test_none_and_exceptions_from_inference(fake_rknnlite, rknn_file, monkeypatc
     from rkbench_device.errors import RunnerError
 
     backend = RknnLiteBackend()
+    backend.root = str(FIXTURES / "rk3588")  # lite2 reads the SoC from the device tree
     backend.load(ModelRef(rknn=str(rknn_file)), "auto", [None])
     feed = backend.prepare([np.zeros((1, 2, 2, 3), np.float32)]).feed
     monkeypatch.setenv("FAKE_RKNNLITE_FAIL", "inference")
@@ -108,6 +112,38 @@ def test_missing_rknn_file(fake_rknnlite, tmp_path):
         RknnLiteBackend().load(ModelRef(rknn=str(tmp_path / "absent.rknn")), "auto", [])
     assert info.value.kind == "model_missing"
     assert calls(fake_rknnlite) == []
+
+
+def test_no_device_tree_is_refused_before_lite2_is_asked(fake_rknnlite, rknn_file):
+    from rkbench_device.backends.rknnlite_backend import RknnLiteBackend
+    from rkbench_device.errors import RunnerError
+
+    backend = RknnLiteBackend()
+    backend.root = str(FIXTURES / "bare")
+    with pytest.raises(RunnerError, match="no /proc/device-tree/compatible") as info:
+        backend.load(ModelRef(rknn=str(rknn_file)), "auto", [])
+    assert info.value.kind == "backend_failed" and "`rkbench doctor` checks the SoC" in info.value.message
+    assert calls(fake_rknnlite) == []
+
+
+def test_librknnrt_checks(tmp_path):
+    from rkbench_device.backends.rknnlite_backend import library_check
+
+    lib = tmp_path / "usr" / "lib" / "librknnrt.so"
+    assert library_check(str(tmp_path)) == (None, "librknnrt.so is missing from /usr/lib (rknn-toolkit-lite2 loads "
+                                            "/usr/lib/librknnrt.so at init_runtime); fix: rkbench provision BOARD "
+                                            "--librknnrt PATH/TO/librknnrt.so (the x86_64 build)")
+    other = tmp_path / "usr" / "local" / "lib" / "librknnrt.so"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"librknnrt version: 2.5.0")
+    assert "is at %s, but rknn-toolkit-lite2 loads only /usr/lib/librknnrt.so" % other in library_check(str(tmp_path))[1]
+    lib.parent.mkdir(parents=True)
+    # an aarch64 ELF shared object (ELFCLASS64, little endian, ET_DYN, EM_AARCH64) on this x86_64 machine
+    lib.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + (3).to_bytes(2, "little") + (183).to_bytes(2, "little"))
+    found, why = library_check(str(tmp_path))
+    assert found is None and "is built for aarch64, but this board is x86_64" in why and "--librknnrt" in why
+    lib.write_bytes(b"not ELF: a fixture with a version string only")
+    assert library_check(str(tmp_path)) == (str(lib), "")
 
 
 # -- the whole runner with the fake, on fixture board trees ---------------------------------
@@ -139,7 +175,7 @@ def test_runner_on_rk3588_runs_each_core_mask(base_spec, rknn_file, tmp_path):
     log = calls(tmp_path / "runner-calls.jsonl")
     assert [c["core_mask"] for c in log if c["call"] == "init_runtime"] == [1, 3, 7]
     assert [c["call"] for c in log].count("release") == 3
-    assert {tuple(c["data_format"]) for c in log if c["call"] == "inference"} == {("nhwc",)}
+    assert {c["data_format"] for c in log if c["call"] == "inference"} == {None}
     for r in results:  # several masks: outputs kept apart per mask
         path = Path(r.outputs[0]["files"][0]["path"])
         assert path.parent.name == "core_%s" % r.core_mask
@@ -196,7 +232,8 @@ def test_rknnlite_npu_time_from_the_internal_run_perf_and_notes(base_spec, rknn_
     notes = "\n".join(result.timing_notes)
     assert "all happen inside RKNNLite.inference()" in notes and "want_float=1" in notes
     assert "internal RKNNLite.rknn_runtime.get_run_perf()" in notes and "not a public API" in notes
-    assert result.memory["npu"] is None
+    assert result.memory["npu"] == {"unsupported": "rknn-toolkit-lite2 has no NPU memory query on the board "
+                                                   "(use backend rknnrt)"}
 
 
 def test_rknnlite_without_internal_runtime_says_no_npu_time(base_spec, rknn_file, tmp_path):
@@ -211,7 +248,11 @@ def test_rknnlite_without_internal_runtime_says_no_npu_time(base_spec, rknn_file
     assert all(batch.stages_ns is None for batch in out.of("samples"))
     notes = "\n".join(result.timing_notes)
     assert "no NPU time: rknn-toolkit-lite2" in notes and "has no internal RKNNLite.rknn_runtime.get_run_perf()" in notes
-    assert "'nchw' inputs are transposed to NHWC in Python inside inference()" in notes
+    # the NCHW input is transposed once before timing, not by lite2 inside every call
+    assert result.input_conversion["steps"] == [
+        "input 0: NCHW -> NHWC (lite2 would transpose it in Python inside every inference() call)"]
+    assert {tuple(c["shapes"][0]) for c in calls(tmp_path / "runner-calls.jsonl") if c["call"] == "inference"} == {
+        (1, 16, 16, 3)}
     assert result.profile == {"unsupported": "backend rknnlite has no per-layer NPU profile (use backend rknnrt)"}
 
 

@@ -12,7 +12,7 @@ from rkbench_wire import RunSpec
 from rkbench_wire.constants import ERR_BACKEND_MISSING
 
 from ..errors import RunnerError
-from ..sysfs import librknnrt_path
+from ..sysfs import soc_compatible
 from ..versions import module_found
 from .base import Backend, Prepared, TensorInfo
 
@@ -45,14 +45,18 @@ def availability(root: str = "/") -> Dict[str, Availability]:
     out = {}
     loads, why = probe_librknnrt(root)
     out["rknnrt"] = Availability("rknnrt", loads, why)
-    lib = librknnrt_path(root)
     if not module_found("rknnlite"):
         out["rknnlite"] = Availability("rknnlite", False, "the rknnlite package (rknn-toolkit-lite2) is not installed")
-    elif lib is None:
-        out["rknnlite"] = Availability("rknnlite", False, "rknnlite is installed but librknnrt.so is missing "
-                                       "from /usr/lib")
     else:
-        out["rknnlite"] = Availability("rknnlite", True, "rknnlite is installed and %s is present" % lib)
+        from .rknnlite_backend import NO_DEVICE_TREE, library_check
+
+        lib, problem = library_check(root)
+        if lib is None:
+            out["rknnlite"] = Availability("rknnlite", False, "rknnlite is installed but " + problem)
+        elif not soc_compatible(root):
+            out["rknnlite"] = Availability("rknnlite", False, "rknnlite is installed but " + NO_DEVICE_TREE)
+        else:
+            out["rknnlite"] = Availability("rknnlite", True, "rknnlite is installed and %s is present" % lib)
     if module_found("rknn") and module_found("rknn.api"):
         out["simulator"] = Availability("simulator", True, "rknn-toolkit2 (rknn.api) is installed")
     else:
@@ -74,7 +78,7 @@ def choose_backend(spec: RunSpec, root: str = "/") -> Tuple[str, str]:
     if spec.backend != "auto":
         state = avail[spec.backend]
         if not state.available:
-            hint = _HINTS[spec.backend]
+            hint = _HINTS[spec.backend] if "fix:" not in state.reason else ""
             raise RunnerError(ERR_BACKEND_MISSING, "backend %s was asked for but %s%s"
                               % (spec.backend, state.reason, ": " + hint if hint else ""))
         return spec.backend, "asked for by the run spec (%s)" % state.reason

@@ -49,6 +49,7 @@ SCRIPT_EXIT = {
     68: "numpy does not import on the board after the install",
     69: "librknnrt.so needs root to install",
     70: "librknnrt.so could not be written",
+    71: "pip cannot run on the board's Python",
 }
 _WHEEL_NAME = re.compile(r"^[A-Za-z0-9_.+!-]+\.whl$")
 

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rkbench.accuracy.analyze import AnalyzeOptions, analyze
 from rkbench.accuracy.evalset import EvalSet, prepare_eval
-from rkbench.accuracy.hybrid.search import build_from_cfg
 from rkbench.accuracy.layers import LayerSummary
 from rkbench.boards.connect import board_python, open_board
 from rkbench.boards.health import board_soc
@@ -33,7 +31,6 @@ from rkbench.results.model import RunResult, TelemetrySample
 from rkbench.results.stats import summarize
 from rkbench.results.store import Store
 from rkbench.run.compare import Limits, check_thresholds, output_errors
-from rkbench.run.perlayer import DebugModel, onnx_node_outputs, per_layer_errors
 from rkbench.run.plan import MeasureOptions
 from rkbench.run.session import RunOutcome, run_on_board
 from rkbench_wire import BuildRecipe, ModelRef, RunSpec
@@ -144,6 +141,9 @@ class Analyses:
                 data = {"layers": [], "sim_outputs": [], "tensors": []}
             else:
                 work = self.options.cache.workdir("run-analysis")
+                from rkbench.accuracy.analyze import AnalyzeOptions, analyze
+                from rkbench.run.perlayer import onnx_node_outputs
+
                 names = sorted(onnx_node_outputs(prepared.config.model)) if keep_tensors else None
                 report = analyze(
                     prepared, self.options, AnalyzeOptions(files=inputs.samples, keep_tensors=names, keep_dir=work), say
@@ -290,11 +290,22 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             build_key, toolkit = build_result.record["cache_key"], build_result.record["toolkit_version"]
             if request.hybrid_cfg is not None:
                 _check_hybrid(request)
+                from rkbench.accuracy.hybrid.search import build_from_cfg
+
                 hybrid = build_from_cfg(prepared, request.hybrid_cfg, inputs, build_options, say)
                 rknn, build_key = Path(hybrid.rknn), hybrid.key
         else:
             rknn, build_key, toolkit = request.rknn, None, None
         timings["build"] = time.monotonic() - mark
+        runtime = _check_fit(
+            transport,
+            python,
+            rknn,
+            soc or (board_soc(transport, python) if request.target else None),
+            request.measure.backend,
+            board_options.board,
+            say,
+        )
 
         work = build_options.cache.workdir("run")
         mark = time.monotonic()
@@ -333,7 +344,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                 "min_seconds": request.measure.min_seconds,
                 "inputs": len(spec_inputs),
             },
-            versions={"toolkit": toolkit},
+            versions={"toolkit": toolkit, "librknnrt": runtime} if runtime else {"toolkit": toolkit},
         )
         model = ModelRef(
             rknn=str(rknn),
@@ -366,6 +377,8 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             board_layers = []
             if request.measure.per_layer and prepared is not None and layers:
                 try:
+                    from rkbench.run.perlayer import per_layer_errors
+
                     board_layers = per_layer_errors(
                         prepared,
                         layers,
@@ -485,6 +498,23 @@ def _rknn_inputs(options: MeasureOptions):
     return arrays, ["nhwc" if first.ndim == 4 and first.shape[-1] in (1, 3, 4) else None]
 
 
+def _check_fit(transport, python, rknn: Path, soc: str | None, backend: str, board: str, say: Say) -> str | None:
+    """Before anything is pushed: does the .rknn fit the board (its target platform against the
+    board's SoC, its compiler against the board's librknnrt)? Returns the runtime's version."""
+    if backend not in ("auto", "rknnlite", "rknnrt"):
+        return None
+    from rkbench.boards.runtime import board_runtime_version, local_runtime_version
+    from rkbench.model.compat import require_fit
+    from rkbench.model.rknn_file import read_rknn
+
+    runtime = local_runtime_version() if transport.kind == "local" else board_runtime_version(transport, python)
+    fit = require_fit(read_rknn(rknn), soc, runtime, board)
+    if soc:  # a Rockchip board: say what could not be checked (a stand-in runtime, ...)
+        for note in fit.notes:
+            say(note)
+    return runtime
+
+
 def _npu_profile(mask_run) -> dict | None:
     """The per-layer NPU profile of a result: what the runner measured, its text as fetched."""
     profile = mask_run.result.profile
@@ -492,8 +522,14 @@ def _npu_profile(mask_run) -> dict | None:
         return None
     if "unsupported" in profile:
         return {"unsupported": profile["unsupported"]}
-    text = mask_run.profile_path.read_text(errors="replace") if mask_run.profile_path else ""
-    return {"runs": profile.get("runs"), "seconds": profile.get("seconds"), "text": text}
+    from rkbench.results.npu_profile import parse_perf_detail
+
+    text = mask_run.profile_path.read_bytes() if mask_run.profile_path else b""
+    return {
+        "runs": profile.get("runs"),
+        "seconds": profile.get("seconds"),
+        "profile": parse_perf_detail(text).to_dict(),
+    }
 
 
 def _outputs_by_sample(mask_run) -> list[list[Path]]:
@@ -504,7 +540,7 @@ def _outputs_by_sample(mask_run) -> list[list[Path]]:
 
 
 def _run_debug(
-    transport, model: DebugModel, spec: RunSpec, python: str, target, work: Path, runner_env: dict
+    transport, model, spec: RunSpec, python: str, target, work: Path, runner_env: dict
 ) -> list[dict[str, str]]:
     """The debug variant on the board, once per input: its outputs by tensor name. Where
     there is no NPU (the local board) the board's simulator backend builds the same debug

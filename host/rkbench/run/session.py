@@ -45,6 +45,7 @@ from rkbench.boards.runner_command import (
 )
 from rkbench.boards.transport import RemoteProcess, Transport, TransportTimeout
 from rkbench.errors import BoardError, InputFileError, UsageError
+from rkbench.model.compat import soc_matches
 from rkbench.run.events import EventFold, MaskRun, OutputFile
 from rkbench_wire import (
     Event,
@@ -58,8 +59,6 @@ from rkbench_wire.spec import ModelRef
 
 SILENCE_S = 120.0
 SILENCE_SIMULATOR_S = 1800.0  # the simulator builds the model first (minutes for big ones)
-#: SoC names whose NPUs run the same .rknn (the toolkit's target_platform on the left).
-SOC_FAMILIES = ({"rk3588", "rk3588s"}, {"rk3566", "rk3568"})
 
 
 @dataclass
@@ -110,13 +109,6 @@ class RunOutcome:
     @property
     def output_files(self) -> list[Path]:
         return [o.local_path for r in self.results for o in r.outputs]
-
-
-def soc_matches(target: str, soc: str) -> bool:
-    t, s = target.strip().lower(), soc.strip().lower()
-    if t == s:
-        return True
-    return any(t in family and s in family for family in SOC_FAMILIES)
 
 
 def check_target(target: str | None, soc: str | None, board: str) -> None:

@@ -9,7 +9,7 @@ labgrid lives in its own venv, cached by version:
 A second run finds the ready venv and returns at once. Concurrent runs wait on
 a lock file. CI pre-creates it with:
 
-    .venv/bin/python tests/labgrid/setup_labgrid_venv.py
+    .venv/bin/python tests/boards/labgrid/setup_labgrid_venv.py
 
 Options: --version V (default $RKBENCH_TEST_LABGRID_VERSION or the pinned
 LABGRID_VERSION), --print-bin (print the venv's bin directory). Exit 0 when the
