@@ -113,10 +113,7 @@ def build(
                 "total": round(time.perf_counter() - started, 3),
             },
         }
-        (workdir / "build.json").write_text(json.dumps(record, indent=2))
-        (workdir / "request.json").unlink(missing_ok=True)
-        (workdir / "dataset.txt").unlink(missing_ok=True)
-        entry = options.cache.store(key, workdir)
+        entry = options.cache.keep(key, workdir, {"build.json": record}, drop=("dataset.txt",))
     except OSError as err:
         shutil.rmtree(workdir, ignore_errors=True)
         if err.errno == errno.ENOSPC:

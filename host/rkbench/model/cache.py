@@ -89,18 +89,6 @@ class BuildCache:
             shutil.rmtree(workdir, ignore_errors=True)
         return entry
 
-    def store(self, key: str, built: Path) -> Path:
-        """Move a finished build directory into place; a concurrent twin wins harmlessly."""
-        entry = self.entry(key)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(built, entry)
-        except OSError:
-            if self.lookup(key) is None:
-                raise
-            shutil.rmtree(built, ignore_errors=True)
-        return entry
-
 
 def copy_out(source: Path, target: Path) -> None:
     try:

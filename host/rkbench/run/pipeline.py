@@ -12,7 +12,6 @@ import datetime
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -170,19 +169,14 @@ class Analyses:
                 digest=evalset.digest,
                 files=[[str(f) for f in s] for s in evalset.files],
             )
-            for key in ENTRY_PATHS:  # kept relative: the entry moves into place below
-                data[key] = _map_paths(data[key], lambda path: _inside(path, work))
-            (work / "analysis.json").write_text(json.dumps(data))
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                work.rename(entry)
-            except OSError:
-                shutil.rmtree(work, ignore_errors=True)  # a twin finished first: same content
+            for name in ENTRY_PATHS:  # kept relative: the entry moves into place below
+                data[name] = _map_paths(data[name], lambda path: _inside(path, work))
+            self.options.cache.keep(key, work, {"analysis.json": data}, section="analyses")
         else:
             say("simulator analysis: cached (same build, same inputs)")
         data = json.loads(manifest.read_text())
-        for key in ENTRY_PATHS:
-            data[key] = _map_paths(data[key], lambda path: str(entry / path) if not os.path.isabs(path) else path)
+        for name in ENTRY_PATHS:
+            data[name] = _map_paths(data[name], lambda path: str(entry / path) if not os.path.isabs(path) else path)
         golden = [[np.load(p) for p in sample] for sample in data["golden"]] or None
         evalset = EvalSet(
             tuple(tuple(Path(f) for f in s) for s in data["files"]),
