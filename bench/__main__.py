@@ -16,6 +16,7 @@ BENCHES = [
     ("bench.bench_stats", "latency verdicts on synthetic NPU-shaped runs (issues 5/6)"),
     ("bench.bench_nightly", "nightly over four SSH boards, A/A false alarms, sensitivity (issue 6)"),
     ("bench.bench_hybrid", "hybrid search vs the vendor's proposal and auto_hybrid (issue 3)"),
+    ("bench.bench_rknnrt", "rknnrt backend vs a bare C loop on the stand-in librknnrt (issue 9)"),
 ]
 
 

@@ -2,7 +2,8 @@
 
   run   read ONE JSON line (the run spec) on stdin, stream events as JSON lines on
         stdout; keep stdin open while it runs: closing it ends the runner at once.
-  info  print the board facts as one JSON object.
+  info  print the board facts as one JSON object; with --probe-model MODEL.rknn also
+        the runtime's own API and driver versions (rknn_init + RKNN_QUERY_SDK_VERSION).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print board facts as one JSON object")
     info.add_argument("--root", default="/", help="root of the /proc and /sys trees to read (tests)")
     info.add_argument("--cache-dir", default="~/.cache/rkbench", help="where rkbench keeps models on the board")
+    info.add_argument("--probe-model", metavar="PATH.rknn",
+                      help="init this model with librknnrt and report its API/driver versions (SDK_VERSION)")
     sub.add_parser("version", help="print the runner and protocol versions")
     return parser
 
@@ -40,8 +43,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         from rkbench_wire import encode_board_info
 
         from .boardinfo import collect_board_info
+        from .stream import stdout_to_stderr
 
-        sys.stdout.write(encode_board_info(collect_board_info(args.root, args.cache_dir)) + "\n")
+        # librknnrt may print while it loads or inits: keep stdout for the one JSON line
+        with stdout_to_stderr():
+            line = encode_board_info(collect_board_info(args.root, args.cache_dir, args.probe_model))
+        sys.stdout.write(line + "\n")
         sys.stdout.flush()
         return 0
     if args.command == "version":

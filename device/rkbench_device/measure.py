@@ -23,7 +23,8 @@ def measure(calls: Sequence[Callable[[], Any]], min_runs: int, min_seconds: floa
             batch_interval_s: float = 0.25) -> Measurement:
     """Run `calls` in turn until BOTH min_runs and min_seconds are met, or max_runs or
     max_seconds is reached. `on_batch(offset, latencies_ns)` gets new samples about every
-    batch_interval_s and the rest at the end; it runs outside the timed region."""
+    batch_interval_s and the rest at the end; it runs outside the timed region. If a call
+    raises, the samples taken before it are still passed to on_batch, then it re-raises."""
     perf = time.perf_counter_ns
     n = len(calls)
     samples: List[int] = []
@@ -64,6 +65,10 @@ def measure(calls: Sequence[Callable[[], Any]], min_runs: int, min_seconds: floa
                 sent = count
                 next_flush = perf() + batch_ns
         end = perf()
+    except BaseException:
+        if sent < count:  # nothing measured is lost: the host gets them before the error
+            on_batch(sent, samples[sent:count])
+        raise
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -1,5 +1,7 @@
 """`run`: read a run spec, measure, stream events. One class, one job: the sequence
-hello -> lock -> (load, warm up, save outputs, timed loop, result) per core mask -> done."""
+hello -> lock -> (load, warm up, save outputs, timed loop, NPU memory, [profiling pass],
+result) per core mask -> done. Nothing but the bound calls runs inside the timed loop:
+memory queries and the per-layer profile come after it."""
 
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from rkbench_wire import (
     summarize_ns,
 )
 from rkbench_wire.constants import (
-    ERR_BAD_INPUT, ERR_INPUT_MISSING, ERR_INTERNAL, ERR_MODEL_MISSING, ERR_OUTPUT_FAILED, ERR_PROTOCOL,
+    ERR_BACKEND_MISSING, ERR_BAD_INPUT, ERR_INPUT_MISSING, ERR_INTERNAL, ERR_MODEL_MISSING, ERR_OUTPUT_FAILED,
+    ERR_PROTOCOL,
 )
 
 from . import __version__, sysfs
-from .backends import Backend, Prepared, backend_versions, choose_backend, create_backend
+from .backends import RKNN_MODEL_BACKENDS, Backend, Prepared, backend_versions, choose_backend, create_backend
 from .coremask import check_core_masks
 from .errors import RunnerError
 from .lock import BoardLock
@@ -51,14 +54,20 @@ class Runner:
     # -- the run -----------------------------------------------------------------------
     def run(self) -> int:
         try:
+            code = self._run_reporting_errors()
+        finally:
+            self._cleanup()  # the telemetry thread is stopped here: nothing is emitted after done
+        self.writer.emit(Done(ok=code == EXIT_OK, exit_code=code, results=self.results))
+        return code
+
+    def _run_reporting_errors(self) -> int:
+        try:
             self._run()
-            self.writer.emit(Done(ok=True, exit_code=EXIT_OK, results=self.results))
             return EXIT_OK
         except RunnerError as err:
             detail = err.detail if err.detail is not None else self._stderr_tail()
             self.writer.emit(Error(kind=err.kind, message=err.message, detail=detail or None,
                                    core_mask=err.core_mask))
-            self.writer.emit(Done(ok=False, exit_code=err.exit_code, results=self.results))
             return err.exit_code
         except Exception as exc:  # a bug or an unexpected library failure: say so, with context
             trace = traceback.format_exc()
@@ -68,10 +77,7 @@ class Runner:
                 tail = "%s\n--- stderr ---\n%s" % (tail, stderr_tail)
             self.writer.emit(Error(kind=ERR_INTERNAL, message="the runner failed: %s: %s"
                                    % (type(exc).__name__, exc), detail=tail))
-            self.writer.emit(Done(ok=False, exit_code=1, results=self.results))
             return 1
-        finally:
-            self._cleanup()
 
     def _run(self) -> None:
         spec = self.spec
@@ -92,11 +98,15 @@ class Runner:
             hello("none", err.message, {})  # the host still learns what board this is
             raise
         versions = backend_versions(name, self.root)
-        if name == "rknnlite":
+        if name in RKNN_MODEL_BACKENDS:
             versions["npu_driver"] = sysfs.npu_driver_version(self.root)
         hello(name, reason, versions)
 
         probe = create_backend(name)
+        if spec.io_mode == "zero_copy" and not probe.supports_zero_copy:
+            raise RunnerError(ERR_BACKEND_MISSING, "io_mode zero_copy needs backend rknnrt, but %s runs here (%s): "
+                              "run with --io copy, or make librknnrt loadable (fix: rkbench provision BOARD "
+                              "--librknnrt PATH)" % (name, reason))
         if probe.uses_core_mask:
             check_core_masks(spec.core_masks, cores, soc)
             if cores == 1 and spec.core_masks != ["auto"]:
@@ -129,6 +139,8 @@ class Runner:
         spec = self.spec
         backend = create_backend(name)
         backend.npu_cores = self._npu_cores
+        backend.root = self.root
+        backend.io_mode = spec.io_mode
         self._backend = backend
         where = " on core mask %s" % mask if mask is not None else ""
         self._progress("load", "loading %s with %s%s" % (self._model_path(name), name, where))
@@ -183,8 +195,10 @@ class Runner:
         sampler.sample()
 
         def on_batch(offset: int, batch: List[int]) -> None:
-            self.writer.emit(Samples(core_mask=mask, offset=offset, latencies_ns=batch))
+            stages = backend.stage_samples(offset, offset + len(batch))
+            self.writer.emit(Samples(core_mask=mask, offset=offset, latencies_ns=batch, stages_ns=stages))
 
+        backend.start_timing()
         run = measure(calls, spec.min_runs, spec.min_seconds, spec.max_runs, spec.max_seconds,
                       on_batch, SAMPLES_BATCH_S)
         sampler.sample()
@@ -193,6 +207,9 @@ class Runner:
         memory_after_runs = sysfs.process_memory("/")
         perf = backend.perf()
         npu_samples = (perf or {}).get("npu_ns")
+        stages = backend.stage_samples(0, len(run.samples_ns)) or {}
+        npu_memory = backend.memory()
+        profile = self._profile(backend, prepared[0], out_dir) if spec.profile_layers else None
         result = Result(
             core_mask=mask,
             core_mask_applicable=backend.uses_core_mask,
@@ -203,7 +220,12 @@ class Runner:
             load_s=load_s,
             stopped_by=run.stopped_by,
             npu_stats=summarize_ns(npu_samples) if npu_samples else None,
-            memory={"after_load": memory_after_load, "after_runs": memory_after_runs, "npu": backend.memory()},
+            stage_stats={stage: summarize_ns(values) for stage, values in stages.items() if values},
+            io_mode=backend.io_mode if name in RKNN_MODEL_BACKENDS else None,
+            timing_notes=backend.timing_notes(),
+            profile=profile,
+            versions={k: v for k, v in (info.get("versions") or {}).items() if v is not None},
+            memory={"after_load": memory_after_load, "after_runs": memory_after_runs, "npu": npu_memory},
             throttled=throttled,
             throttle_reasons=reasons,
             outputs=outputs_meta,
@@ -215,13 +237,33 @@ class Runner:
         return result
 
     # -- pieces --------------------------------------------------------------------------
+    def _profile(self, backend: Backend, prepared: Prepared, out_dir: str) -> Dict[str, Any]:
+        """The per-layer profiling pass, after the timed loop: the backend's raw text saved
+        as out_dir/perf_detail.txt. Anything that fails here is reported, never fatal."""
+        runs = self.spec.profile_runs
+        self._progress("profile", "per-layer profile: %d run(s) in a separate context (it slows the "
+                                  "NPU, so it is kept out of the timed loop)" % runs)
+        outcome = backend.profile(prepared.feed, runs)
+        if "unsupported" in outcome:
+            self._progress("profile", "no per-layer profile: %s" % outcome["unsupported"])
+            return {"unsupported": outcome["unsupported"]}
+        path = os.path.join(out_dir, "perf_detail.txt")
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(outcome["text"])
+        except OSError as exc:
+            return {"unsupported": "the profile could not be written to %s: %s" % (path, exc)}
+        self._progress("profile", "per-layer profile saved: %s (%.2f s)" % (path, outcome["seconds"]))
+        return {"file": path, "runs": outcome["runs"], "seconds": outcome["seconds"], "flags": outcome["flags"]}
+
     def _model_path(self, name: str) -> str:
         model = self.spec.model
-        return str(model.rknn if name == "rknnlite" else model.onnx)
+        return str(model.rknn if name in RKNN_MODEL_BACKENDS else model.onnx)
 
     def _check_model_files(self, name: str) -> None:
         model = self.spec.model
-        needed = [model.rknn] if name == "rknnlite" else [model.onnx]
+        needed = [model.rknn] if name in RKNN_MODEL_BACKENDS else [model.onnx]
         if name == "simulator" and model.build_recipe is not None and model.build_recipe.dataset:
             needed.append(model.build_recipe.dataset)
         for path in needed:

@@ -4,10 +4,11 @@ the run spec from stdin, and a watcher that ends the process when the host goes 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import sys
 import threading
-from typing import Callable, Deque, List, Optional, Tuple
+from typing import Callable, Deque, Iterator, List, Optional, Tuple
 
 from rkbench_wire import EXIT_HOST_GONE, Event, encode_event
 
@@ -36,14 +37,22 @@ class EventWriter:
 
 class StderrTee:
     """fd 1 and fd 2 both go into a pipe; a thread copies it to the real stderr and keeps
-    the last lines, so error events can carry what a backend library printed."""
+    the last lines, so error events can carry what a backend library printed.
+
+    tail() must see every byte written before it was called (the runtime's last line is
+    usually the one that says why): it writes a numbered marker into the pipe and waits
+    until the copier has recorded everything before that marker, lines included.
+    """
+
+    _MARK = b"\0rkbench-tee-sync:"
 
     def __init__(self, keep_lines: int = 40) -> None:
         self._tail: Deque[str] = collections.deque(maxlen=keep_lines)
         self._partial = b""
-        self._marker = b"\n\0rkbench-tee-sync\0\n"
-        self._synced = threading.Event()
-        self._lock = threading.Lock()
+        self._carry = b""
+        self._cond = threading.Condition()
+        self._asked = 0      # markers written (tail() calls)
+        self._drained = 0    # highest marker the copier has passed, lines before it recorded
         self._thread: Optional[threading.Thread] = None
         self._stderr_fd = -1
 
@@ -66,51 +75,120 @@ class StderrTee:
             try:
                 data = os.read(read_fd, 65536)
             except OSError:
-                return
+                data = b""
             if not data:
+                self._consume(b"", final=True)
                 return
-            if self._marker in data:
-                data = data.replace(self._marker, b"")
-                self._synced.set()
+            self._consume(data)
+
+    def _consume(self, data: bytes, final: bool = False) -> None:
+        """Split markers out of the stream (one may straddle two reads), record and copy
+        the text, and only then tell waiting tail() calls how far the stream is drained."""
+        buf = self._carry + data
+        self._carry = b""
+        text: List[bytes] = []
+        drained = 0
+        while True:
+            at = buf.find(self._MARK)
+            if at < 0:
+                break
+            end = buf.find(b"\0", at + len(self._MARK))
+            if end < 0:
+                break
+            text.append(buf[:at])
+            number = buf[at + len(self._MARK):end]
+            drained = max(drained, int(number) if number.isdigit() else 0)
+            buf = buf[end + 1:]
+        if not final:
+            # keep back a possible beginning of a marker until the next read completes it
+            at = buf.find(self._MARK)
+            if at < 0:
+                at = buf.rfind(b"\0")
+                if at >= 0 and not self._MARK.startswith(buf[at:at + len(self._MARK)]):
+                    at = -1
+            if at >= 0:
+                buf, self._carry = buf[:at], buf[at:]
+        text.append(buf)
+        chunk = b"".join(text)
+        if chunk:
+            self._record(chunk)
             try:
-                if data:
-                    os.write(self._stderr_fd, data)
+                os.write(self._stderr_fd, chunk)
             except OSError:
                 pass
-            with self._lock:
-                lines = (self._partial + data).split(b"\n")
-                self._partial = lines.pop()[-4096:]
-                for line in lines:
-                    text = line.decode("utf-8", "replace").rstrip("\r")
-                    # progress bars redraw with \r: keep the last state of the line
-                    text = text.split("\r")[-1]
-                    if text.strip():
-                        self._tail.append(text[-500:])
+        if drained or final:
+            with self._cond:
+                self._drained = max(self._drained, drained)
+                if final:
+                    self._drained = max(self._drained, self._asked)
+                self._cond.notify_all()
+
+    def _record(self, chunk: bytes) -> None:
+        with self._cond:
+            lines = (self._partial + chunk).split(b"\n")
+            self._partial = lines.pop()[-4096:]
+            for line in lines:
+                text = line.decode("utf-8", "replace").rstrip("\r")
+                # progress bars redraw with \r: keep the last state of the line
+                text = text.split("\r")[-1]
+                if text.strip():
+                    self._tail.append(text[-500:])
 
     @property
     def original_stderr_fd(self) -> int:
         """The real stderr (fd 2 itself now feeds the tee), or 2 before start()."""
         return self._stderr_fd if self._stderr_fd >= 0 else 2
 
-    def tail(self, wait_s: float = 1.0) -> str:
-        """The last lines written to stdout/stderr so far (after the copier caught up)."""
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
+    def tail(self, wait_s: float = 2.0) -> str:
+        """The last lines written to stdout/stderr before this call, once the copier has
+        recorded all of them (Python's and C stdio's buffers are flushed first)."""
+        flush_all()
         if self._thread is not None and self._thread.is_alive():
-            self._synced.clear()
+            with self._cond:
+                self._asked += 1
+                number = self._asked
             try:
-                os.write(2, self._marker)
-                self._synced.wait(wait_s)
+                os.write(2, self._MARK + str(number).encode("ascii") + b"\0")
             except OSError:
-                pass
-        with self._lock:
+                number = 0
+            with self._cond:
+                self._cond.wait_for(lambda: self._drained >= number, wait_s)
+        with self._cond:
             lines = list(self._tail)
             if self._partial.strip():
                 lines.append(self._partial.decode("utf-8", "replace").split("\r")[-1])
         return "\n".join(lines)
+
+
+def flush_all() -> None:
+    """Flush Python's stdout/stderr and C stdio's buffers (a library's printf to a pipe
+    sits in a full buffer until then)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (ImportError, OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """While inside: whatever writes to fd 1 (a library's printf too) goes to stderr, so
+    stdout keeps only what the caller prints after."""
+    flush_all()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        flush_all()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def read_spec_line(fd: int = 0, limit: int = 16 * 1024 * 1024) -> Tuple[bytes, bytes]:

@@ -170,8 +170,11 @@ def librknnrt_version(root: str = "/") -> Optional[str]:
     """"2.3.0 (c949ad889d@2024-11-07T11:35:33)" from the bytes of librknnrt.so
     (what `strings librknnrt.so | grep "librknnrt version"` shows)."""
     lib = librknnrt_path(root)
-    if lib is None:
-        return None
+    return None if lib is None else librknnrt_file_version(lib)
+
+
+def librknnrt_file_version(lib: str) -> Optional[str]:
+    """The "librknnrt version: ..." string inside the library file at `lib`."""
     try:
         with open(lib, "rb") as fh:
             tail = b""

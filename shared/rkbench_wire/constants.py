@@ -1,9 +1,21 @@
 """Names and numbers both sides agree on."""
 
-PROTOCOL_VERSION = 1
+#: 2: backend rknnrt; RunSpec io_mode/profile_layers/profile_runs; Samples stages_ns;
+#: Result stage_stats/io_mode/timing_notes/profile; board info runtime_probe.
+PROTOCOL_VERSION = 2
 
 #: Backends the runner knows. "auto" lets the runner choose (the hello event says why).
-BACKENDS = ("auto", "rknnlite", "onnxruntime", "simulator")
+BACKENDS = ("auto", "rknnrt", "rknnlite", "onnxruntime", "simulator")
+
+#: How inputs and outputs reach the NPU (rknnrt): "copy" = rknn_inputs_set/rknn_outputs_get
+#: every iteration; "zero_copy" = buffers from rknn_create_mem bound once (rknn_set_io_mem).
+IO_MODES = ("copy", "zero_copy")
+
+#: Per-iteration stages a backend may time (Samples.stages_ns, Result.stage_stats), in ns:
+#: inputs_set (rknn_inputs_set, or the memcpy into the zero-copy buffer), run (rknn_run
+#: wall time), npu (RKNN_QUERY_PERF_RUN: the NPU's own time), outputs_get (rknn_outputs_get
+#: + rknn_outputs_release).
+STAGES = ("inputs_set", "run", "npu", "outputs_get")
 
 #: Core-mask names and the RKNNLite.NPU_CORE_* value each stands for.
 CORE_MASK_VALUES = {

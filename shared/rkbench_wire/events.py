@@ -1,7 +1,9 @@
 """Events the runner writes to stdout, one JSON object per line.
 
 Every line carries `"v": PROTOCOL_VERSION` and `"type"`. Arrays never travel inside
-JSON: outputs are .npy files on the board, named in the `result` event.
+JSON: outputs are .npy files on the board, named in the `result` event (as is the
+per-layer profile's text file). Decoding is strict: a missing required field, a
+field of the wrong type and an unknown field are all refused, naming the field.
 
 Order of a run:  hello, progress*, (samples* telemetry* result)+ per core mask, done
 On failure:      [hello,] progress*, error, done
@@ -14,10 +16,13 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Type, Union
 
 from . import _fields as f
-from .constants import PROTOCOL_VERSION
+from .constants import IO_MODES, PROTOCOL_VERSION, STAGES
 from .errors import ProtocolError
 from .spec import check_version
 from .stats import LatencyStats
+
+#: Keys of Result.memory["npu"] (RKNN_QUERY_MEM_SIZE) when the runtime answers.
+NPU_MEMORY_KEYS = ("weight_bytes", "internal_bytes", "dma_bytes", "sram_total_bytes", "sram_free_bytes")
 
 
 def _opt(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
@@ -61,6 +66,58 @@ def _opt_stats(value: Any, name: str) -> Optional[LatencyStats]:
     return None if value is None else _stats(value, name)
 
 
+def _stage_names(value: Any, name: str) -> Dict[str, Any]:
+    data = f.as_obj(value, name)
+    unknown = sorted(set(data) - set(STAGES))
+    if unknown:
+        raise ProtocolError("%s: unknown stage(s) %s (known: %s)" % (name, ", ".join(unknown), ", ".join(STAGES)))
+    return data
+
+
+def _stage_stats(value: Any, name: str) -> Dict[str, LatencyStats]:
+    data = _stage_names(value, name)
+    return {stage: _stats(stats, "%s.%s" % (name, stage)) for stage, stats in data.items()}
+
+
+def _opt_stages_ns(value: Any, name: str) -> Optional[Dict[str, List[int]]]:
+    if value is None:
+        return None
+    data = _stage_names(value, name)
+    return {stage: _int_list(values, "%s.%s" % (name, stage)) for stage, values in data.items()}
+
+
+def _opt_io_mode(value: Any, name: str) -> Optional[str]:
+    return None if value is None else f.as_choice(value, name, IO_MODES)
+
+
+def _npu_memory(value: Any, name: str) -> Dict[str, Any]:
+    data = f.as_obj(value, name)
+    npu = data.get("npu")
+    if npu is not None:
+        npu = f.as_obj(npu, name + ".npu")
+        if "unsupported" in npu:
+            f.as_str(npu["unsupported"], name + ".npu.unsupported")
+        else:
+            for key in NPU_MEMORY_KEYS:
+                f.as_int(f.get(npu, key, name + ".npu"), "%s.npu.%s" % (name, key), 0)
+    return data
+
+
+def _opt_profile(value: Any, name: str) -> Optional[Dict[str, Any]]:
+    if value is None:
+        return None
+    data = f.as_obj(value, name)
+    if "unsupported" in data:
+        f.as_str(data["unsupported"], name + ".unsupported")
+        return data
+    f.as_nonempty_str(f.get(data, "file", name), name + ".file")
+    f.as_int(f.get(data, "runs", name), name + ".runs", 1)
+    f.as_float(f.get(data, "seconds", name), name + ".seconds", 0.0)
+    f.as_int(f.get(data, "flags", name), name + ".flags", 0)
+    return data
+
+
+
 class Event:
     """Base of all events. Subclasses are dataclasses with a `type` class attribute."""
 
@@ -73,11 +130,19 @@ class Event:
             value = getattr(self, fld.name)
             if isinstance(value, LatencyStats):
                 value = value.to_dict()
+            elif isinstance(value, dict) and any(isinstance(v, LatencyStats) for v in value.values()):
+                value = {k: v.to_dict() if isinstance(v, LatencyStats) else v for k, v in value.items()}
             out[fld.name] = value
         return out
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "Event":
+        known = {fld.name for fld in fields(cls)} | {"v", "type"}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ProtocolError("%s: unknown field(s) %s (same protocol version but a newer runner? "
+                                "deploy the runner from the same rkbench release as the host)"
+                                % (cls.type, ", ".join(unknown)))
         kwargs: Dict[str, Any] = {}
         for fld in fields(cls):  # type: ignore[arg-type]
             name = "%s.%s" % (cls.type, fld.name)
@@ -134,15 +199,27 @@ class Progress(Event):
 @dataclass
 class Samples(Event):
     """A batch of raw per-iteration latencies in ns. `offset` is the index of the first
-    one within this core mask's run, so a receiver can tell a batch went missing."""
+    one within this core mask's run, so a receiver can tell a batch went missing.
+
+    stages_ns: null, or per-iteration stage times in ns for the same iterations, each
+      list aligned with latencies_ns (same length): {"inputs_set", "run", "npu",
+      "outputs_get"} or the subset the backend times (see constants.STAGES)."""
 
     type: ClassVar[str] = "samples"
     core_mask: Optional[str]
     offset: int
     latencies_ns: List[int]
+    stages_ns: Optional[Dict[str, List[int]]] = None
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
         "core_mask": f.as_opt_str, "offset": f.as_int, "latencies_ns": _int_list,
+        "stages_ns": _opt_stages_ns,
     }
+
+    def __post_init__(self) -> None:
+        for stage, values in (self.stages_ns or {}).items():
+            if len(values) != len(self.latencies_ns):
+                raise ProtocolError("samples.stages_ns.%s: %d values for %d latencies (each stage list is "
+                                    "aligned with latencies_ns)" % (stage, len(values), len(self.latencies_ns)))
 
 
 @dataclass
@@ -173,9 +250,21 @@ class Result(Event):
     counts: {"warmup": n, "runs": n, "distinct_inputs": n}; warmup is at least the number
       of distinct inputs: each is run once (and checked) before timing.
     elapsed_s: wall time of the timed loop; load_s: time to load/init the model.
-    stats: latency of the timed loop (ms). npu_stats: NPU-only time where the
-      backend exposes it, else null.
-    memory: {"after_load": {"vm_hwm_kb", "vm_rss_kb"}, "after_runs": {...}, "npu": {...} | null}
+    stats: latency of the timed loop (ms), end to end. npu_stats: NPU-only time where the
+      backend exposes it (rknnrt: RKNN_QUERY_PERF_RUN per iteration), else null.
+    stage_stats: {stage: stats} for the stages the backend timed per iteration (see
+      constants.STAGES; the raw values came in Samples.stages_ns), else {}.
+    io_mode: "copy" | "zero_copy" for the NPU backends, null where it does not apply.
+    timing_notes: what the figures include and what cannot be known with this backend.
+    memory: {"after_load": {"vm_hwm_kb", "vm_rss_kb"}, "after_runs": {...}, "npu": NPU}
+      NPU = null (no NPU backend) | {"weight_bytes", "internal_bytes", "dma_bytes",
+      "sram_total_bytes", "sram_free_bytes"} (RKNN_QUERY_MEM_SIZE, queried outside the
+      timed loop) | {"unsupported": reason}
+    profile: null (not asked) | {"file": path on the board of the raw PERF_DETAIL text,
+      "runs": n, "seconds": s, "flags": rknn_init flags} | {"unsupported": reason}
+    versions: what the backend reported once loaded (rknnrt: "api_version" and
+      "drv_version" from RKNN_QUERY_SDK_VERSION, "librknnrt" from the .so file,
+      "librknnrt_path"; rknnlite: "sdk"), {} when it tells nothing more than hello did
     outputs: [{"sample": i, "files": [{"path", "name", "shape", "dtype"}]}]
     inputs: [{"name", "shape", "dtype", "data_format"}] as fed to the backend
     input_conversion: {"seconds": s, "steps": [...]} when inputs had to be converted
@@ -199,13 +288,19 @@ class Result(Event):
     outputs: List[Dict[str, Any]] = field(default_factory=list)
     inputs: List[Dict[str, Any]] = field(default_factory=list)
     input_conversion: Optional[Dict[str, Any]] = None
+    stage_stats: Dict[str, LatencyStats] = field(default_factory=dict)
+    io_mode: Optional[str] = None
+    timing_notes: List[str] = field(default_factory=list)
+    profile: Optional[Dict[str, Any]] = None
+    versions: Dict[str, Optional[str]] = field(default_factory=dict)
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
         "core_mask": f.as_opt_str, "backend": f.as_str, "counts": f.as_obj, "stats": _stats,
         "core_mask_applicable": f.as_bool, "elapsed_s": f.as_float, "load_s": f.as_opt_float,
         "stopped_by": f.as_str,
-        "npu_stats": _opt_stats, "memory": f.as_obj, "throttled": f.as_bool,
+        "npu_stats": _opt_stats, "memory": _npu_memory, "throttled": f.as_bool,
         "throttle_reasons": _str_list, "outputs": _obj_list, "inputs": _obj_list,
-        "input_conversion": f.as_opt_obj,
+        "input_conversion": f.as_opt_obj, "stage_stats": _stage_stats, "io_mode": _opt_io_mode,
+        "timing_notes": _str_list, "profile": _opt_profile, "versions": f.as_obj,
     }
 
 

@@ -3,7 +3,12 @@
 Keys (values null where the board does not tell):
   v, type="board_info", runner_version, soc, soc_compatible, npu_cores, kernel, os,
   python, numpy, rknn_toolkit_lite2, librknnrt, npu_driver, npu_devfreq, cpufreq,
-  temperatures_c, memory, cache_dir, disk_free_bytes, backends
+  temperatures_c, memory, cache_dir, disk_free_bytes, backends, runtime_probe
+
+librknnrt is the version string inside the .so file. runtime_probe is what the runtime
+itself says: {"model", "api_version", "drv_version", "source", "error"}; without
+`info --probe-model MODEL.rknn` model/api/drv are null and source says the version
+comes from the .so file only; with a model that fails to init, error says why.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ BOARD_INFO_TYPE = "board_info"
 BOARD_INFO_KEYS = (
     "runner_version", "soc", "soc_compatible", "npu_cores", "kernel", "os", "python", "numpy",
     "rknn_toolkit_lite2", "librknnrt", "npu_driver", "npu_devfreq", "cpufreq",
-    "temperatures_c", "memory", "cache_dir", "disk_free_bytes", "backends",
+    "temperatures_c", "memory", "cache_dir", "disk_free_bytes", "backends", "runtime_probe",
 )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from . import _fields as f
-from .constants import BACKENDS, CORE_MASKS, DATA_FORMATS, PROTOCOL_VERSION
+from .constants import BACKENDS, CORE_MASKS, DATA_FORMATS, IO_MODES, PROTOCOL_VERSION
 from .errors import ProtocolError
 
 DEFAULT_LOCK_PATH = "~/.cache/rkbench/board.lock"
@@ -71,7 +71,7 @@ class BuildRecipe:
 
 @dataclass
 class ModelRef:
-    """Paths on the board: the .rknn (rknnlite), the source .onnx (onnxruntime, simulator)."""
+    """Paths on the board: the .rknn (rknnrt, rknnlite), the source .onnx (onnxruntime, simulator)."""
 
     rknn: Optional[str] = None
     onnx: Optional[str] = None
@@ -98,7 +98,14 @@ class ModelRef:
 
 @dataclass
 class RunSpec:
-    """One run: a model, its inputs, how long to measure, where to put outputs."""
+    """One run: a model, its inputs, how long to measure, where to put outputs.
+
+    io_mode: "copy" (default) or "zero_copy" (backend rknnrt only: NPU buffers from
+      rknn_create_mem bound once; each timed iteration copies the input into its buffer).
+    profile_layers: after the timed loop of each core mask, a separate profiling pass
+      (a context inited with RKNN_FLAG_COLLECT_PERF_MASK, profile_runs runs) saves the
+      runtime's per-layer table (PERF_DETAIL) in output_dir; never inside the timed loop.
+    """
 
     model: ModelRef
     inputs: List[List[str]]
@@ -119,6 +126,9 @@ class RunSpec:
     #: CPU threads for CPU backends (onnxruntime); 0 = the backend's default (all cores).
     #: A fixed count keeps a CPU baseline steady when the host shares the cores.
     cpu_threads: int = 0
+    io_mode: str = "copy"
+    profile_layers: bool = False
+    profile_runs: int = 3
 
     def __post_init__(self) -> None:
         self.validate()
@@ -174,8 +184,13 @@ class RunSpec:
         f.as_nonempty_str(self.lock_path, "lock_path")
         f.as_float(self.lock_timeout_s, "lock_timeout_s", 0.0)
         f.as_int(self.cpu_threads, "cpu_threads", 0)
-        if self.backend == "rknnlite" and not self.model.rknn:
-            raise ProtocolError("model.rknn: required for backend 'rknnlite'")
+        f.as_choice(self.io_mode, "io_mode", IO_MODES)
+        if self.io_mode == "zero_copy" and self.backend not in ("auto", "rknnrt"):
+            raise ProtocolError("io_mode: 'zero_copy' needs backend 'rknnrt' (or 'auto'), not %r" % self.backend)
+        f.as_bool(self.profile_layers, "profile_layers")
+        f.as_int(self.profile_runs, "profile_runs", 1)
+        if self.backend in ("rknnrt", "rknnlite") and not self.model.rknn:
+            raise ProtocolError("model.rknn: required for backend %r" % self.backend)
         if self.backend == "onnxruntime" and not self.model.onnx:
             raise ProtocolError("model.onnx: required for backend 'onnxruntime'")
         if self.backend == "simulator" and not (self.model.onnx and self.model.build_recipe):
@@ -203,6 +218,9 @@ class RunSpec:
             "lock_path": self.lock_path,
             "lock_timeout_s": self.lock_timeout_s,
             "cpu_threads": self.cpu_threads,
+            "io_mode": self.io_mode,
+            "profile_layers": self.profile_layers,
+            "profile_runs": self.profile_runs,
         }
 
     def to_json(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import pytest
@@ -13,7 +13,7 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from device_testing import INPUT_SHAPE, make_tiny_classifier  # noqa: E402
+from device_testing import INPUT_SHAPE, build_tiny_rknn, make_tiny_classifier  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def base_spec(model_dir: Path, tmp_path: Path) -> Dict[str, Any]:
     """A run spec (as the JSON dict the host sends) for onnxruntime, short timings."""
     return {
-        "v": 1,
+        "v": 2,
         "model": {"rknn": None, "onnx": str(model_dir / "tiny.onnx"), "build_recipe": None},
         "inputs": [[str(model_dir / ("input_%d.npy" % i))] for i in range(3)],
         "output_dir": str(tmp_path / "out"),
@@ -52,3 +52,36 @@ def base_spec(model_dir: Path, tmp_path: Path) -> Dict[str, Any]:
         "lock_path": str(tmp_path / "board.lock"),
         "lock_timeout_s": 5.0,
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_rknn(model_dir: Path):
+    """tiny_rknn("rk3588") -> the tiny model built by the real rknn-toolkit2 for that SoC
+    (cached, see device_testing.build_tiny_rknn). Skips without the toolkit."""
+    import importlib.util
+
+    if importlib.util.find_spec("rknn") is None:
+        pytest.skip("rknn-toolkit2 is not installed: no .rknn to run")
+    built: Dict[str, Path] = {}
+
+    def get(soc: str) -> Path:
+        if soc not in built:
+            built[soc] = build_tiny_rknn(model_dir, soc)
+        return built[soc]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def standin():
+    """The x86_64 stand-in librknnrt.so (tests/standins/librknnrt, NOT the vendor runtime):
+    standin() for the current runtime, standin("old", "1.6.0") for an older one."""
+    from tests.standins.librknnrt import StandinBuildError, build_standin
+
+    def get(variant: str = "current", version: Optional[str] = None) -> Path:
+        try:
+            return build_standin(None, variant, **({"version": version} if version else {}))
+        except StandinBuildError as exc:
+            pytest.skip("stand-in librknnrt cannot be built here: %s" % exc)
+
+    return get

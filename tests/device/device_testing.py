@@ -5,6 +5,7 @@ stdin kept open, events read from stdout)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ SHARED = REPO / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FAKES = Path(__file__).resolve().parent / "fakes"
 
-for _p in (str(DEVICE), str(SHARED)):
+for _p in (str(DEVICE), str(SHARED), str(REPO)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
@@ -60,6 +61,45 @@ def make_tiny_classifier(path: Path) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def test_cache_dir() -> Path:
+    """~/.cache/rkbench-test (or $RKBENCH_TEST_CACHE): built models kept between runs."""
+    base = os.environ.get("RKBENCH_TEST_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rkbench-test")
+    return Path(base)
+
+
+_BUILD_RKNN = (
+    "import sys\n"
+    "from rknn.api import RKNN\n"
+    "r = RKNN(verbose=False)\n"
+    "r.config(mean_values=[[0,0,0]], std_values=[[1,1,1]], target_platform=sys.argv[3])\n"
+    "assert r.load_onnx(model=sys.argv[1]) == 0\n"
+    "assert r.build(do_quantization=True, dataset=sys.argv[4]) == 0\n"
+    "assert r.export_rknn(sys.argv[2]) == 0\n"
+)
+
+
+def build_tiny_rknn(model_dir: Path, soc: str) -> Path:
+    """The tiny classifier built by the real rknn-toolkit2 (int8) for `soc`, cached under
+    test_cache_dir()/rknn/ by the ONNX bytes, calibration data and toolkit version."""
+    from importlib import metadata
+
+    digest = hashlib.sha256()
+    digest.update((model_dir / "tiny.onnx").read_bytes())
+    for line in (model_dir / "dataset.txt").read_text().split():
+        digest.update(Path(line).read_bytes())
+    digest.update((soc + metadata.version("rknn-toolkit2") + _BUILD_RKNN).encode())
+    target = test_cache_dir() / "rknn" / digest.hexdigest()[:16] / ("tiny_%s.rknn" % soc)
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        subprocess.run([sys.executable, "-c", _BUILD_RKNN, str(model_dir / "tiny.onnx"), str(partial), soc,
+                        str(model_dir / "dataset.txt")],
+                       check=True, env=runner_env(), capture_output=True, timeout=600, cwd=str(partial.parent))
+        partial.replace(target)
+    return target
 
 
 def runner_env(extra_paths: Sequence[Path] = (), **env: str) -> Dict[str, str]:

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
-from rkbench_wire import decode_board_info, decode_event
+from rkbench_wire import PROTOCOL_VERSION, decode_board_info, decode_event
 
 from device_testing import DEVICE, SHARED, runner_env
 
@@ -82,7 +82,7 @@ def test_board_info_and_run(board, model_dir, tmp_path):
     assert facts["soc"], "no Rockchip SoC in /proc/device-tree/compatible: %s" % facts["soc_compatible"]
     assert facts["npu_cores"] in (1, 2, 3)
 
-    spec = {"v": 1, "warmup": 5, "min_runs": 50, "min_seconds": 1.0, "max_seconds": 30.0,
+    spec = {"v": PROTOCOL_VERSION, "warmup": 5, "min_runs": 50, "min_seconds": 1.0, "max_seconds": 30.0,
             "output_dir": posixpath.join(remote, "out"), "telemetry_interval_s": 0.5,
             "lock_path": posixpath.join(remote, "board.lock")}
     x = np.load(model_dir / "input_0.npy")

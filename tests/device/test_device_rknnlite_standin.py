@@ -183,6 +183,38 @@ def test_runner_reports_init_failure_with_stderr_tail(base_spec, rknn_file, tmp_
     assert "failed to open rknpu module" in (error.detail or "")
 
 
+def test_rknnlite_npu_time_from_the_internal_run_perf_and_notes(base_spec, rknn_file, tmp_path):
+    spec = rknn_spec(base_spec, rknn_file, tmp_path, ["auto"])
+    out = run_runner(spec, tmp_path, args=["--root", str(FIXTURES / "rk3588")],
+                     env=fake_env(tmp_path, FAKE_RKNNLITE_DELAY_S="0.002"))
+    assert out.returncode == 0, out.dump()
+    result = out.one("result")
+    assert result.io_mode == "copy" and result.profile is None
+    npu = [v for batch in out.of("samples") for v in batch.stages_ns["npu"]]
+    assert npu == [2_000_000] * result.counts["runs"]  # the fake's 2000 us, one per timed iteration
+    assert result.npu_stats.p50_ms == 2.0 and set(result.stage_stats) == {"npu"}
+    notes = "\n".join(result.timing_notes)
+    assert "all happen inside RKNNLite.inference()" in notes and "want_float=1" in notes
+    assert "internal RKNNLite.rknn_runtime.get_run_perf()" in notes and "not a public API" in notes
+    assert result.memory["npu"] is None
+
+
+def test_rknnlite_without_internal_runtime_says_no_npu_time(base_spec, rknn_file, tmp_path):
+    spec = rknn_spec(base_spec, rknn_file, tmp_path, ["auto"])
+    spec.update(data_format=["nchw"], profile_layers=True)
+    np.save(tmp_path / "nhwc.npy", np.zeros((1, 3, 16, 16), np.float32))
+    out = run_runner(spec, tmp_path, args=["--root", str(FIXTURES / "rk3588")],
+                     env=fake_env(tmp_path, FAKE_RKNNLITE_NO_RUN_PERF="1"))
+    assert out.returncode == 0, out.dump()
+    result = out.one("result")
+    assert result.npu_stats is None and result.stage_stats == {}
+    assert all(batch.stages_ns is None for batch in out.of("samples"))
+    notes = "\n".join(result.timing_notes)
+    assert "no NPU time: rknn-toolkit-lite2" in notes and "has no internal RKNNLite.rknn_runtime.get_run_perf()" in notes
+    assert "'nchw' inputs are transposed to NHWC in Python inside inference()" in notes
+    assert result.profile == {"unsupported": "backend rknnlite has no per-layer NPU profile (use backend rknnrt)"}
+
+
 def test_auto_skips_rknnlite_without_librknnrt(base_spec, tmp_path):
     # rknnlite importable (the fake) but no librknnrt.so under this root: onnxruntime is chosen
     spec = dict(base_spec, backend="auto", min_runs=3, min_seconds=0.0, save_outputs=False)

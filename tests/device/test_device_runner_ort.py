@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rkbench_wire import summarize_ns
+from rkbench_wire import PROTOCOL_VERSION, summarize_ns
 
 from device_testing import FIXTURES, latencies, run_runner
 
@@ -34,7 +34,7 @@ def test_onnxruntime_end_to_end(base_spec, model_dir, tmp_path):
     hello = out.one("hello")
     assert hello.backend == "onnxruntime" and "asked for" in hello.backend_reason
     assert hello.backend_versions["onnxruntime"]
-    assert hello.protocol_version == 1 and hello.numpy == np.__version__
+    assert hello.protocol_version == PROTOCOL_VERSION == 2 and hello.numpy == np.__version__
 
     result = out.one("result")
     assert result.backend == "onnxruntime"
@@ -168,7 +168,7 @@ def test_failures_become_error_events(base_spec, tmp_path, change, kind, text):
 
 
 @pytest.mark.parametrize("line, expect", [
-    (lambda s: dict(s, v=2), "run spec.v: protocol version 2 is not supported"),
+    (lambda s: dict(s, v=1), "run spec.v: protocol version 1 is not supported"),
     (lambda s: dict(s, min_runs="many"), "min_runs: expected an integer"),
     (lambda s: "this is not json", "not valid JSON"),
 ])

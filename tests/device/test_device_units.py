@@ -149,3 +149,18 @@ def test_unexpected_exception_becomes_internal_error_event(tmp_path: Path, base_
     lock = BoardLock(spec.lock_path)
     lock.acquire(0.0)  # released by the failed run
     lock.release()
+
+
+def test_measure_passes_on_what_it_measured_when_a_call_fails():
+    count = {"n": 0}
+
+    def flaky():
+        count["n"] += 1
+        if count["n"] == 8:
+            raise RuntimeError("rknn_run returned -2")
+
+    batches = []
+    with pytest.raises(RuntimeError, match="-2"):
+        measure([flaky], min_runs=100, min_seconds=10, max_runs=1000, max_seconds=10,
+                on_batch=lambda off, b: batches.append((off, list(b))), batch_interval_s=100)
+    assert [(off, len(b)) for off, b in batches] == [(0, 7)]

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from rkbench_wire import (
+    BACKENDS,
     EVENT_TYPES,
+    IO_MODES,
     PROTOCOL_VERSION,
+    STAGES,
     BuildRecipe,
     Done,
     Error,
@@ -33,7 +36,7 @@ from rkbench_wire import (
 
 def spec_dict():
     return {
-        "v": 1,
+        "v": PROTOCOL_VERSION,
         "model": {
             "rknn": "/b/m.rknn",
             "onnx": "/b/m.onnx",
@@ -49,6 +52,15 @@ def spec_dict():
         "core_masks": ["auto", "0_1"],
         "data_format": ["nhwc", None],
     }
+
+
+def test_run_spec_v2_fields():
+    spec = RunSpec.from_dict(spec_dict())
+    assert (spec.io_mode, spec.profile_layers, spec.profile_runs) == ("copy", False, 3)
+    data = dict(spec_dict(), backend="rknnrt", io_mode="zero_copy", profile_layers=True, profile_runs=5)
+    again = RunSpec.from_json(RunSpec.from_dict(data).to_json())
+    assert (again.backend, again.io_mode, again.profile_layers, again.profile_runs) == ("rknnrt", "zero_copy", True, 5)
+    assert "rknnrt" in BACKENDS and IO_MODES == ("copy", "zero_copy")
 
 
 def test_run_spec_round_trip_keeps_every_field():
@@ -94,6 +106,11 @@ def test_run_spec_round_trip_keeps_every_field():
         (lambda d: d["model"]["build_recipe"]["build"].update(dataset=None), "model.build_recipe.build.dataset"),
         (lambda d: d["model"]["build_recipe"]["load"].update(kind="tflite"), "model.build_recipe.load.kind"),
         (lambda d: d.update(backend="rknnlite", model={"onnx": "/m.onnx"}), "model.rknn"),
+        (lambda d: d.update(backend="rknnrt", model={"onnx": "/m.onnx"}), "model.rknn"),
+        (lambda d: d.update(io_mode="zero-copy"), "io_mode"),
+        (lambda d: d.update(io_mode="zero_copy", backend="rknnlite"), "io_mode: 'zero_copy' needs backend 'rknnrt'"),
+        (lambda d: d.update(profile_layers="yes"), "profile_layers"),
+        (lambda d: d.update(profile_runs=0), "profile_runs"),
     ],
 )
 def test_run_spec_rejects_bad_fields_naming_them(mutate, field):
@@ -104,7 +121,7 @@ def test_run_spec_rejects_bad_fields_naming_them(mutate, field):
     assert field in str(info.value)
 
 
-@pytest.mark.parametrize("version", [0, 2, 99, "1", None])
+@pytest.mark.parametrize("version", [0, 1, 99, "2", None])
 def test_run_spec_rejects_other_protocol_versions(version):
     data = spec_dict()
     data["v"] = version
@@ -142,6 +159,12 @@ def all_events():
         ),
         Progress(stage="load", message="loading"),
         Samples(core_mask="0_1", offset=10, latencies_ns=[1, 2, 3]),
+        Samples(
+            core_mask="0",
+            offset=0,
+            latencies_ns=[10, 20],
+            stages_ns={"inputs_set": [1, 2], "run": [7, 15], "npu": [6, 14], "outputs_get": [1, 2]},
+        ),
         Telemetry(
             timestamp=1.5,
             npu_load_pct=[21, 11, 0],
@@ -161,6 +184,37 @@ def all_events():
             outputs=[{"sample": 0, "files": []}],
             load_s=0.5,
         ),
+        Result(
+            core_mask="0_1",
+            backend="rknnrt",
+            counts={"warmup": 3, "runs": 3, "distinct_inputs": 1},
+            stats=stats,
+            npu_stats=stats,
+            stage_stats={"run": stats, "npu": stats},
+            io_mode="zero_copy",
+            timing_notes=["zero-copy: ..."],
+            memory={
+                "after_load": None,
+                "after_runs": None,
+                "npu": {
+                    "weight_bytes": 1,
+                    "internal_bytes": 2,
+                    "dma_bytes": 3,
+                    "sram_total_bytes": 0,
+                    "sram_free_bytes": 0,
+                },
+            },
+            profile={"file": "/b/out/perf_detail.txt", "runs": 3, "seconds": 0.2, "flags": 8},
+        ),
+        Result(
+            core_mask=None,
+            backend="rknnlite",
+            counts={},
+            stats=stats,
+            io_mode="copy",
+            memory={"npu": {"unsupported": "rknn_query(RKNN_QUERY_MEM_SIZE) returned -5 ..."}},
+            profile={"unsupported": "backend rknnlite has no per-layer NPU profile"},
+        ),
         Error(kind="board_busy", message="busy", detail="tail"),
         Done(ok=True, exit_code=0, results=1),
     ]
@@ -168,7 +222,7 @@ def all_events():
 
 def test_every_event_type_round_trips():
     events = all_events()
-    assert sorted(e.type for e in events) == sorted(EVENT_TYPES)
+    assert sorted(set(e.type for e in events)) == sorted(EVENT_TYPES)
     for event in events:
         line = encode_event(event)
         assert "\n" not in line
@@ -178,7 +232,7 @@ def test_every_event_type_round_trips():
         assert decode_event(line.encode()) == event
 
 
-@pytest.mark.parametrize("version", [2, 0, "1"])
+@pytest.mark.parametrize("version", [1, 0, 3, "2"])
 def test_decoder_rejects_unknown_versions(version):
     data = json.loads(encode_event(Done(ok=True, exit_code=0)))
     data["v"] = version
@@ -191,14 +245,14 @@ def test_decoder_rejects_unknown_versions(version):
 
 def test_decoder_rejects_unknown_types_and_bad_fields():
     with pytest.raises(ProtocolError, match="unknown event type 'reboot'"):
-        decode_event('{"v": 1, "type": "reboot"}')
+        decode_event('{"v": 2, "type": "reboot"}')
     with pytest.raises(ProtocolError, match=r"samples\.latencies_ns: missing"):
-        decode_event('{"v": 1, "type": "samples", "core_mask": null, "offset": 0}')
+        decode_event('{"v": 2, "type": "samples", "core_mask": null, "offset": 0}')
     with pytest.raises(ProtocolError, match=r"samples\.latencies_ns\[1\]"):
-        decode_event('{"v": 1, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1, "2"]}')
+        decode_event('{"v": 2, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1, "2"]}')
     with pytest.raises(ProtocolError, match=r"result\.stats\.p99_ms: missing"):
         decode_event(
-            '{"v": 1, "type": "result", "core_mask": null, "backend": "x", "counts": {},'
+            '{"v": 2, "type": "result", "core_mask": null, "backend": "x", "counts": {},'
             ' "stats": {"n": 1, "min_ms": 1, "mean_ms": 1, "std_ms": 0, "p50_ms": 1, "p90_ms": 1,'
             ' "max_ms": 1}}'
         )
@@ -206,6 +260,51 @@ def test_decoder_rejects_unknown_types_and_bad_fields():
         decode_event("Loading model... done")
     with pytest.raises(ProtocolError, match="expected a JSON object"):
         decode_event("[1, 2]")
+
+
+def _result_line(**changes):
+    data = json.loads(encode_event(all_events()[6]))
+    data.update(changes)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        (
+            '{"v": 2, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1, 2],'
+            ' "stages_ns": {"run": [1]}}',
+            r"samples\.stages_ns\.run: 1 values for 2 latencies",
+        ),
+        (
+            '{"v": 2, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1],'
+            ' "stages_ns": {"decode": [1]}}',
+            r"samples\.stages_ns: unknown stage\(s\) decode",
+        ),
+        (
+            '{"v": 2, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1],'
+            ' "stages_ns": {"npu": [1.5]}}',
+            r"samples\.stages_ns\.npu\[0\]",
+        ),
+        ('{"v": 2, "type": "done", "ok": true, "exit_code": 0, "surprise": 1}', r"done: unknown field\(s\) surprise"),
+        (_result_line(io_mode="dma"), r"result\.io_mode"),
+        (_result_line(stage_stats={"run": {"n": 1}}), r"result\.stage_stats\.run\.min_ms: missing"),
+        (_result_line(profile={"runs": 3, "seconds": 1.0, "flags": 8}), r"result\.profile\.file: missing"),
+        (_result_line(profile={"file": "/p", "runs": 0, "seconds": 1.0, "flags": 8}), r"result\.profile\.runs"),
+        (_result_line(memory={"npu": {"weight_bytes": 1}}), r"result\.memory\.npu\.internal_bytes: missing"),
+        (_result_line(memory={"npu": {"unsupported": 5}}), r"result\.memory\.npu\.unsupported"),
+        (_result_line(timing_notes="one"), r"result\.timing_notes"),
+    ],
+)
+def test_v2_fields_are_checked(line, field):
+    with pytest.raises(ProtocolError, match=field):
+        decode_event(line)
+
+
+def test_stages_are_the_documented_ones():
+    assert STAGES == ("inputs_set", "run", "npu", "outputs_get")
+    with pytest.raises(ProtocolError, match="aligned"):
+        Samples(core_mask=None, offset=0, latencies_ns=[1, 2], stages_ns={"npu": [1]})
 
 
 def test_board_info_envelope_is_versioned():
@@ -231,16 +330,17 @@ def test_board_info_envelope_is_versioned():
                 "cache_dir",
                 "disk_free_bytes",
                 "backends",
+                "runtime_probe",
             )
         }
     )
     assert decode_board_info(line)["type"] == "board_info"
     data = json.loads(line)
-    data["v"] = 2
+    data["v"] = 1
     with pytest.raises(ProtocolError, match=r"board info\.v"):
         decode_board_info(json.dumps(data))
     del data["v"], data["soc"]
-    data["v"] = 1
+    data["v"] = PROTOCOL_VERSION
     with pytest.raises(ProtocolError, match=r"board info\.soc: missing"):
         decode_board_info(json.dumps(data))
 

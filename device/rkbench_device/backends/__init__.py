@@ -16,10 +16,14 @@ from ..sysfs import librknnrt_path
 from ..versions import module_found
 from .base import Backend, Prepared, TensorInfo
 
-__all__ = ["Availability", "Backend", "Prepared", "TensorInfo", "availability", "backend_versions",
-           "choose_backend", "create_backend"]
+__all__ = ["Availability", "Backend", "Prepared", "TensorInfo", "RKNN_MODEL_BACKENDS", "availability",
+           "backend_versions", "choose_backend", "create_backend"]
+
+#: Backends that run the .rknn (the others run the .onnx).
+RKNN_MODEL_BACKENDS = ("rknnrt", "rknnlite")
 
 _HINTS = {
+    "rknnrt": "",  # its reasons carry the fix already
     "rknnlite": "run `rkbench provision` to install rknn-toolkit-lite2 and librknnrt on the board",
     "onnxruntime": "run `rkbench provision` to install onnxruntime on the board",
     "simulator": "install rknn-toolkit2 on this host (pip install 'rkbench[toolkit]')",
@@ -34,8 +38,13 @@ class Availability:
 
 
 def availability(root: str = "/") -> Dict[str, Availability]:
-    """Which backends could run here, and why (or why not). Nothing is imported."""
+    """Which backends could run here, and why (or why not). No backend library is imported;
+    librknnrt is loaded (dlopen, no model run) to tell whether the rknnrt backend can work."""
+    from .rknnrt_backend import probe as probe_librknnrt
+
     out = {}
+    loads, why = probe_librknnrt(root)
+    out["rknnrt"] = Availability("rknnrt", loads, why)
     lib = librknnrt_path(root)
     if not module_found("rknnlite"):
         out["rknnlite"] = Availability("rknnlite", False, "the rknnlite package (rknn-toolkit-lite2) is not installed")
@@ -56,19 +65,22 @@ def availability(root: str = "/") -> Dict[str, Availability]:
 
 
 def choose_backend(spec: RunSpec, root: str = "/") -> Tuple[str, str]:
-    """(backend name, why). Auto: rknnlite if importable with librknnrt present and a
-    .rknn given; else the simulator if rknn.api is here and an .onnx + build recipe are
-    given; else onnxruntime if importable and an .onnx is given."""
+    """(backend name, why). Auto: rknnrt if librknnrt loads and a .rknn is given; else
+    rknnlite if importable with librknnrt present and a .rknn given; else the simulator
+    if rknn.api is here and an .onnx + build recipe are given; else onnxruntime if
+    importable and an .onnx is given."""
     avail = availability(root)
     model = spec.model
     if spec.backend != "auto":
         state = avail[spec.backend]
         if not state.available:
-            raise RunnerError(ERR_BACKEND_MISSING, "backend %s was asked for but %s: %s"
-                              % (spec.backend, state.reason, _HINTS[spec.backend]))
+            hint = _HINTS[spec.backend]
+            raise RunnerError(ERR_BACKEND_MISSING, "backend %s was asked for but %s%s"
+                              % (spec.backend, state.reason, ": " + hint if hint else ""))
         return spec.backend, "asked for by the run spec (%s)" % state.reason
     why_not: List[str] = []
     for name, needs, missing in (
+        ("rknnrt", bool(model.rknn), "no model.rknn in the spec"),
         ("rknnlite", bool(model.rknn), "no model.rknn in the spec"),
         ("simulator", bool(model.onnx and model.build_recipe), "no model.onnx + build_recipe in the spec"),
         ("onnxruntime", bool(model.onnx), "no model.onnx in the spec"),
@@ -76,7 +88,9 @@ def choose_backend(spec: RunSpec, root: str = "/") -> Tuple[str, str]:
         state = avail[name]
         if state.available and needs:
             skipped = ("; not " + "; not ".join(why_not)) if why_not else ""
-            return name, "auto: %s%s" % (state.reason, skipped)
+            chosen = ("the C API backend (NPU time, per-layer profile, NPU memory; "
+                      "--backend rknnlite measures the vendor's Python path): " if name == "rknnrt" else "")
+            return name, "auto: %s%s%s" % (chosen, state.reason, skipped)
         why_not.append("%s (%s)" % (name, state.reason if not state.available else missing))
     raise RunnerError(ERR_BACKEND_MISSING,
                       "no backend can run this model here: %s. %s"
@@ -84,6 +98,10 @@ def choose_backend(spec: RunSpec, root: str = "/") -> Tuple[str, str]:
 
 
 def create_backend(name: str) -> Backend:
+    if name == "rknnrt":
+        from .rknnrt_backend import RknnRtBackend
+
+        return RknnRtBackend()
     if name == "rknnlite":
         from .rknnlite_backend import RknnLiteBackend
 
@@ -101,6 +119,10 @@ def create_backend(name: str) -> Backend:
 
 def backend_versions(name: str, root: str = "/") -> Dict[str, Optional[str]]:
     """Versions that matter for the chosen backend, read without importing it."""
+    if name == "rknnrt":
+        from .rknnrt_backend import versions as rknnrt_versions
+
+        return rknnrt_versions(root)
     if name == "rknnlite":
         from .rknnlite_backend import versions as rknnlite_versions
 

@@ -37,23 +37,32 @@ class Prepared:
 
 class Backend:
     """load(model, core_mask) / info() / prepare(arrays) / infer(feed) -> outputs /
-    bind(feed) -> call / perf() / memory() / close().
+    bind(feed) -> call / perf() / memory() / close(), plus, for the timed loop's
+    accounting: start_timing() / stage_samples(start, end) / timing_notes(), and
+    profile(feed, runs) for a per-layer pass outside the timed loop.
 
     `bind` returns a zero-argument callable that runs one inference on a prepared
     feed with as little Python in between as possible: the timed loop calls it.
+    The runner sets `root`, `npu_cores`, `cpu_threads` and `io_mode` before load().
     """
 
     name = ""
     #: Whether NPU core masks mean anything for this backend.
     uses_core_mask = False
+    #: Whether io_mode "zero_copy" (NPU buffers bound once, rknn_set_io_mem) is possible.
+    supports_zero_copy = False
 
     def __init__(self) -> None:
         self.core_mask: Optional[str] = None
-        #: NPU cores of the SoC when known; only the rknnlite backend uses it.
+        #: NPU cores of the SoC when known; the NPU backends skip core masks on single-core SoCs.
         self.npu_cores: Optional[int] = None
         self.data_format: List[Optional[str]] = []
         #: CPU threads for CPU backends; 0 = the backend's default.
         self.cpu_threads = 0
+        #: Root of the board's file tree (the runner's --root), where libraries are looked for.
+        self.root = "/"
+        #: "copy" (the default) or "zero_copy" (only where supports_zero_copy).
+        self.io_mode = "copy"
 
     def load(self, model: ModelRef, core_mask: Optional[str] = None,
              data_format: Sequence[Optional[str]] = ()) -> None:
@@ -72,13 +81,30 @@ class Backend:
     def bind(self, feed: Any) -> Callable[[], Any]:
         return functools.partial(self.infer, feed)
 
+    def start_timing(self) -> None:
+        """Called right before the timed loop: per-iteration records start from zero here."""
+
+    def stage_samples(self, start: int, end: int) -> Optional[Dict[str, List[int]]]:
+        """Per-iteration stage times in ns for timed iterations [start, end), aligned with the
+        loop's latencies ({"inputs_set": [...], "run": [...], "npu": [...], ...}), or None."""
+        return None
+
+    def timing_notes(self) -> List[str]:
+        """What the figures of this backend include, and what cannot be known with it."""
+        return []
+
     def perf(self) -> Optional[Dict[str, Any]]:
-        """NPU-only timing where the backend exposes it (none of the Python APIs do today)."""
+        """{"npu_ns": [...]}: NPU-only time per timed iteration where the backend exposes it."""
         return None
 
     def memory(self) -> Optional[Dict[str, Any]]:
-        """NPU/accelerator memory where the backend exposes it."""
+        """NPU memory ({"weight_bytes", ...}) or {"unsupported": reason}; None without an NPU."""
         return None
+
+    def profile(self, feed: Any, runs: int) -> Dict[str, Any]:
+        """A per-layer profile pass, never inside the timed loop: {"text", "runs", "seconds",
+        "flags"} or {"unsupported": reason}."""
+        return {"unsupported": "backend %s has no per-layer NPU profile (use backend rknnrt)" % self.name}
 
     def close(self) -> None:
         pass

@@ -132,6 +132,9 @@ class OnnxRuntimeBackend(Backend):
     def bind(self, feed: Any) -> Callable[[], Any]:
         return functools.partial(self._run, None, feed)
 
+    def timing_notes(self) -> List[str]:
+        return ["onnxruntime on the board's CPU: end-to-end latency of session.run only (no NPU time, no stage split)"]
+
     def close(self) -> None:
         self._session = None
         self._run = None

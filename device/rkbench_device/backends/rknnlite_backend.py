@@ -2,13 +2,18 @@
 
 RKNNLite reports most failures by return value (-1 from load_rknn/init_runtime, None
 from inference) after printing to stdout/stderr; each is turned into a RunnerError.
+
+What it cannot tell: inference() does rknn_inputs_set, rknn_run and rknn_outputs_get in one
+call, so there is no stage split. NPU time only through lite2's INTERNAL
+`RKNNLite.rknn_runtime.get_run_perf()` (RKNN_QUERY_PERF_RUN in microseconds; not a public
+API): used when it is there and answers with a number, else the notes say why not.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rkbench_wire import CORE_MASK_VALUES, ModelRef
 from rkbench_wire.constants import ERR_BACKEND_FAILED, ERR_BACKEND_MISSING, ERR_MODEL_MISSING
@@ -58,6 +63,8 @@ class RknnLiteBackend(Backend):
         self._fmt: Optional[List[str]] = None
         self._sdk: Optional[str] = None
         self._io: Any = None
+        self._npu: List[int] = []
+        self._run_perf: Optional[Tuple[Optional[Callable[[], Any]], str]] = None
 
     def load(self, model: ModelRef, core_mask: Optional[str] = None,
              data_format: Sequence[Optional[str]] = ()) -> None:
@@ -127,7 +134,61 @@ class RknnLiteBackend(Backend):
         return check_outputs(outputs, "RKNNLite.inference")
 
     def bind(self, feed: Any) -> Callable[[], Any]:
-        return functools.partial(self._infer, inputs=feed, data_format=self._fmt)
+        call = functools.partial(self._infer, inputs=feed, data_format=self._fmt)
+        getter, _ = self._npu_time_source()
+        if getter is None:
+            return call
+        append = self._npu.append
+
+        def call_and_npu_time() -> Any:
+            outputs = call()
+            append(int(getter() * 1000))
+            return outputs
+
+        return call_and_npu_time
+
+    def _npu_time_source(self) -> Tuple[Optional[Callable[[], Any]], str]:
+        """lite2's internal get_run_perf() when it answers with a number (asked once, after
+        the warm-up runs), else None and why not."""
+        if self._run_perf is None:
+            runtime = getattr(self._rknn, "rknn_runtime", None)
+            getter = getattr(runtime, "get_run_perf", None)
+            where = "rknn-toolkit-lite2 %s" % (versions()["rknn_toolkit_lite2"] or "(version unknown)")
+            if getter is None:
+                self._run_perf = (None, "no NPU time: %s has no internal RKNNLite.rknn_runtime.get_run_perf()" % where)
+            else:
+                try:
+                    value = getter()
+                except Exception as exc:
+                    value = exc
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+                    self._run_perf = (getter, "npu: from %s's internal RKNNLite.rknn_runtime.get_run_perf() "
+                                              "(RKNN_QUERY_PERF_RUN, microseconds; not a public API), queried "
+                                              "inside each timed call, so its cost is in the latency" % where)
+                else:
+                    self._run_perf = (None, "no NPU time: %s's internal rknn_runtime.get_run_perf() gave %r, not "
+                                            "a number of microseconds" % (where, value))
+        return self._run_perf
+
+    def start_timing(self) -> None:
+        del self._npu[:]
+
+    def stage_samples(self, start: int, end: int) -> Optional[Dict[str, List[int]]]:
+        return {"npu": self._npu[start:end]} if self._npu else None
+
+    def perf(self) -> Optional[Dict[str, Any]]:
+        return {"npu_ns": list(self._npu), "source": "rknn_runtime.get_run_perf"} if self._npu else None
+
+    def timing_notes(self) -> List[str]:
+        notes = ["rknnlite: rknn_inputs_set, rknn_run and rknn_outputs_get all happen inside RKNNLite.inference(): "
+                 "no stage split is possible, only end-to-end latency (use backend rknnrt for the split)",
+                 "rknnlite: inference() always asks for float32 outputs (want_float=1): the output conversion "
+                 "is inside the measured latency; it also ignores rknn_run's return code"]
+        if "nchw" in (self._fmt or []):
+            notes.append("rknnlite: data_format 'nchw' inputs are transposed to NHWC in Python inside inference(), "
+                         "inside the measured latency")
+        notes.append(self._npu_time_source()[1])
+        return notes
 
     def close(self) -> None:
         rknn, self._rknn, self._infer = self._rknn, None, None

@@ -87,6 +87,9 @@ class SimulatorBackend(Backend):
     def bind(self, feed: Any) -> Callable[[], Any]:
         return functools.partial(self._infer, inputs=feed, data_format=self._fmt)
 
+    def timing_notes(self) -> List[str]:
+        return ["simulator: rknn-toolkit2's simulator on the host CPU: its latency is the host's, not an NPU's"]
+
     def close(self) -> None:
         rknn, self._rknn, self._infer = self._rknn, None, None
         if rknn is not None:

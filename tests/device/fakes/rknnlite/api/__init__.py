@@ -19,6 +19,17 @@ def _failing(name):
     return name in os.environ.get("FAKE_RKNNLITE_FAIL", "").split(",")
 
 
+class _FakeRuntime(object):
+    """Stands for lite2's internal RKNNRuntime: get_run_perf() gives the last run's 'NPU
+    time' in microseconds (here: the fake's sleep)."""
+
+    def __init__(self):
+        self.last_us = 0
+
+    def get_run_perf(self):
+        return self.last_us
+
+
 class RKNNLite(object):
     NPU_CORE_AUTO = 0x0
     NPU_CORE_0 = 0x1
@@ -31,6 +42,7 @@ class RKNNLite(object):
     def __init__(self, verbose=False, verbose_file=None):
         self._loaded = False
         self._ready = False
+        self.rknn_runtime = None
         _log("__init__", verbose=verbose)
         # the real library chats on stdout; the runner must keep it off the event stream
         print("W rknn-toolkit-lite2 version: 2.5.0 (FAKE)")
@@ -50,6 +62,8 @@ class RKNNLite(object):
             sys.stderr.write("E RKNN: [fake] failed to open rknpu module\n")
             return -1
         self._ready = True
+        if not os.environ.get("FAKE_RKNNLITE_NO_RUN_PERF"):
+            self.rknn_runtime = _FakeRuntime()
         return 0
 
     def get_sdk_version(self):
@@ -64,7 +78,10 @@ class RKNNLite(object):
         if _failing("inference") or not self._ready:
             print("E inference: fake failure")
             return None
-        time.sleep(float(os.environ.get("FAKE_RKNNLITE_DELAY_S", "0.0005")))
+        delay = float(os.environ.get("FAKE_RKNNLITE_DELAY_S", "0.0005"))
+        time.sleep(delay)
+        if self.rknn_runtime is not None:
+            self.rknn_runtime.last_us = int(delay * 1e6)
         x = np.asarray(inputs[0], dtype=np.float32)
         return [np.array([[x.sum(), x.mean(), x.max()]], dtype=np.float32)]
 
