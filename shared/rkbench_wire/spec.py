@@ -263,8 +263,4 @@ class RunSpec:
                 raise ProtocolError("run spec: not UTF-8 text (%s)" % exc)
         if not isinstance(line, str) or not line.strip():
             raise ProtocolError("run spec: empty; the host must send one JSON line on stdin")
-        try:
-            data = json.loads(line)
-        except ValueError as exc:
-            raise ProtocolError("run spec: not valid JSON (%s)" % exc)
-        return cls.from_dict(data)
+        return cls.from_dict(f.loads(line, "run spec"))

@@ -256,7 +256,7 @@ def test_decoder_rejects_unknown_types_and_bad_fields():
             ' "stats": {"n": 1, "min_ms": 1, "mean_ms": 1, "std_ms": 0, "p50_ms": 1, "p90_ms": 1,'
             ' "max_ms": 1}}'
         )
-    with pytest.raises(ProtocolError, match="not JSON"):
+    with pytest.raises(ProtocolError, match="not valid JSON"):
         decode_event("Loading model... done")
     with pytest.raises(ProtocolError, match="expected a JSON object"):
         decode_event("[1, 2]")
