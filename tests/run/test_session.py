@@ -19,7 +19,7 @@ from rkbench.boards.runner_command import RunnerFailed, signal_of
 from rkbench.errors import BoardError, InputFileError, UsageError
 from rkbench.run.plan import MeasureOptions
 from rkbench.run.session import run_on_board, soc_matches
-from rkbench_wire import ModelRef, summarize_ns
+from rkbench_wire import PROTOCOL_VERSION, ModelRef, summarize_ns
 from tests.support.boards import (
     BOARD_PYTHON,
     FIXTURES,
@@ -164,12 +164,14 @@ def test_unknown_protocol_version_is_refused(ssh_board, spec, tmp_path):
     shutil.copytree(REPO / "device" / "rkbench_device", device, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "shared" / "rkbench_wire", wire, ignore=shutil.ignore_patterns("__pycache__"))
     constants = wire / "constants.py"
-    constants.write_text(constants.read_text().replace("PROTOCOL_VERSION = 1", "PROTOCOL_VERSION = 99"))
+    text = constants.read_text()
+    assert f"PROTOCOL_VERSION = {PROTOCOL_VERSION}\n" in text
+    constants.write_text(text.replace(f"PROTOCOL_VERSION = {PROTOCOL_VERSION}\n", "PROTOCOL_VERSION = 99\n"))
     with pytest.raises(RunnerFailed) as err:
         run(ssh_board, spec, runner_dirs=[device, wire])
     msg = str(err.value)
     assert err.value.kind == "protocol"
-    assert "protocol version 99 is not supported" in msg and "version 1" in msg
+    assert "protocol version 99 is not supported" in msg and f"version {PROTOCOL_VERSION}" in msg
 
 
 def test_board_without_numpy_says_provision(ssh_board, sshd, spec, tmp_path):
