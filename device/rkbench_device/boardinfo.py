@@ -39,7 +39,7 @@ def runtime_probe(root: str, model: Optional[str]) -> Dict[str, Any]:
                 "source": "the librknnrt.so file only (its \"librknnrt version\" string); api and driver "
                           "versions need a model: info --probe-model MODEL.rknn",
                 "error": None}
-    from .backends.rknnrt_backend import probe_model
+    from .backends.rknnrt_lib import probe_model
 
     return probe_model(root, model)
 

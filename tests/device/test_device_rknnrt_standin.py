@@ -316,3 +316,20 @@ def test_uint8_inputs_left_to_the_runtime_in_both_modes(base_spec, tiny_rknn, st
         assert result.inputs[0]["dtype"] == "uint8"
         outputs[mode] = np.load(result.outputs[0]["files"][0]["path"])
     np.testing.assert_allclose(outputs["copy"], outputs["zero_copy"], rtol=1e-6, atol=1e-6)
+
+
+def test_info_works_on_a_board_python_without_numpy(tiny_rknn, standin, tmp_path):
+    # the host's doctor runs `info` first and provisions numpy when it says numpy: null;
+    # loading librknnrt (availability, --probe-model) must not need numpy
+    shadow = tmp_path / "no_numpy" / "numpy"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'numpy'\")\n")
+    env = env_for(standin())
+    env["PYTHONPATH"] = "%s:%s" % (shadow.parent, env["PYTHONPATH"])
+    proc = subprocess.run([sys.executable, "-m", "rkbench_device", "info", "--root", str(FIXTURES / "rk3588"),
+                           "--probe-model", str(tiny_rknn("rk3588"))],
+                          capture_output=True, text=True, env=env, cwd=str(REPO), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["numpy"] is None and data["backends"]["rknnrt"]["available"] is True
+    assert data["runtime_probe"]["api_version"].startswith("2.5.0")

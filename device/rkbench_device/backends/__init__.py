@@ -40,7 +40,7 @@ class Availability:
 def availability(root: str = "/") -> Dict[str, Availability]:
     """Which backends could run here, and why (or why not). No backend library is imported;
     librknnrt is loaded (dlopen, no model run) to tell whether the rknnrt backend can work."""
-    from .rknnrt_backend import probe as probe_librknnrt
+    from .rknnrt_lib import probe as probe_librknnrt
 
     out = {}
     loads, why = probe_librknnrt(root)
@@ -120,7 +120,7 @@ def create_backend(name: str) -> Backend:
 def backend_versions(name: str, root: str = "/") -> Dict[str, Optional[str]]:
     """Versions that matter for the chosen backend, read without importing it."""
     if name == "rknnrt":
-        from .rknnrt_backend import versions as rknnrt_versions
+        from .rknnrt_lib import versions as rknnrt_versions
 
         return rknnrt_versions(root)
     if name == "rknnlite":
