@@ -39,7 +39,7 @@ def test_failed_threshold_named_with_value_and_limit(results):
 def test_latency_numbers_are_the_stats(results):
     for block, r in zip(blocks(summary(results)), results[:2]):
         s = r.stats
-        assert f"p50 {s.p50_ms:.3f} ms  p99 {s.p99_ms:.3f} ms  (n={s.count})" in block
+        assert f"p50 {s.p50_ms:.3f} ms  p99 {s.p99_ms:.3f} ms  (n={s.n})" in block
         assert f"min {s.min_ms:.3f}  mean {s.mean_ms:.3f}  std {s.std_ms:.3f}  max {s.max_ms:.3f} ms" in block
 
 

@@ -124,7 +124,7 @@ def test_show_json_and_latest(store_cli, filled):
     assert data["run_id"] == filled["aborted"] and data["status"] == "aborted"
     assert data["error"] == "board unreachable" and "latency_ns" not in data
     data = json.loads(store_cli("show", filled["slow"], "--json").stdout)
-    assert data["stats"]["count"] == 1500 and data["outputs"][0]["cos_mean"] == 0.98
+    assert data["stats"]["n"] == 1500 and data["outputs"][0]["cos_mean"] == 0.98
     assert [p["run_id"] for p in data["previous_runs"]] == [filled["same"], filled["base"]]
 
 
@@ -178,7 +178,7 @@ def test_export_json(store_cli, filled, tmp_path):
         expected = store.get_run(filled["base"]).latency_ns
     data = json.loads(store_cli("export", filled["base"]).stdout)
     assert data["latency_ns"] == expected and data["run_id"] == filled["base"]
-    assert data["model_sha256"] == SHA and data["stats"]["count"] == 1500
+    assert data["model_sha256"] == SHA and data["stats"]["n"] == 1500
     out = tmp_path / "sub" / "run.json"
     done = store_cli("export", filled["base"], "--format", "json", "-o", out)
     assert done.returncode == 0 and "1500 samples written" in done.stderr

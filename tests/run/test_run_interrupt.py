@@ -103,7 +103,7 @@ def test_interrupted_run_is_stored_as_aborted(
     assert row["status"] == "aborted"
     assert row["sample_count"] >= before["sample_count"] > 0  # what was measured is kept
     shown = rk.show(db, row["run_id"])
-    assert shown["finished"] and shown["stats"]["count"] == row["sample_count"]
+    assert shown["finished"] and shown["stats"]["n"] == row["sample_count"]
     expected = "interrupted" if sig == signal.SIGINT else "terminated"
     assert expected in shown["error"], shown["error"]
     assert not out.exists() or not (out / "report.html").exists()  # no report for an aborted run

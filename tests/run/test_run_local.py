@@ -41,7 +41,7 @@ def test_local_run_reports_stores_and_compares(rk, warm_run):
     assert shown["status"] == "ok" and shown["error"] is None
     assert shown["backend"] == "simulator" and shown["target"] == "rk3588" and shown["core_mask"] is None
     raw = rk.export(db, run_id)["latency_ns"]
-    assert len(raw) == shown["stats"]["count"] == rows[0]["sample_count"] >= 20
+    assert len(raw) == shown["stats"]["n"] == rows[0]["sample_count"] >= 20
     assert abs(np.median(raw) / 1e6 - shown["stats"]["p50_ms"]) < 1e-6 * max(1.0, shown["stats"]["p50_ms"]) + 1e-3
     assert shown["settings"]["elapsed_s"] >= 0.3 and shown["settings"]["inputs"] == 2
 

@@ -164,9 +164,7 @@ def test_unknown_protocol_version_is_refused(ssh_board, spec, tmp_path):
     shutil.copytree(REPO / "device" / "rkbench_device", device, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "shared" / "rkbench_wire", wire, ignore=shutil.ignore_patterns("__pycache__"))
     constants = wire / "constants.py"
-    text = constants.read_text()
-    assert f"PROTOCOL_VERSION = {PROTOCOL_VERSION}\n" in text
-    constants.write_text(text.replace(f"PROTOCOL_VERSION = {PROTOCOL_VERSION}\n", "PROTOCOL_VERSION = 99\n"))
+    constants.write_text(constants.read_text().replace(f"PROTOCOL_VERSION = {PROTOCOL_VERSION}", "PROTOCOL_VERSION = 99"))
     with pytest.raises(RunnerFailed) as err:
         run(ssh_board, spec, runner_dirs=[device, wire])
     msg = str(err.value)

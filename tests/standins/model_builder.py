@@ -92,7 +92,7 @@ def built_models() -> dict:
 def main(out: Path) -> None:
     from rknn.api import RKNN
 
-    from rkbench import examples
+    from rkbench.model import examples
 
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
