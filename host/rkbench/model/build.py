@@ -16,7 +16,7 @@ from rkbench import __version__
 from rkbench.errors import DiskFullError
 from rkbench.model.cache import BuildCache, build_key, cache_root, copy_out, file_sha256
 from rkbench.model.config import BuildConfig, resolve
-from rkbench.model.dataset import Dataset, load_dataset
+from rkbench.model.dataset import Dataset, discard_txt, load_dataset
 from rkbench.model.info import ModelInfo, check_readable, read_model
 from rkbench.toolkit.worker import WorkerOptions, run_job, toolkit_version
 
@@ -115,7 +115,7 @@ def build(
         }
         (workdir / "build.json").write_text(json.dumps(record, indent=2))
         (workdir / "request.json").unlink(missing_ok=True)
-        (workdir / "dataset.txt").unlink(missing_ok=True)
+        discard_txt(workdir / "dataset.txt")
         entry = options.cache.store(key, workdir)
     except OSError as err:
         shutil.rmtree(workdir, ignore_errors=True)

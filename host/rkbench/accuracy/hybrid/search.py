@@ -22,7 +22,7 @@ from rkbench.accuracy.layers import LayerSummary, parse_error_analysis, rank, su
 from rkbench.errors import TargetNotReached, UsageError
 from rkbench.model.build import BuildOptions, Prepared, Say
 from rkbench.model.cache import build_key, file_sha256
-from rkbench.model.dataset import Dataset
+from rkbench.model.dataset import Dataset, discard_txt
 from rkbench.toolkit.worker import run_job, toolkit_version
 
 FLOATED = re.compile(r"Meet hybrid type, dtype: (\w+), tensor: (\S+)")
@@ -118,6 +118,7 @@ class HybridSession:
         self.builds = 0
 
     def close(self) -> None:
+        discard_txt(self.calibration_txt)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _key(self, extra: dict) -> str:
