@@ -478,8 +478,9 @@ class SshTransport(Transport):
             # would retry for 15 minutes. Data unacknowledged for longer than this ends the
             # connection instead: a lost board is known within the connect timeout. The
             # session's heartbeat (every second while a runner runs) and the SSH keepalives
-            # give TCP something to be acknowledged.
-            lost_after_ms = int(max(2.0, self._connect_timeout - 1.0) * 1000)
+            # give TCP something to be acknowledged; 1.5 s is left for the heartbeat's interval
+            # and for stopping cleanly.
+            lost_after_ms = int(max(1.0, self._connect_timeout - 1.5) * 1000)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, lost_after_ms)
         return sock
 
