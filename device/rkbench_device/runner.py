@@ -324,6 +324,7 @@ class Runner:
                       out_dir: str) -> List[Dict[str, Any]]:
         names = backend.output_names(len(outputs))
         files = []
+        array = None
         try:
             os.makedirs(out_dir, exist_ok=True)
             for k, output in enumerate(outputs):
@@ -333,8 +334,11 @@ class Runner:
                 files.append({"path": path, "name": names[k], "shape": list(array.shape),
                               "dtype": str(array.dtype)})
         except OSError as exc:
-            if exc.errno in DISK_FULL_ERRNOS:
-                raise RunnerError(ERR_DISK_FULL, "could not write outputs to %s: %s" % (out_dir, exc.strerror))
+            # numpy reports a short write as "N requested and M written", without an errno
+            needed = array.nbytes if array is not None else 0
+            if exc.errno in DISK_FULL_ERRNOS or _free_bytes(out_dir) < needed:
+                raise RunnerError(ERR_DISK_FULL, "could not write outputs to %s: No space left on device (an "
+                                  "output takes %d bytes)" % (out_dir, needed))
             raise RunnerError(ERR_OUTPUT_FAILED, "could not write outputs to %s: %s (no permission? "
                               "change output_dir)" % (out_dir, exc))
         return files
@@ -369,6 +373,14 @@ class Runner:
                 pass
         if self._sampler is not None:
             self._sampler.stop()
+
+
+def _free_bytes(path: str) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 1 << 62  # cannot tell: not taken for a full disk
+    return st.f_bavail * st.f_frsize
 
 
 def prune_run_folders(output_dir: str) -> List[str]:

@@ -218,6 +218,7 @@ class _Session:
         self.timings = RunTimings()
         self.proc: RemoteProcess | None = None
         self.fold = EventFold(self.board, max_runs=spec.max_runs)
+        self.run_dir: str | None = None
         self.local_names: dict[str, str] = {}
 
     # -- the spec as the board sees it ----------------------------------------------------
@@ -270,7 +271,7 @@ class _Session:
     def _kept(self) -> str:
         """What had arrived before a failure, for its message."""
         count = self.fold.samples_received
-        return f"; the {count} latency sample(s) that had arrived are kept" if count else ""
+        return f", after {count} latency sample(s)" if count else ""
 
     def _crashed(self) -> RunnerFailed:
         """stdout ended without a `done`: say how the runner ended."""
@@ -316,6 +317,8 @@ class _Session:
             )
         elif err.kind == ERR_DISK_FULL:
             cache_root = deploy.cache_dir(self.t, self.cache)
+            if self.run_dir is not None and not self.keep_remote:
+                self._cleanup(self.run_dir)  # what the failed write left is no room a next run has
             free = self.t.free_bytes(cache_root)
             room = f"{megabytes(free)} free in {cache_root}" if free is not None else f"in {cache_root}"
             return BoardDiskFull(
@@ -338,7 +341,7 @@ class _Session:
         t0 = time.monotonic()
         runner_dir = deploy.ensure_runner(self.t, stats=self.stats, cache=self.cache, package_dirs=self.runner_dirs)
         cache_root = deploy.cache_dir(self.t, self.cache)
-        run_dir = f"{cache_root}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        run_dir = self.run_dir = f"{cache_root}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         spec = self.board_spec(run_dir)
         silence = self.silence_timeout if self.silence_timeout is not None else _default_silence(spec)
         self.timings.deploy_s = time.monotonic() - t0
