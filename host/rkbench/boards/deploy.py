@@ -225,7 +225,7 @@ def _add_file(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 _CHECK_SCRIPT = rf"""
 cd "$1" 2>/dev/null && [ -e {COMPLETE_MARKER} ] && [ -e {MANIFEST} ] || {{ echo missing; exit 0; }}
 if command -v sha256sum >/dev/null 2>&1; then
-  bad=$(sha256sum -c {MANIFEST} 2>&1 | grep -v ': OK$')
+  bad=$(sha256sum -c {MANIFEST} 2>/dev/null | grep ': FAILED')
 else
   bad=$(python3 -c '
 import hashlib, sys

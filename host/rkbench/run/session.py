@@ -359,7 +359,15 @@ class _Session:
                     self.t, stats=self.stats, cache=self.cache, package_dirs=self.runner_dirs
                 )
                 self.fold = EventFold(self.board, max_runs=spec.max_runs)
-                self._measure(runner_dir, spec, silence)
+                try:
+                    self._measure(runner_dir, spec, silence)
+                except RunnerFailed as again:
+                    if again.kind == "runner_damaged":
+                        again.args = (
+                            f"{again}; it was deployed again and still fails: the runner rkbench ships does not "
+                            "parse on this Python, which is a bug in rkbench: please report it",
+                        )
+                    raise
         finally:
             if not self.keep_remote:
                 c0 = time.monotonic()
