@@ -28,10 +28,12 @@ def rk(tmp_path_factory) -> Rk:
 
 
 @pytest.fixture(scope="session")
-def warm(rk, cls_model, cls_dataset, tmp_path_factory) -> None:
-    """One run on the local board first: builds and analyses the model for the session."""
+def warm(rk, cls_model, cls_dataset, tmp_path_factory) -> Path:
+    """One run on the local board first: builds and analyses the model for the session.
+    Returns its results store (one finished run)."""
     root = tmp_path_factory.mktemp("faults-warm")
     done = rk(
         "run", *model_args(cls_model, cls_dataset), "--backend", "onnxruntime", "--db", root / "r.db", "-o", root / "o"
     )
     assert done.returncode == 0, explain(done)
+    return root / "r.db"

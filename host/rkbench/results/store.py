@@ -487,6 +487,12 @@ class Store:
         (read-only media, no write permission), for commands that only read."""
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         self.read_only = _cannot_write(self.path) if read_only is None else read_only
+        if not self.read_only and _cannot_write(self.path):
+            raise StoreError(
+                f"results store {self.path} is read-only (read-only media, or no write permission for it or its "
+                "folder): this command writes to it; pick another file with --db (history, show, compare and "
+                "export can still read this one)"
+            )
         self.stale_after = stale_after
         self._lock = threading.RLock()
         self._host = socket.gethostname()
@@ -539,6 +545,10 @@ class Store:
         conn.execute("PRAGMA foreign_keys = ON")
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id == 0 and version == 0 and conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+            # tables, but no marks: read the marks again, another rkbench may have just made the store
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
         if app_id == 0 and version == 0:
             if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
                 raise StoreError(
