@@ -168,7 +168,7 @@ class Event:
         if unknown:
             raise ProtocolError("%s: unknown field(s) %s (same protocol version but a newer runner? "
                                 "deploy the runner from the same rkbench release as the host)"
-                                % (cls.type, ", ".join(unknown)))
+                                % (cls.type, ", ".join(repr(name)[:60] for name in unknown[:10])))
         kwargs: Dict[str, Any] = {}
         for fld in fields(cls):  # type: ignore[arg-type]
             name = "%s.%s" % (cls.type, fld.name)

@@ -237,7 +237,7 @@ class RunSpec:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ProtocolError("%s: unknown field(s) %s (same protocol version but a newer host? "
-                                "redeploy the runner)" % (where, ", ".join(unknown)))
+                                "redeploy the runner)" % (where, ", ".join(repr(name)[:60] for name in unknown[:10])))
         kwargs: Dict[str, Any] = {
             "model": ModelRef.from_dict(f.get(data, "model", where)),
             "inputs": f.get(data, "inputs", where),

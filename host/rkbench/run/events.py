@@ -94,7 +94,8 @@ class EventFold:
         return sum(len(r.samples_ns) for r in self.results) + sum(map(len, self._pending.values()))
 
     def _protocol(self, message: str) -> RunnerFailed:
-        return RunnerFailed(f"{self.board}: {message}", "protocol")
+        one_line = message.replace("\r", "\\r").replace("\n", "\\n")  # whatever the runner put in a name
+        return RunnerFailed(f"{self.board}: {one_line}", "protocol")
 
     def decode(self, raw: bytes) -> Event | None:
         text = raw.decode("utf-8", "replace").strip()
@@ -113,7 +114,7 @@ class EventFold:
         try:
             return decode_event(text)
         except ProtocolError as exc:
-            if "protocol version" in str(exc):
+            if str(exc).startswith("event.v:"):  # check_version's: another protocol version
                 raise self._protocol(
                     f"refusing the runner's events: {exc} (this host speaks protocol version "
                     f"{PROTOCOL_VERSION}; the runner in {self.runner_dir} is not the one this rkbench deployed: "
