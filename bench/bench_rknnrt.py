@@ -30,9 +30,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_ZERO_COPY = 0.05
@@ -44,20 +44,24 @@ class Board:
     """Where the sides run: this machine, or an emulated board (qemu-aarch64 prefixes)."""
 
     name: str
-    lib: Path                 # the librknnrt.so the runner and the bare loop load
+    lib: Path  # the librknnrt.so the runner and the bare loop load
     bare_loop: Path
-    model: Path               # a .rknn for the board's SoC
-    root: Path                # the board's file tree (device-tree compatible, sysfs)
-    python: List[str] = field(default_factory=lambda: [sys.executable])
-    exec_prefix: List[str] = field(default_factory=list)   # e.g. ["qemu-aarch64-static", "-L", SYSROOT]
-    env: Dict[str, str] = field(default_factory=dict)
+    model: Path  # a .rknn for the board's SoC
+    root: Path  # the board's file tree (device-tree compatible, sysfs)
+    python: list[str] = field(default_factory=lambda: [sys.executable])
+    exec_prefix: list[str] = field(default_factory=list)  # e.g. ["qemu-aarch64-static", "-L", SYSROOT]
+    env: dict[str, str] = field(default_factory=dict)
 
 
-def board_env(board: Board, run_us: int) -> Dict[str, str]:
+def board_env(board: Board, run_us: int) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(PYTHONPATH=os.pathsep.join([str(REPO / "device"), str(REPO / "shared")]),
-               RKBENCH_LIBRKNNRT=str(board.lib), RKNN_STANDIN_ROOT=str(board.root),
-               RKNN_STANDIN_RUN_US=str(run_us), RKNN_STANDIN_QUIET="1")
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(REPO / "device"), str(REPO / "shared")]),
+        RKBENCH_LIBRKNNRT=str(board.lib),
+        RKNN_STANDIN_ROOT=str(board.root),
+        RKNN_STANDIN_RUN_US=str(run_us),
+        RKNN_STANDIN_QUIET="1",
+    )
     env.update(board.env)
     return env
 
@@ -67,75 +71,106 @@ def bare_side(board: Board, run_us: int, seconds: float) -> Callable[[], float]:
     runs = max(20, int(seconds * 1e6 / run_us))
 
     def measure() -> float:
-        out = subprocess.run(board.exec_prefix + [str(board.bare_loop), str(board.lib), str(board.model),
-                                                  "--runs", str(runs), "--warmup", "5"],
-                             capture_output=True, text=True, env=board_env(board, run_us), timeout=600)
+        out = subprocess.run(
+            board.exec_prefix
+            + [str(board.bare_loop), str(board.lib), str(board.model), "--runs", str(runs), "--warmup", "5"],
+            capture_output=True,
+            text=True,
+            env=board_env(board, run_us),
+            timeout=600,
+        )
         if out.returncode != 0:
-            raise RuntimeError("bare_loop failed: %s" % out.stderr[-1000:])
+            raise RuntimeError(f"bare_loop failed: {out.stderr[-1000:]}")
         return float(statistics.median(json.loads(out.stdout)["run_ns"]))
 
     return measure
 
 
-def runner_side(board: Board, backend: str, run_us: int, seconds: float, work: Path, inputs: Sequence[Path],
-                **spec_extra) -> Callable[[], float]:
+def runner_side(
+    board: Board, backend: str, run_us: int, seconds: float, work: Path, inputs: Sequence[Path], **spec_extra
+) -> Callable[[], float]:
     """Median ns per timed iteration of the runner with `backend` (end to end, as it reports)."""
-    spec = {"v": 2, "backend": backend, "model": {"rknn": str(board.model)}, "inputs": [[str(p)] for p in inputs],
-            "data_format": ["nchw"], "output_dir": str(work / "out"), "warmup": 5, "min_runs": 10,
-            "min_seconds": seconds, "max_seconds": seconds * 5 + 5, "save_outputs": False,
-            "telemetry_interval_s": 1.0, "lock_path": str(work / "board.lock"), "lock_timeout_s": 30.0}
+    spec = {
+        "v": 2,
+        "backend": backend,
+        "model": {"rknn": str(board.model)},
+        "inputs": [[str(p)] for p in inputs],
+        "data_format": ["nchw"],
+        "output_dir": str(work / "out"),
+        "warmup": 5,
+        "min_runs": 10,
+        "min_seconds": seconds,
+        "max_seconds": seconds * 5 + 5,
+        "save_outputs": False,
+        "telemetry_interval_s": 1.0,
+        "lock_path": str(work / "board.lock"),
+        "lock_timeout_s": 30.0,
+    }
     spec.update(spec_extra)
-    spec_file = work / ("spec-%s-%s.json" % (backend, "-".join("%s=%s" % kv for kv in sorted(spec_extra.items()))))
+    spec_file = work / (
+        "spec-{}-{}.json".format(backend, "-".join("{}={}".format(*kv) for kv in sorted(spec_extra.items())))
+    )
     spec_file.write_text(json.dumps(spec))
 
     def measure() -> float:
-        out = subprocess.run(board.python + ["-m", "rkbench_device", "run", "--spec", str(spec_file), "--root",
-                                             str(board.root)],
-                             capture_output=True, text=True, env=board_env(board, run_us), timeout=600,
-                             cwd=str(REPO))
+        out = subprocess.run(
+            board.python + ["-m", "rkbench_device", "run", "--spec", str(spec_file), "--root", str(board.root)],
+            capture_output=True,
+            text=True,
+            env=board_env(board, run_us),
+            timeout=600,
+            cwd=str(REPO),
+        )
         events = [json.loads(line) for line in out.stdout.splitlines()]
         errors = [e for e in events if e["type"] == "error"]
         if out.returncode != 0 or errors:
-            raise RuntimeError("runner failed: %s\n%s" % (errors, out.stderr[-1000:]))
+            raise RuntimeError(f"runner failed: {errors}\n{out.stderr[-1000:]}")
         samples = [v for e in events if e["type"] == "samples" for v in e["latencies_ns"]]
         return float(statistics.median(samples))
 
     return measure
 
 
-def compare(sides: Dict[str, Callable[[], float]], rounds: int) -> Dict[str, List[float]]:
+def compare(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
     """Each side's median per round, the order reversed every other round (ABBA)."""
-    medians: Dict[str, List[float]] = {name: [] for name in sides}
+    medians: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
     for r in range(rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
+        for name in names if r % 2 == 0 else names[::-1]:
             medians[name].append(sides[name]())
-        print("round %d/%d: %s" % (r + 1, rounds, "  ".join("%s %.1f us" % (n, medians[n][-1] / 1000)
-                                                              for n in names)), file=sys.stderr)
+        print(
+            f"round {r + 1}/{rounds}: " + "  ".join(f"{n} {medians[n][-1] / 1000:.1f} us" for n in names),
+            file=sys.stderr,
+        )
     return medians
 
 
-def ratio(medians: Dict[str, List[float]], side: str, base: str) -> float:
+def ratio(medians: dict[str, list[float]], side: str, base: str) -> float:
     return statistics.median(a / b for a, b in zip(medians[side], medians[base])) - 1.0
 
 
 def local_board(work: Path) -> Board:
     sys.path.insert(0, str(REPO / "tests" / "device"))
     sys.path.insert(0, str(REPO))
-    from device_testing import FIXTURES, build_tiny_rknn, make_tiny_classifier  # noqa: E402
-    from tests.standins.librknnrt import build_bare_loop, build_standin  # noqa: E402
-
     import numpy as np
+    from device_testing import FIXTURES, build_tiny_rknn, make_tiny_classifier  # noqa: E402
+
+    from tests.standins.librknnrt import build_bare_loop, build_standin  # noqa: E402
 
     model_dir = work / "model"
     model_dir.mkdir()
     make_tiny_classifier(model_dir / "tiny.onnx")
     rng = np.random.default_rng(7)
     for i in range(8):
-        np.save(model_dir / ("calib_%d.npy" % i), rng.uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
-    (model_dir / "dataset.txt").write_text("".join("%s\n" % (model_dir / ("calib_%d.npy" % i)) for i in range(8)))
-    return Board(name="local x86_64 (stand-in librknnrt)", lib=build_standin(), bare_loop=build_bare_loop(),
-                 model=build_tiny_rknn(model_dir, "rk3588"), root=FIXTURES / "rk3588")
+        np.save(model_dir / f"calib_{i}.npy", rng.uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
+    (model_dir / "dataset.txt").write_text("".join(f"{model_dir / f'calib_{i}.npy'}\n" for i in range(8)))
+    return Board(
+        name="local x86_64 (stand-in librknnrt)",
+        lib=build_standin(),
+        bare_loop=build_bare_loop(),
+        model=build_tiny_rknn(model_dir, "rk3588"),
+        root=FIXTURES / "rk3588",
+    )
 
 
 def main(argv=None) -> int:
@@ -152,40 +187,50 @@ def main(argv=None) -> int:
         board = local_board(work)
         inputs = []
         for i in range(3):
-            path = work / ("input_%d.npy" % i)
+            path = work / f"input_{i}.npy"
             np.save(path, np.random.default_rng(i).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
             inputs.append(path)
         sides = {
             "bare C": bare_side(board, args.run_us, args.seconds),
             "zero_copy": runner_side(board, "rknnrt", args.run_us, args.seconds, work, inputs, io_mode="zero_copy"),
             "copy": runner_side(board, "rknnrt", args.run_us, args.seconds, work, inputs),
-            "copy+profile": runner_side(board, "rknnrt", args.run_us, args.seconds, work, inputs,
-                                        profile_layers=True),
+            "copy+profile": runner_side(board, "rknnrt", args.run_us, args.seconds, work, inputs, profile_layers=True),
         }
         medians = compare(sides, args.rounds)
 
-    print("board: %s; tiny int8 model, stand-in run time %d us, %d alternating rounds of %.1f s per side"
-          % (board.name, args.run_us, args.rounds, args.seconds))
+    print(
+        f"board: {board.name}; tiny int8 model, stand-in run time {args.run_us} us, {args.rounds} "
+        f"alternating rounds of {args.seconds:.1f} s per side"
+    )
     base = statistics.median(medians["bare C"])
     for name in sides:
         mid = statistics.median(medians[name])
-        extra = "" if name == "bare C" else "   %+.2f%% vs bare C (%+.1f us per iteration)" % (
-            100 * ratio(medians, name, "bare C"), (mid - base) / 1000)
-        print("  %-13s median %8.1f us%s" % (name, mid / 1000, extra))
+        extra = (
+            ""
+            if name == "bare C"
+            else "   {:+.2f}% vs bare C ({:+.1f} us per iteration)".format(
+                100 * ratio(medians, name, "bare C"), (mid - base) / 1000
+            )
+        )
+        print(f"  {name:<13} median {mid / 1000:8.1f} us{extra}")
     ok = True
     zero = ratio(medians, "zero_copy", "bare C")
     verdict = "PASS" if zero <= TARGET_ZERO_COPY else "FAIL"
     ok &= verdict == "PASS"
-    print("%s  rknnrt zero-copy iteration within %.0f%% of the bare C loop's rknn_run (%+.2f%%)"
-          % (verdict, 100 * TARGET_ZERO_COPY, 100 * zero))
+    print(
+        f"{verdict}  rknnrt zero-copy iteration within {100 * TARGET_ZERO_COPY:.0f}% of the bare C loop's rknn_run ({100 * zero:+.2f}%)"
+    )
     profiled = ratio(medians, "copy+profile", "copy")
     verdict = "PASS" if abs(profiled) <= TARGET_PROFILE else "FAIL"
     ok &= verdict == "PASS"
-    print("%s  --profile-layers leaves the timed loop alone: copy+profile vs copy %+.2f%% (within %.0f%%)"
-          % (verdict, 100 * profiled, 100 * TARGET_PROFILE))
-    print("      copy mode also does rknn_inputs_set + rknn_outputs_get each iteration (the stand-in charges "
-          "RKNN_STANDIN_IO_US for each), which the bare loop leaves out: %+.2f%%" % (100 * ratio(medians, "copy",
-                                                                                                "bare C")))
+    print(
+        f"{verdict}  --profile-layers leaves the timed loop alone: copy+profile vs copy {100 * profiled:+.2f}% (within {100 * TARGET_PROFILE:.0f}%)"
+    )
+    print(
+        "      copy mode also does rknn_inputs_set + rknn_outputs_get each iteration (the stand-in charges "
+        "RKNN_STANDIN_IO_US for each), which the bare loop leaves out: %+.2f%%"
+        % (100 * ratio(medians, "copy", "bare C"))
+    )
     return 0 if ok else 1
 
 

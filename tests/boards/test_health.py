@@ -190,3 +190,29 @@ def test_real_board_info_and_doctor():
         "backends",
     ):
         assert name in names
+
+
+@pytest.mark.toolkit
+def test_the_npu_runtime_says_who_it_is_through_a_probe_model(local_board, monkeypatch, tmp_path):
+    """board info / doctor push a probe model built for the SoC; the runtime initialises it and
+    reports its api and driver versions (rknn_query), or why it cannot (here: our stand-in)."""
+    from rkbench.model.build import BuildOptions
+    from rkbench.model.cache import BuildCache
+    from rkbench.model.probe import probe_model
+    from tests.standins.librknnrt import build_standin, make_board_root
+
+    root = str(FIXTURES / "rk3588")
+    monkeypatch.setenv("RKBENCH_LIBRKNNRT", str(build_standin()))
+    monkeypatch.setenv("RKNN_STANDIN_ROOT", str(make_board_root(tmp_path / "dt", "rk3588")))
+    monkeypatch.setenv("RKNN_STANDIN_QUIET", "1")
+    probe = probe_model("rk3588", BuildOptions(cache=BuildCache(tmp_path / "cache")))
+    info = board_info(local_board, python=BOARD_PYTHON, sysfs_root=root, probe_model=probe)
+    probed = info["runtime_probe"]
+    assert "standin" in probed["api_version"] and "stand-in" in probed["drv_version"] and probed["error"] is None
+    check = by_name(doctor(local_board, "2.5.0", info=info))["npu-runtime"]
+    assert check.status == PASS and "api 2.5.0" in check.detail
+
+    monkeypatch.setenv("RKNN_STANDIN_FAIL", "rknn_init=-3")  # the NPU device cannot be opened
+    info = board_info(local_board, python=BOARD_PYTHON, sysfs_root=root, probe_model=probe)
+    check = by_name(doctor(local_board, "2.5.0", info=info))["npu-runtime"]
+    assert check.status == FAIL and "-3" in check.detail and "rknpu" in check.fix

@@ -54,7 +54,7 @@ PAGE_FACTS_JS = """
     load_ms: nav ? nav.loadEventEnd - nav.startTime : null,
     dom_content_loaded_ms: nav ? nav.domContentLoadedEventEnd - nav.startTime : null,
     fcp_ms: fcp ? fcp.startTime : null,
-    svg: document.querySelectorAll('svg').length,
+    svg: document.querySelectorAll('svg.plot').length,  // charts (a chart's plot areas are nested <svg>s)
     canvas: document.querySelectorAll('canvas').length,
     figures: document.querySelectorAll('figure').length,
     tables: document.querySelectorAll('table').length,
@@ -295,5 +295,42 @@ class Chromium:
                 "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": full_page}, session=session
             )
             Path(out).write_bytes(base64.b64decode(shot["data"]))
+        finally:
+            self.send("Target.closeTarget", {"targetId": target})
+
+    def screenshot_each(self, path: Path | str, selector: str, out_prefix: Path | str) -> list[Path]:
+        """One PNG per element matching `selector` (out_prefix-0.png, -1.png, ...): a chart
+        at a time, at the size the page lays it out, for a person to look at."""
+        import base64
+
+        url = Path(path).resolve().as_uri()
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        try:
+            self.send("Page.enable", session=session)
+            self.send("Page.navigate", {"url": url}, session=session)
+            self.wait_event("Page.loadEventFired", session=session)
+            js = (
+                f"JSON.stringify(Array.from(document.querySelectorAll({json.dumps(selector)})).map(el => {{"
+                " const r = el.getBoundingClientRect();"
+                " return [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height]; }))"
+            )
+            boxes = json.loads(
+                self.send("Runtime.evaluate", {"expression": js, "returnByValue": True}, session=session)["result"][
+                    "value"
+                ]
+            )
+            written = []
+            for i, (x, y, w, h) in enumerate(boxes):
+                clip = {"x": x, "y": y, "width": max(1, w), "height": max(1, h), "scale": 1}
+                shot = self.send(
+                    "Page.captureScreenshot",
+                    {"format": "png", "clip": clip, "captureBeyondViewport": True},
+                    session=session,
+                )
+                out = Path(f"{out_prefix}-{i}.png")
+                out.write_bytes(base64.b64decode(shot["data"]))
+                written.append(out)
+            return written
         finally:
             self.send("Target.closeTarget", {"targetId": target})

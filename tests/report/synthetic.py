@@ -183,3 +183,39 @@ def suite(n: int = 2000, n_layers: int = 40) -> list[RunResult]:
         run(core_mask="0_1_2", n=n, median_ms=4.0, seed=2, n_layers=n_layers, run_id=44, p99_limit_ms=11.0),
         failed_run(),
     ]
+
+
+LONG_HOSTILE = (
+    "a_model_whose_name_goes_on" * 3 + "<![CDATA[ ]]> \"quoted\" 'single' \x01\x07\x1b <b>&amp;</b> " + "_and_on" * 10
+)
+
+
+def edge_cases() -> dict[str, tuple[list[RunResult], dict]]:
+    """Runs the charts must stay readable for, by name: (results, history)."""
+    one = run(n=1, n_layers=1)
+    constant = run(n=500, n_layers=5)
+    constant.latency_ns = [8_000_000] * 500
+    constant.stats = stats_of(constant.latency_ns)
+    for layer in constant.layers:
+        layer.sim_entire_cos = layer.rt_entire_cos = layer.rt_single_sim_cos = 1.0
+        layer.board_departs = False
+    for s in constant.telemetry:
+        s.temperatures_c, s.npu_freq_hz, s.cpu_freq_hz = {"soc-thermal": 50.0}, 1_000_000_000, {"policy0": 1.8e9}
+    big = [
+        run(core_mask=m, n=10_000, n_layers=300, seed=i, median_ms=8.0 / (i + 1), run_id=100 + i)
+        for i, m in enumerate(["0", "0_1", "0_1_2"])
+    ]
+    long = run(n=3000, n_layers=60, model=LONG_HOSTILE, core_mask="0_1_2" + "_and_more" * 6)
+    for layer in long.layers:
+        layer.tensor = "model/backbone/stage4/block12/conv2d_depthwise_" + layer.tensor * 3 + LONG_HOSTILE
+    for layer in long.layers[10:14]:
+        layer.board_departs, layer.rt_single_sim_cos = True, 0.95
+    for s in long.telemetry:
+        s.temperatures_c = {f"zone-{i}-{LONG_HOSTILE}": 40 + i + s.t for i in range(8)}
+        s.cpu_freq_hz = {f"policy{i}{LONG_HOSTILE}": 1.2e9 + i * 1e8 for i in range(6)}
+    return {
+        "one sample": ([one], history_for([one], points=1)),
+        "constant latency": ([constant], {}),
+        "10,000 samples x 3 masks": (big, history_for(big, points=10)),
+        "long hostile names": ([long], history_for([long], points=30)),
+    }

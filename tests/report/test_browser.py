@@ -11,7 +11,7 @@ import pytest
 from rkbench.report import write_html
 
 from .chromium import Chromium, find_chromium
-from .synthetic import run
+from .synthetic import edge_cases, run
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None, reason="Chromium is not installed: apt-get install -y chromium (the browser tests need it)"
@@ -97,3 +97,51 @@ def test_ten_thousand_sample_report_loads_fast(browser, tmp_path):
     assert page.counts["svg"] == 3
     # the bench (python -m bench.bench_report) holds it to < 1 s; here only a loose bound
     assert page.load_ms < 3000, page.load_ms
+
+
+# Every <text> of every chart, as laid out by the browser: inside its chart, and off every other.
+TEXT_LAYOUT_JS = """
+JSON.stringify(Array.from(document.querySelectorAll('svg.plot')).map(svg => {
+  const box = svg.getBoundingClientRect();
+  const texts = Array.from(svg.querySelectorAll('text')).map(t => [t.textContent, t.getBoundingClientRect()]);
+  const problems = [];
+  for (const [s, r] of texts) {
+    if (r.width === 0) problems.push('empty: ' + s);
+    if (r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)
+      problems.push('clipped: ' + s);
+  }
+  for (let a = 0; a < texts.length; a++) for (let b = a + 1; b < texts.length; b++) {
+    const r = texts[a][1], q = texts[b][1];
+    const dx = Math.min(r.right, q.right) - Math.max(r.left, q.left);
+    const dy = Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top);
+    if (dx > 0.5 && dy > 0.5) problems.push('overlap: ' + texts[a][0] + ' | ' + texts[b][0]);
+  }
+  return [svg.getAttribute('aria-label'), texts.length, problems];
+}))
+"""
+
+
+@pytest.mark.parametrize("case", list(edge_cases()))
+def test_chart_text_neither_overlaps_nor_clips(browser, tmp_path, case):
+    results, history = edge_cases()[case]
+    path = write_html(results, tmp_path / "case.html", history=history, title=case)
+    page = browser.open(path, evaluate=[TEXT_LAYOUT_JS])
+    assert page.errors == []
+    charts = json.loads(page.values[0])
+    assert len(charts) == page.counts["svg"] >= 3
+    for label, n_texts, problems in charts:
+        assert n_texts >= 8, label  # titles, axis labels, ticks, legend: there is text to check
+        assert problems == [], (label, problems)
+
+
+def test_the_layout_check_catches_overlapping_text(browser, tmp_path):
+    """Control for the test above: two labels drawn on top of each other are seen."""
+    path = tmp_path / "overlap.html"
+    path.write_text(
+        '<!DOCTYPE html><html><body><svg class="plot" viewBox="0 0 200 50" width="400">'
+        '<text x="10" y="20">overlapping</text><text x="20" y="22">labels</text>'
+        '<text x="150" y="45">clipped at the edge</text></svg></body></html>'
+    )
+    ((_, _, problems),) = json.loads(browser.open(path, evaluate=[TEXT_LAYOUT_JS]).values[0])
+    assert any(p.startswith("overlap: overlapping | labels") for p in problems)
+    assert any(p.startswith("clipped: clipped") for p in problems)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import numpy as np
 
-from rkbench.report import plots, write_html
+from rkbench.report import plots, svg, write_html
+from rkbench_wire import summarize_ns
 
 from .synthetic import HOSTILE_MODEL, HOSTILE_TENSOR, run
 
@@ -131,7 +134,7 @@ def test_mathtext_and_odd_labels_do_not_break_the_plots(tmp_path):
     r.core_mask = "$0$"
     r.telemetry[0].temperatures_c["$zone$"] = 40.0
     path = write_html([r], tmp_path / "odd.html")
-    assert path.read_text().count("<svg") == 3
+    assert path.read_text().count('class="plot"') == 3
 
 
 def test_runs_without_samples_layers_or_telemetry(tmp_path):
@@ -144,3 +147,46 @@ def test_runs_without_samples_layers_or_telemetry(tmp_path):
     source = path.read_text()
     assert "<svg" not in source and "none set" in source
     assert write_html([], tmp_path / "empty.html").read_text().count("<table") == 1
+
+
+def test_charts_are_well_formed_xml_whatever_the_names(tmp_path):
+    """Inline SVG is read by the HTML parser in its foreign-content mode, where <![CDATA[
+    and ]]> mean something: names with them, quotes and control characters must arrive
+    as text, and each chart must also be well-formed XML (so no raw < & or control
+    characters anywhere in it)."""
+    nasty = "]]><![CDATA[<script>window.__pwned=1</script>]]> \"dq\" 'sq' \x01\x08\x1b\x7f end"
+    r = run(n=500, n_layers=8, model=nasty, core_mask=nasty)
+    r.layers[4].tensor = nasty
+    r.telemetry[0].temperatures_c[nasty] = 45.0
+    r.telemetry[0].cpu_freq_hz[nasty] = 1.2e9
+    history = {plots.c.run_key(r): [plots.c.HistoryPoint(run_id=1, started=nasty, p50_ms=8.0, p99_ms=9.0)]}
+    source = write_html([r], tmp_path / "nasty.html", history=history).read_text(encoding="utf-8")
+    charts = re.findall(r"<figure>(.*?)<figcaption>", source, flags=re.S)
+    assert len(charts) == 4
+    shown = []
+    for chart in charts:
+        assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", chart)
+        assert "]]>" not in chart and "<![CDATA[" not in chart and "<script" not in chart
+        root = ET.fromstring(chart)
+        shown += ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    start = svg.clean(nasty)[:15]  # charts shorten names (plots.label); what they show is the text itself
+    assert start == "]]><![CDATA[<sc"
+    for where, prefix in (("legend", "core "), ("annotation", "#4 "), ("telemetry legend", ""), ("CPU legend", "CPU ")):
+        assert any(t.startswith(prefix + start) for t in shown), where
+
+
+def test_the_npu_view_of_a_run(tmp_path):
+    """NPU time next to end to end, the host's share, utilisation, stages, memory, runtime."""
+    r = run(backend="rknnrt", n=500)
+    npu = [int(ns * 0.8) for ns in r.latency_ns]
+    r.stages_ns = {"npu": npu}
+    r.npu_stats = summarize_ns(npu)
+    r.stage_stats = {"npu": r.npu_stats, "inputs_set": summarize_ns([50_000] * 500)}
+    r.io_mode, r.timing_notes = "zero_copy", ["outputs are read from the NPU buffers after the loop"]
+    r.memory = dict(r.memory, npu={"dma_bytes": 6 << 20, "weight_bytes": 4 << 20, "internal_bytes": 1 << 20})
+    r.versions = dict(r.versions, api_version="2.5.0 (abc@2026)", drv_version="0.9.8")
+    text = write_html([r], tmp_path / "r.html").read_text()
+    assert "NPU only (RKNN_QUERY_PERF_RUN)" in text and "stage: inputs_set" in text
+    assert "NPU utilisation <b>80%</b>" in text and "io mode zero_copy" in text
+    assert "DMA 6.0 MiB, weights 4.0 MiB, internal 1.0 MiB" in text and "librknnrt 2.5.0 (abc@2026)" in text
+    assert "outputs are read from the NPU buffers" in text

@@ -16,7 +16,16 @@ from dataclasses import replace
 import pytest
 
 from rkbench.results.model import TelemetrySample
-from rkbench.results.store import APPLICATION_ID, SCHEMA_VERSION, RunStateError, Store, UnknownRun, default_db_path
+from rkbench.results.stats import summarize
+from rkbench.results.store import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    STAGE_COLUMNS,
+    RunStateError,
+    Store,
+    UnknownRun,
+    default_db_path,
+)
 from tests.results.helpers import SHA, make_result, store_run
 
 
@@ -348,3 +357,47 @@ def test_writes_are_short(store):
         json.loads(store.conn.execute("SELECT memory FROM runs WHERE id = ?", (run_id,)).fetchone()[0])["npu_mem_kb"]
         == 9000
     )
+
+
+def test_stage_times_and_npu_facts_are_kept_per_iteration(store):
+    result = make_result(samples=0, backend="rknnrt")
+    run_id = store.begin_run(result)
+    store.add_samples(run_id, 0, [100, 110], {"npu": [60, 70], "run": [90, 95]})
+    store.add_samples(run_id, 2, [120], {"npu": [80], "run": [100]})
+    with pytest.raises(ValueError, match="2 npu times for 1 latencies"):
+        store.add_samples(run_id, 3, [1], {"npu": [1, 2]})
+    with pytest.raises(ValueError, match="unknown stage"):
+        store.add_samples(run_id, 3, [1], {"warp": [1]})
+    done = replace(
+        result,
+        latency_ns=[100, 110, 120],
+        io_mode="zero_copy",
+        timing_notes=["a note"],
+        stage_stats={"npu": summarize([60, 70, 80])},
+        npu_profile={"unsupported": "old runtime"},
+        memory={"npu": {"dma_bytes": 5 << 20}},
+    )
+    store.finish_run(run_id, done)
+    got = store.get_run(run_id)
+    assert got.stages_ns == {"npu": [60, 70, 80], "run": [90, 95, 100]}  # untimed stages are absent
+    assert got.stage_stats["npu"].n == 3 and got.io_mode == "zero_copy" and got.timing_notes == ["a note"]
+    assert got.npu_profile == {"unsupported": "old runtime"} and got.npu_memory == {"dma_bytes": 5 << 20}
+
+
+def test_a_version_1_store_is_migrated_with_its_data(tmp_path):
+    db = tmp_path / "v1.db"
+    with Store(db) as store:
+        run_id = store_run(store, make_result(samples=50, seed=3))
+    conn = sqlite3.connect(db)  # what rkbench 0.1 wrote: the same tables without the NPU columns
+    for column in STAGE_COLUMNS.values():
+        conn.execute(f"ALTER TABLE samples DROP COLUMN {column}")
+    conn.execute("ALTER TABLE runs DROP COLUMN npu")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with Store(db) as store:
+        old = store.get_run(run_id)
+        assert len(old.latency_ns) == 50 and old.stages_ns == {} and old.stage_stats == {}
+        new = store.begin_run(make_result(samples=0))
+        store.add_samples(new, 0, [5, 6], {"npu": [3, 4]})
+        assert store.get_run(new).stages_ns == {"npu": [3, 4]}
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from rkbench.errors import InputFileError
-from rkbench.results.store import Store, StoreError
+from rkbench.results.store import SCHEMA_VERSION, Store, StoreError
 from tests.results.helpers import make_result, store_run
 
 
@@ -123,7 +123,7 @@ def test_newer_schema(store_cli, tmp_path):
     conn.execute("PRAGMA user_version = 7")
     conn.close()
     line = expect_store_error(store_cli, db, "schema version 7", "newer rkbench", "upgrade rkbench")
-    assert "version 1" in line
+    assert f"version {SCHEMA_VERSION}" in line
     with pytest.raises(StoreError, match="newer rkbench"):
         Store(db)
 

@@ -164,7 +164,9 @@ def test_unknown_protocol_version_is_refused(ssh_board, spec, tmp_path):
     shutil.copytree(REPO / "device" / "rkbench_device", device, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "shared" / "rkbench_wire", wire, ignore=shutil.ignore_patterns("__pycache__"))
     constants = wire / "constants.py"
-    constants.write_text(constants.read_text().replace(f"PROTOCOL_VERSION = {PROTOCOL_VERSION}", "PROTOCOL_VERSION = 99"))
+    constants.write_text(
+        constants.read_text().replace(f"PROTOCOL_VERSION = {PROTOCOL_VERSION}", "PROTOCOL_VERSION = 99")
+    )
     with pytest.raises(RunnerFailed) as err:
         run(ssh_board, spec, runner_dirs=[device, wire])
     msg = str(err.value)

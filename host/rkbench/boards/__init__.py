@@ -6,4 +6,5 @@ labgrid.py    labgrid:PLACE: acquire a place, reach its NetworkService, release 
 deploy.py     content-addressed blobs and the runner onto the board (only what is missing)
 health.py     `board info` and `doctor`: facts about a board, checks with fixes
 provision.py  offline install of rknn-toolkit-lite2 (and librknnrt) onto a board
+runtime.py    the board's librknnrt version, read with one command
 """

@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from rkbench.boards import deploy
@@ -94,8 +95,12 @@ def board_info(
     cache: str | None = None,
     sysfs_root: str | None = None,
     timeout: float = 120.0,
+    probe_model: Path | None = None,
 ) -> dict[str, Any]:
     """The board's facts (rkbench_wire.info keys) plus "host": what the host sees.
+
+    probe_model: a small .rknn for the board's SoC; pushed and initialised by the NPU runtime
+    so that runtime_probe holds the api and driver versions the runtime itself reports.
 
     Raises RunnerFailed (a BoardError) when the board's Python cannot run the
     runner (missing python3, too old), saying what to do."""
@@ -105,6 +110,8 @@ def board_info(
     args = ["--cache-dir", deploy.cache_dir(transport, cache)]
     if sysfs_root:
         args += ["--root", sysfs_root]
+    if probe_model is not None:
+        args += ["--probe-model", deploy.ensure_blob(transport, probe_model, cache=cache)]
     res = transport.run(runner_argv(runner_dir, python, "info", *args), timeout=timeout)
     board = transport.describe()
     if res.returncode != 0:
@@ -183,6 +190,7 @@ def doctor(
     info: dict[str, Any] | None = None,
     limits: DoctorLimits = DoctorLimits(),
     toolkit_note: str = "",
+    probe_model: Path | None = None,
 ) -> list[Check]:
     """Checks of a board, in the order a field engineer would fix them.
 
@@ -195,7 +203,7 @@ def doctor(
     checks: list[Check] = []
     if info is None:
         try:
-            info = board_info(transport, python=python, cache=cache, sysfs_root=sysfs_root)
+            info = board_info(transport, python=python, cache=cache, sysfs_root=sysfs_root, probe_model=probe_model)
         except RunnerFailed as err:
             checks.append(Check("connection", PASS, transport.describe()))
             checks.append(Check("python", FAIL, str(err), _python_fix(err.kind, provision)))
@@ -225,12 +233,43 @@ def doctor(
 
     checks += _python_checks(info, provision)
     checks += _runtime_checks(info, toolkit_version, toolkit_note, rockchip, provision)
+    probe = _probe_check(info, rockchip, provision)
+    if probe is not None:
+        checks.append(probe)
     checks += _clock_checks(info, rockchip)
     checks.append(_temperature_check(info, limits))
     checks.append(_disk_check(info, limits))
     checks.append(_memory_check(info, limits))
     checks.append(_backend_check(info, provision))
     return checks
+
+
+def _probe_check(info: dict[str, Any], rockchip: bool, provision: str) -> Check | None:
+    """Did the NPU runtime initialise a model and say who it is (rknn_query SDK_VERSION)?"""
+    probe = info.get("runtime_probe") or {}
+    if not info.get("librknnrt_path"):
+        return None  # the librknnrt check already says what is missing
+    if probe.get("api_version"):
+        return Check(
+            "npu-runtime",
+            PASS,
+            f"the runtime initialised a model for {info.get('soc') or '?'}: api {probe['api_version']}, "
+            f"driver {probe.get('drv_version') or '?'}",
+        )
+    if probe.get("error"):
+        return Check(
+            "npu-runtime",
+            FAIL if rockchip else WARN,
+            f"the NPU runtime could not initialise a model: {probe['error']}",
+            "load the rknpu driver (`modprobe rknpu`, or a kernel with it), check /dev/rknpu or "
+            f"/dev/dri, and that librknnrt matches the driver; then `{provision} --librknnrt PATH` if needed",
+        )
+    return Check(
+        "npu-runtime",
+        WARN,
+        "not asked: " + (probe.get("source") or "no probe model"),
+        "install rknn-toolkit2 on this host so rkbench can build a probe model for the board's SoC",
+    )
 
 
 def _python_fix(kind: str, provision: str) -> str:

@@ -1,6 +1,6 @@
 """The rkbench command line: thin, it parses options and calls the modules that do the work.
 
-One module per group of commands: model.py (build, analyze), hybrid.py, run.py (run, demo),
+One module per group of commands: model.py (build, analyze, inspect), hybrid.py, run.py (run, demo),
 boards.py (board info, doctor, provision), lab.py (boards, nightly, baseline), results.py
 (history, show, compare, export).
 """
@@ -18,10 +18,11 @@ from rkbench import __version__
 from rkbench.errors import RkbenchError
 
 # Which module holds each command: a command's module (and what it imports: the toolkit
-# worker, paramiko, matplotlib, ...) is loaded only when that command runs.
+# worker, paramiko, onnxruntime, ...) is loaded only when that command runs.
 COMMAND_MODULES = {
     "build": "model",
     "analyze": "model",
+    "inspect": "model",
     "hybrid": "hybrid",
     "run": "run",
     "demo": "run",

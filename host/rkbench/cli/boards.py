@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
 from rkbench.boards.connect import board_python
-from rkbench.boards.health import FAIL, PASS, WARN, Check, board_info, doctor, host_toolkit_version, worst
+from rkbench.boards.health import (
+    FAIL,
+    PASS,
+    WARN,
+    Check,
+    board_info,
+    board_soc,
+    doctor,
+    host_toolkit_version,
+    worst,
+)
 from rkbench.errors import ThresholdFailed
 
 STATUS_MARK = {PASS: "pass", WARN: "WARN", FAIL: "FAIL"}
@@ -122,6 +133,23 @@ def _cpus(cpus: list[int]) -> str:
     return ",".join(str(c) for c in cpus)
 
 
+def _probe(transport, python: str, opts: dict[str, Any]) -> Path | None:
+    """The probe model for the board's SoC (built once with the host's toolkit, then cached),
+    or None where there is no NPU runtime to ask or no toolkit to build it with."""
+    soc = board_soc(transport, python)
+    if soc is None:
+        return None
+    from rkbench.cli.model import build_options
+    from rkbench.errors import RkbenchError
+    from rkbench.model.probe import probe_model
+
+    try:
+        return probe_model(soc, build_options({"toolkit_python": opts.get("toolkit_python")}))
+    except RkbenchError as err:  # no toolkit here: the versions come from the .so alone, and say so
+        _notice(f"no probe model for {soc} ({err}): the runtime's versions come from its .so file only")
+        return None
+
+
 def format_info(info: dict[str, Any]) -> str:
     host = info.get("host") or {}
     rows = []
@@ -152,6 +180,15 @@ def format_info(info: dict[str, Any]) -> str:
             else (f"unknown version ({info.get('librknnrt_path')})" if info.get("librknnrt_path") else "missing"),
         )
     )
+    probe = info.get("runtime_probe") or {}
+    if probe.get("api_version"):
+        rows.append(
+            ("NPU runtime", f"api {probe['api_version']}, driver {probe.get('drv_version') or '?'}  (rknn_query)")
+        )
+    elif probe.get("error"):
+        rows.append(("NPU runtime", f"could not initialise a model: {probe['error']}"))
+    elif info.get("librknnrt_path"):
+        rows.append(("NPU runtime", f"not asked ({probe.get('source') or 'no probe model'})"))
     rows.append(("onnxruntime", info.get("onnxruntime") or "missing"))
     rows.append(("NPU driver", info.get("npu_driver") or "not readable (needs root and debugfs) or absent"))
     dev = info.get("npu_devfreq")
@@ -217,8 +254,9 @@ def info_command(as_json: bool, **opts) -> None:
 
     BOARD: IP or host (ssh, user root), user@host:port, ssh://user@host:port, adb:SERIAL,
     adb://host:port, adb, or local."""
+    python = board_python(opts["board"], opts["python"])
     with _open(opts) as transport:
-        info = board_info(transport, python=board_python(opts["board"], opts["python"]))
+        info = board_info(transport, python=python, probe_model=_probe(transport, python, opts))
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
     else:
@@ -254,8 +292,11 @@ def doctor_command(toolkit_python: str | None, as_json: bool, **opts) -> None:
 
     Exit status 1 when a check fails, 0 otherwise (warnings included)."""
     toolkit, note = host_toolkit_version(toolkit_python)
+    python = board_python(opts["board"], opts["python"])
     with _open(opts) as transport:
-        checks = doctor(transport, toolkit, python=board_python(opts["board"], opts["python"]), toolkit_note=note)
+        checks = doctor(
+            transport, toolkit, python=python, toolkit_note=note, probe_model=_probe(transport, python, opts)
+        )
     if as_json:
         click.echo(
             json.dumps(

@@ -1,4 +1,4 @@
-"""Model commands: build, analyze, demo."""
+"""Model commands: build, analyze, inspect."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 
-from rkbench.accuracy.analyze import AnalysisReport, AnalyzeOptions, analyze
 from rkbench.model import examples
 from rkbench.model.build import BuildOptions, build, prepare, write_outputs
 from rkbench.model.cache import BuildCache
 from rkbench.model.config import ALGORITHMS, METHODS, QUANT_DTYPES, BuildConfig, from_rknn_convert_yaml, parse_numbers
 from rkbench.model.info import check_readable, framework_of
+from rkbench.model.rknn_file import RknnInfo, TensorInfo, read_rknn
 from rkbench.toolkit.worker import WorkerOptions
 
 
@@ -192,6 +192,8 @@ def analyze_command(
     """Per-layer quantization error of MODEL on the simulator, and its outputs against fp32."""
     say = progress_printer()
     prepared = prepare(config_from_options(model, opts))
+    from rkbench.accuracy.analyze import AnalyzeOptions, analyze
+
     report = analyze(
         prepared, build_options(opts), AnalyzeOptions(samples=samples, worst=worst, keep_dumps=keep_dumps), say
     )
@@ -209,7 +211,7 @@ def _num(value, digits: int = 5) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def format_report(report: AnalysisReport) -> str:
+def format_report(report) -> str:  # an accuracy.analyze.AnalysisReport
     lines = [
         f"{report.model}  target {report.target}  {report.quant}  {len(report.samples)} sample(s) on the simulator"
     ]
@@ -242,6 +244,68 @@ def format_report(report: AnalysisReport) -> str:
     return "\n".join(lines)
 
 
+@click.command("inspect")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print what the file says as JSON.")
+def inspect_command(model: Path, as_json: bool) -> None:
+    """What an .rknn file says: target platform, toolkit version, inputs and outputs."""
+    info = read_rknn(model)
+    click.echo(json.dumps(info.to_dict(), indent=2) if as_json else format_rknn_info(info))
+
+
+def _numbers(values: list[float] | None) -> str:
+    return ",".join(f"{v:g}" for v in values) if values is not None else "?"
+
+
+def _dims(shape: list[int]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _quantization(t: TensorInfo) -> str:
+    if t.quantization == "none":
+        return "none (float)"
+    text = f"{t.quantization} zp {t.zero_point} scale {t.scale:.6g}" if t.scale is not None else t.quantization
+    if t.calibrated_range:
+        text += f" range {t.calibrated_range[0]:.4g}..{t.calibrated_range[1]:.4g}"
+    return text
+
+
+def _tensor_rows(tensors: list[TensorInfo], inputs: bool) -> list[str]:
+    header = ["#", "name", "dtype", "layout", "shape", "model shape", "quantization"] + (
+        ["mean / std"] if inputs else []
+    )
+    rows = [header]
+    for t in tensors:
+        row = [str(t.index), t.name, t.dtype, t.layout or "?", _dims(t.runtime_shape), _dims(t.shape), _quantization(t)]
+        if inputs:
+            row.append(f"{_numbers(t.mean)} / {_numbers(t.std)}" if t.mean is not None else "-")
+        rows.append(row)
+        if t.dynamic_shapes:
+            rows.append(["", "  accepts", "", "", "", " ".join(_dims(s) for s in t.dynamic_shapes), ""] + [""] * inputs)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def format_rknn_info(info: RknnInfo) -> str:
+    cpu = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in sorted(info.cpu_operators.items()))
+    npu_code = f" (NPU code {info.npu_format})" if info.npu_format else ""
+    lines = [
+        f"{info.path}: .rknn format {info.format_version}, {info.file_bytes:,} bytes",
+        f"  target platform  {', '.join(info.target_platforms) or '? (the file names none)'}{npu_code}",
+        f"  built by         rknn-toolkit2 {info.toolkit_version or '?'}, compiler {info.compiler_version or '?'}",
+        f"  source           {info.source_framework or '?'}",
+        f"  shapes           {'dynamic' if info.dynamic_shape else 'static'}",
+    ]
+    if info.operators is not None:
+        lines.append(f"  operators        {info.operators}" + (f"; on the CPU: {cpu}" if cpu else ""))
+    lines.append("inputs (as the runtime presents them; model shape: as in the source model)")
+    lines += _tensor_rows(info.inputs, inputs=True)
+    lines.append("outputs")
+    lines += _tensor_rows(info.outputs, inputs=False)
+    lines += [f"note: {note}" for note in info.notes]
+    return "\n".join(lines)
+
+
 def example_config(example: examples.Example, workdir: Path, count: int) -> BuildConfig:
     dataset = examples.write_calibration_set(example, workdir / "calibration", count)
     model = examples.model_path(example)
@@ -258,4 +322,4 @@ def example_config(example: examples.Example, workdir: Path, count: int) -> Buil
     )
 
 
-COMMANDS = [build_command, analyze_command]
+COMMANDS = [build_command, analyze_command, inspect_command]

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from rkbench.errors import ThresholdFailed
+from rkbench.report.common import STAGE_ORDER, npu_memory_text, npu_split, runtime_text, stage_table
 from rkbench.results.model import LayerError, RunResult
 from rkbench.results.stats import DIFFERENT, REGRESSION, SAME, compare_latency
 from rkbench.results.store import RunSummary, Store, UnknownRun, default_db_path
@@ -155,6 +156,21 @@ def format_show(run: RunResult, previous: list[RunSummary], layer_count: int) ->
     if run.npu_stats:
         s = run.npu_stats
         lines.append(f"NPU time (ms): p50 {_f(s.p50_ms)}  p99 {_f(s.p99_ms)}  mean {_f(s.mean_ms)}")
+        split = npu_split(run)
+        if split is not None:
+            lines.append(
+                f"  host share {_f(split.host_ms)} ms of {_f(split.end_to_end_ms)} ms end to end, "
+                f"NPU utilisation {split.utilisation:.0%}"
+            )
+    for stage, s in stage_table(run):
+        lines.append(f"  {stage:<12} p50 {_f(s.p50_ms)}  p99 {_f(s.p99_ms)} ms")
+    if run.io_mode:
+        lines.append(f"  io mode      {run.io_mode}")
+    for note in run.timing_notes:
+        lines.append(f"  timing: {note}")
+    for label, text in (("NPU memory", npu_memory_text(run)), ("runtime", runtime_text(run))):
+        if text:
+            lines.append(f"{label}: {text}")
     if run.throttled:
         lines.append(f"THROTTLED: {', '.join(run.throttle_reasons) or 'yes'}  (latency not comparable)")
     if previous:
@@ -489,15 +505,17 @@ def export_command(run: str, fmt: str, out_file: Path | None, db: Path | None) -
     with _open(db, run) as store:
         result = store.get_run(_run_id(store, run), samples=fmt == "json")
         rows = store.get_samples(result.run_id) if fmt == "csv" else []
+        stages = store.get_run(result.run_id).stages_ns if fmt == "csv" else {}
     count = len(result.latency_ns) if fmt == "json" else len(rows)
     if fmt == "json":
         text = json.dumps(result.to_dict(samples=True), indent=2) + "\n"
     else:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["run_id", "seq", "latency_ns", "core_mask"])
-        for seq, value in rows:
-            writer.writerow([result.run_id, seq, value, result.core_mask or ""])
+        names = [stage for stage in STAGE_ORDER if stage in stages]
+        writer.writerow(["run_id", "seq", "latency_ns", "core_mask", *(f"{stage}_ns" for stage in names)])
+        for i, (seq, value) in enumerate(rows):
+            writer.writerow([result.run_id, seq, value, result.core_mask or "", *(stages[s][i] for s in names)])
         text = buf.getvalue()
     if out_file is None:
         click.echo(text, nl=False)

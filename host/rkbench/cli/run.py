@@ -19,7 +19,8 @@ from rkbench.run.plan import MeasureOptions
 
 DEFAULTS = MeasureOptions()  # the one place measurement defaults live
 
-BACKENDS = ("auto", "rknnlite", "onnxruntime", "simulator")
+BACKENDS = ("auto", "rknnrt", "rknnlite", "onnxruntime", "simulator")
+IO_MODES = {"copy": "copy", "zero-copy": "zero_copy"}
 
 
 def run_options(func):
@@ -63,6 +64,31 @@ def run_options(func):
         click.option("--min-cos", type=float, help="Threshold: output cosine against fp32 (worst output, mean)."),
         click.option("--max-p99-ms", type=float, help="Threshold: p99 latency in ms."),
         click.option("--max-peak-rss-mb", type=float, help="Threshold: the runner's peak RSS in MB."),
+        click.option(
+            "--max-npu-mem-mb",
+            type=float,
+            help="Threshold: the NPU memory the runtime allocated (RKNN_QUERY_MEM_SIZE total DMA) in MB.",
+        ),
+        click.option(
+            "--io",
+            "io_mode",
+            type=click.Choice(sorted(IO_MODES)),
+            default="copy",
+            show_default=True,
+            help="NPU backends: copy (rknn_inputs_set every run) or zero-copy (rknn_create_mem + rknn_set_io_mem).",
+        ),
+        click.option(
+            "--profile-layers",
+            is_flag=True,
+            help="A separate per-layer NPU profiling pass (RKNN_FLAG_COLLECT_PERF_MASK) after the timed loop.",
+        ),
+        click.option(
+            "--profile-runs",
+            type=click.IntRange(1),
+            default=DEFAULTS.profile_runs,
+            show_default=True,
+            help="Inferences of the profiling pass.",
+        ),
         click.option(
             "--max-regression",
             type=float,
@@ -113,6 +139,9 @@ def request_from(model: Path | None, config, opts: dict) -> RunRequest:
         input_count=opts["input_count"],
         per_layer=opts["per_layer"],
         cpu_threads=opts.get("cpu_threads") or 0,
+        io_mode=IO_MODES[opts.get("io_mode") or "copy"],
+        profile_layers=bool(opts.get("profile_layers")),
+        profile_runs=opts.get("profile_runs") or DEFAULTS.profile_runs,
     )
     if config is None and measure.backend in ("onnxruntime", "simulator"):
         raise UsageError(
@@ -128,6 +157,7 @@ def request_from(model: Path | None, config, opts: dict) -> RunRequest:
         min_cos_fp32=opts.get("min_cos"),
         max_p99_ms=opts.get("max_p99_ms"),
         max_peak_rss_mb=opts.get("max_peak_rss_mb"),
+        max_npu_mem_mb=opts.get("max_npu_mem_mb"),
         max_latency_regression=opts.get("max_regression"),
     )
     rknn = model if config is None else None

@@ -23,6 +23,7 @@ with thresholds per model.
     max_latency_regression = 0.10    # vs the accepted baseline, decided by a rank test
     max_p99_ms = 20.0
     max_peak_rss_mb = 400
+    max_npu_mem_mb = 64              # the NPU runtime's DMA allocation (rknnrt backend)
 """
 
 from __future__ import annotations
@@ -50,8 +51,18 @@ MODEL_KEYS = {
     "target",
 }
 CONFIG_KEYS = {"name", "quant", "algorithm", "method", "hybrid_cfg"}
-THRESHOLD_KEYS = {"min_cos_fp32", "max_latency_regression", "max_p99_ms", "max_peak_rss_mb"}
-MEASURE_KEYS = {"warmup", "min_runs", "min_seconds", "max_seconds", "backend", "cpu_threads"}
+THRESHOLD_KEYS = {"min_cos_fp32", "max_latency_regression", "max_p99_ms", "max_peak_rss_mb", "max_npu_mem_mb"}
+MEASURE_KEYS = {
+    "warmup",
+    "min_runs",
+    "min_seconds",
+    "max_seconds",
+    "backend",
+    "cpu_threads",
+    "io",
+    "profile_layers",
+    "profile_runs",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class Thresholds:
     max_latency_regression: float | None = None
     max_p99_ms: float | None = None
     max_peak_rss_mb: float | None = None
+    max_npu_mem_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,8 @@ def load_suite(path: Path) -> Suite:
     _check_keys(data, {"name", "measure", "models"}, str(path))
     measure = data.get("measure", {})
     _check_keys(measure, MEASURE_KEYS, f"{path}: [measure]")
+    if "io" in measure:
+        _choice(measure["io"], ("copy", "zero-copy"), f"{path}: [measure] io")
     models_data = data.get("models")
     if not isinstance(models_data, list) or not models_data:
         raise InputFileError(f"{path}: no [[models]] entries")

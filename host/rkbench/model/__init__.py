@@ -6,4 +6,6 @@ dataset.py   calibration / measurement data: checked against the model, prepared
 build.py     prepare() + build(): one cached build (BuildOptions, Prepared, BuildResult)
 cache.py     the content-addressed cache of builds and analyses (BuildCache)
 examples.py  the bundled real models and their rendered calibration sets
+rknn_file.py what an .rknn file says (targets, toolkit version, inputs/outputs), read without the toolkit
+compat.py    whether a model fits a board (SoC family, toolkit vs librknnrt version), before any push
 """

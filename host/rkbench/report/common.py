@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+
 from rkbench.results.model import LatencyStats, LayerError, OutputError, RunResult, Threshold
 
 PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
@@ -281,3 +283,82 @@ def counts(results: Sequence[RunResult]) -> dict[str, int]:
     for r in results:
         tally[outcome(r)] += 1
     return tally
+
+
+# --------------------------------------------------------------------------- the NPU's view
+
+
+@dataclass(frozen=True)
+class NpuSplit:
+    """Where an iteration's time goes: the NPU's own run time against end to end (medians,
+    ms), the host's share (their difference) and the NPU's utilisation (NPU time / wall)."""
+
+    end_to_end_ms: float
+    npu_ms: float
+    host_ms: float
+    utilisation: float
+
+
+def npu_split(result: RunResult) -> NpuSplit | None:
+    """From the per-iteration samples when both are there (the host share is then the median
+    of each iteration's own difference), else from the two summaries."""
+    npu = result.stages_ns.get("npu")
+    if npu and len(npu) == len(result.latency_ns):
+        wall = np.asarray(result.latency_ns, dtype=np.float64)
+        core = np.asarray(npu, dtype=np.float64)
+        return NpuSplit(
+            float(np.median(wall)) / 1e6,
+            float(np.median(core)) / 1e6,
+            float(np.median(wall - core)) / 1e6,
+            float(core.sum() / wall.sum()) if wall.sum() else 0.0,
+        )
+    stats = latency_stats(result)
+    if stats is None or result.npu_stats is None or not stats.p50_ms:
+        return None
+    host = stats.p50_ms - result.npu_stats.p50_ms
+    return NpuSplit(stats.p50_ms, result.npu_stats.p50_ms, host, result.npu_stats.mean_ms / stats.mean_ms)
+
+
+#: The per-iteration stages in the order an iteration goes through them.
+STAGE_ORDER = ("inputs_set", "run", "npu", "outputs_get")
+
+
+def stage_table(result: RunResult) -> list[tuple[str, LatencyStats]]:
+    """(stage, stats) for the stages the backend timed, in iteration order."""
+    return [(stage, result.stage_stats[stage]) for stage in STAGE_ORDER if stage in result.stage_stats]
+
+
+def _mib(value: int | float) -> str:
+    return f"{value / 2**20:.1f} MiB"
+
+
+def npu_memory_text(result: RunResult) -> str | None:
+    """RKNN_QUERY_MEM_SIZE in words, or why the runtime did not say; None for CPU backends."""
+    npu = result.npu_memory
+    if npu is None:
+        return None
+    if "unsupported" in npu:
+        return f"not reported: {npu['unsupported']}"
+    parts = [
+        f"DMA {_mib(npu.get('dma_bytes', 0))}",
+        f"weights {_mib(npu.get('weight_bytes', 0))}",
+        f"internal {_mib(npu.get('internal_bytes', 0))}",
+    ]
+    if npu.get("sram_total_bytes"):
+        parts.append(f"SRAM {_mib(npu['sram_total_bytes'])} ({_mib(npu.get('sram_free_bytes', 0))} free)")
+    return ", ".join(parts)
+
+
+def runtime_text(result: RunResult) -> str | None:
+    """The NPU runtime as it named itself (api and driver versions from RKNN_QUERY_SDK_VERSION)."""
+    v = result.versions or {}
+    parts = []
+    if v.get("api_version"):
+        parts.append(f"librknnrt {v['api_version']}")
+    elif v.get("librknnrt"):
+        parts.append(f"librknnrt {v['librknnrt']}")
+    if v.get("drv_version"):
+        parts.append(f"driver {v['drv_version']}")
+    elif v.get("npu_driver"):
+        parts.append(f"driver {v['npu_driver']}")
+    return ", ".join(parts) or None

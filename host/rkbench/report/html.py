@@ -180,14 +180,14 @@ def _cell(model: str, board: str, backend: str, runs: list[RunResult], history: 
     ]
     parts.append(
         _figure(
-            plots.render(plots.latency_distribution, runs),
+            plots.latency_distribution(runs),
             "Latency distribution: histogram and CDF, one colour per core mask.",
         )
     )
     if history:
         parts.append(
             _figure(
-                plots.render(plots.history_trend, runs, history),
+                plots.history_trend(runs, history),
                 "Latency next to the previous runs of this model on this board.",
             )
         )
@@ -222,7 +222,7 @@ def _run(r: RunResult, history: c.History | None, anchor: str) -> str:
     out.append(_latency(r, history))
     out.append(
         _figure(
-            plots.render(plots.latency_timeline, r),
+            plots.latency_timeline(r),
             "Latency over the timed loop (median per slice, band: min-max) with the NPU clock; below, "
             "temperatures and CPU clocks on the same time axis.",
         )
@@ -230,7 +230,7 @@ def _run(r: RunResult, history: c.History | None, anchor: str) -> str:
     out.append(_outputs(r))
     out.append(
         _figure(
-            plots.render(plots.layer_errors, r),
+            plots.layer_errors(r),
             "Per-layer cosine similarity. Where the board departs from the simulator (red), the "
             "runtime or driver differs from the simulator: not a quantization effect.",
         )
@@ -270,7 +270,9 @@ def _thresholds(r: RunResult) -> str:
 
 def _latency(r: RunResult, history: c.History | None) -> str:
     rows = []
-    for name, s in (("end to end", c.latency_stats(r)), ("NPU only (runtime's timing)", r.npu_stats)):
+    named = [("end to end", c.latency_stats(r)), ("NPU only (RKNN_QUERY_PERF_RUN)", r.npu_stats)]
+    named += [(f"stage: {stage}", s) for stage, s in c.stage_table(r) if stage != "npu"]
+    for name, s in named:
         if s is not None:
             rows.append(
                 [e(name), e(s.n)]
@@ -289,9 +291,21 @@ def _latency(r: RunResult, history: c.History | None) -> str:
             + (f" ({prev.p99_ms:.3f} ms)" if prev.p99_ms is not None else "")
             + "</p>"
         )
+    split = c.npu_split(r)
+    if split is not None:
+        text += (
+            f"<p>NPU time <b>{split.npu_ms:.3f} ms</b> of <b>{split.end_to_end_ms:.3f} ms</b> end to end "
+            f"(medians): the host's share is <b>{split.host_ms:.3f} ms</b>, NPU utilisation "
+            f"<b>{split.utilisation:.0%}</b>" + (f"; io mode {e(r.io_mode)}" if r.io_mode else "") + "</p>"
+        )
+    if r.timing_notes:
+        text += '<ul class="hint">' + "".join(f"<li>{e(note)}</li>" for note in r.timing_notes) + "</ul>"
     rss = c.peak_rss_mb(r)
     if rss is not None:
         text += f"<p>Peak RSS of the runner: <b>{rss:.1f} MiB</b></p>"
+    for label, value in (("NPU memory", c.npu_memory_text(r)), ("NPU runtime", c.runtime_text(r))):
+        if value:
+            text += f"<p>{label}: <b>{e(value)}</b></p>"
     return text
 
 

@@ -49,6 +49,9 @@ def derived(result: RunResult, history: c.History | None = None) -> dict:
         "departing_layers": [layer.index for layer in c.departures(result)],
         "stats_from_samples": result.stats is None and stats is not None,
     }
+    split = c.npu_split(result)
+    if split is not None:
+        out["npu_split"] = _asdict(split)
     if result.stats is None and stats is not None:
         out["stats"] = _asdict(stats)
     if prev is not None and stats is not None:
@@ -118,6 +121,7 @@ def run_from_dict(data: dict) -> RunResult:
     for key in ("stats", "npu_stats"):
         if kw.get(key) is not None:
             kw[key] = stats_from_dict(kw[key])
+    kw["stage_stats"] = {stage: stats_from_dict(s) for stage, s in (kw.get("stage_stats") or {}).items()}
     kw["telemetry"] = [TelemetrySample(**t) for t in kw.get("telemetry", [])]
     kw["outputs"] = [OutputError(**o) for o in kw.get("outputs", [])]
     kw["layers"] = [LayerError(**layer) for layer in kw.get("layers", [])]

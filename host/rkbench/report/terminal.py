@@ -115,14 +115,36 @@ def _rows(r: RunResult, history: c.History | None) -> list[tuple[str, str, str |
         rows.append(
             (
                 "NPU time",
-                f"p50 {r.npu_stats.p50_ms:.3f} ms  p99 {r.npu_stats.p99_ms:.3f} ms  (runtime's own NPU timing)",
+                f"p50 {r.npu_stats.p50_ms:.3f} ms  p99 {r.npu_stats.p99_ms:.3f} ms  (the runtime's own, RKNN_QUERY_PERF_RUN)",
                 None,
             )
         )
+        split = c.npu_split(r)
+        if split is not None:
+            rows.append(
+                (
+                    "",
+                    f"host share {split.host_ms:.3f} ms of {split.end_to_end_ms:.3f} ms end to end; "
+                    f"NPU utilisation {split.utilisation:.0%}",
+                    None,
+                )
+            )
+    stages = c.stage_table(r)
+    if stages:
+        text = "  ".join(f"{stage} {s.p50_ms:.3f}" for stage, s in stages)
+        rows.append(("stages", f"{text} ms (medians)" + (f"; io {r.io_mode}" if r.io_mode else ""), None))
+    for note in r.timing_notes:
+        rows.append(("timing", clean(note), None))
 
     rss = c.peak_rss_mb(r)
     if rss is not None:
         rows.append(("memory", f"peak RSS {rss:.1f} MiB", None))
+    npu_memory = c.npu_memory_text(r)
+    if npu_memory is not None:
+        rows.append(("NPU memory", clean(npu_memory), "warn" if npu_memory.startswith("not") else None))
+    runtime = c.runtime_text(r)
+    if runtime is not None:
+        rows.append(("runtime", clean(runtime), None))
     if r.throttled:
         reasons = "; ".join(clean(x) for x in r.throttle_reasons) or "clocks or temperature changed"
         rows.append(("THROTTLED", f"{reasons} (latency may not be representative)", "warn"))

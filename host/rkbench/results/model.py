@@ -95,9 +95,17 @@ class RunResult:
     target: str | None = None
     quant: str | None = None
     board_soc: str | None = None
-    latency_ns: list[int] = field(default_factory=list)  # raw per-iteration samples
+    latency_ns: list[int] = field(default_factory=list)  # raw per-iteration samples, end to end
     stats: LatencyStats | None = None
-    npu_stats: LatencyStats | None = None  # NPU-only time where the runtime exposes it
+    npu_stats: LatencyStats | None = None  # NPU-only time where the runtime exposes it (PERF_RUN)
+    # where an iteration's time goes, per iteration (inputs_set, run, npu, outputs_get; the
+    # stages the backend timed), aligned with latency_ns, and their summaries
+    stages_ns: dict[str, list[int]] = field(default_factory=dict)
+    stage_stats: dict[str, LatencyStats] = field(default_factory=dict)
+    io_mode: str | None = None  # "copy" | "zero_copy" for the NPU backends
+    timing_notes: list[str] = field(default_factory=list)  # what this backend's timing cannot show
+    # the per-layer NPU profile (PERF_DETAIL), parsed; {"unsupported": why} when there is none
+    npu_profile: dict | None = None
     memory: dict = field(default_factory=dict)  # e.g. {"after_load": {"VmHWM": kB, ...}, ...}
     telemetry: list[TelemetrySample] = field(default_factory=list)
     throttled: bool = False
@@ -111,6 +119,12 @@ class RunResult:
     suite: str | None = None  # nightly suite name, when there is one
 
     @property
+    def npu_memory(self) -> dict | None:
+        """RKNN_QUERY_MEM_SIZE as the runner reported it (bytes), or {"unsupported": why}."""
+        npu = self.memory.get("npu") if isinstance(self.memory, dict) else None
+        return npu if isinstance(npu, dict) else None
+
+    @property
     def passed(self) -> bool:
         return self.status == "ok" and all(t.passed for t in self.thresholds)
 
@@ -118,4 +132,25 @@ class RunResult:
         data = asdict(self)
         if not samples:
             data.pop("latency_ns")
+            data.pop("stages_ns")
         return data
+
+
+def npu_facts(result: RunResult) -> dict:
+    """The NPU-side facts of a run as the store keeps them (one JSON column)."""
+    return {
+        "stage_stats": {stage: asdict(s) for stage, s in result.stage_stats.items()},
+        "io_mode": result.io_mode,
+        "timing_notes": list(result.timing_notes),
+        "npu_profile": result.npu_profile,
+    }
+
+
+def npu_fields(data: dict) -> dict:
+    """RunResult keyword arguments from what npu_facts() wrote (an empty dict for old rows)."""
+    return {
+        "stage_stats": {stage: stats_from_dict(s) for stage, s in (data.get("stage_stats") or {}).items()},
+        "io_mode": data.get("io_mode"),
+        "timing_notes": list(data.get("timing_notes") or []),
+        "npu_profile": data.get("npu_profile"),
+    }

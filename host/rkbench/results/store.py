@@ -24,15 +24,17 @@ caught) and, for files up to QUICK_CHECK_MAX_BYTES, `PRAGMA quick_check`. Every 
 failure becomes a one-line `StoreError` (exit 4) naming the file and what to do; a
 damaged store is never replaced or emptied behind the user's back.
 
-Schema (version 1):
+Schema (version 2; a version-1 store is migrated in place on open, its data kept):
     boards(id, name UNIQUE, soc)            models(id, sha256 UNIQUE, name)
     builds(id, build_key UNIQUE, model_id, target, quant)
     run_groups(id, name UNIQUE, suite, created)
     runs(id, group_id, model_id, board_id, build_id, backend, core_mask, status, started,
          finished, updated, target, quant, board_soc, sample_count, stats, npu_stats,
          memory, versions, settings, throttled, throttle_reasons, error, pid, host,
-         pid_start)                         -- stats ... settings, throttle_reasons: JSON
-    samples(run_id, seq, latency_ns)        telemetry(run_id, seq, t, data JSON)
+         pid_start, npu)                    -- stats ... settings, throttle_reasons, npu: JSON
+    samples(run_id, seq, latency_ns, inputs_set_ns, run_ns, npu_ns, outputs_get_ns)
+                                            -- the stage columns NULL where the backend did not time them
+    telemetry(run_id, seq, t, data JSON)
     output_errors(run_id, seq, name, reference, cos_mean, cos_min, euc_mean, max_abs,
                   top1_agreement)
     layer_errors(run_id, seq, layer_index, op, tensor, sim_entire_cos, sim_single_cos,
@@ -51,7 +53,7 @@ import re
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -67,11 +69,21 @@ from rkbench.results.model import (
     RunResult,
     TelemetrySample,
     Threshold,
+    npu_facts,
+    npu_fields,
     stats_from_dict,
 )
 from rkbench.results.stats import summarize
+from rkbench_wire import ProtocolError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Per-iteration stage times kept beside each latency (rkbench_wire STAGES, as columns).
+STAGE_COLUMNS = {"inputs_set": "inputs_set_ns", "run": "run_ns", "npu": "npu_ns", "outputs_get": "outputs_get_ns"}
+#: What brings a store of version N-1 to N (run in one transaction on open; data is kept).
+MIGRATIONS = {
+    2: [f"ALTER TABLE samples ADD COLUMN {column} INTEGER" for column in STAGE_COLUMNS.values()]
+    + ["ALTER TABLE runs ADD COLUMN npu TEXT NOT NULL DEFAULT '{}'"],
+}
 APPLICATION_ID = 0x726B6231  # "rkb1": marks the file as an rkbench results store
 SQLITE_MAGIC = b"SQLite format 3\x00"
 QUICK_CHECK_MAX_BYTES = 32 * 1024 * 1024  # quick_check on open up to this size (~0.2 s)
@@ -134,8 +146,10 @@ CREATE TABLE runs (
     error TEXT,
     pid INTEGER,                        -- the writing process, to find interrupted runs
     host TEXT,
-    pid_start TEXT                      -- "<pid namespace>/<start time>" from /proc: a reused
-                                        -- pid, or a container's, is not taken for the writer
+    -- pid_start: "<pid namespace>/<start time>" from /proc: a reused pid, or a
+    -- container's, is not taken for the writer
+    pid_start TEXT,
+    npu TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX runs_by_key ON runs(model_id, board_id, core_mask, id);
 CREATE INDEX runs_by_group ON runs(group_id);
@@ -144,6 +158,10 @@ CREATE TABLE samples (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
     latency_ns INTEGER NOT NULL,
+    inputs_set_ns INTEGER,
+    run_ns INTEGER,
+    npu_ns INTEGER,
+    outputs_get_ns INTEGER,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE telemetry (
@@ -574,6 +592,8 @@ class Store:
             )
         conn.execute("PRAGMA journal_mode = WAL")  # a no-op once set; kept by the file
         conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL against process crashes
+        if version < SCHEMA_VERSION:
+            self._migrate()
         if quick_check is None:
             quick_check = size <= QUICK_CHECK_MAX_BYTES
         if quick_check:
@@ -598,6 +618,22 @@ class Store:
                         conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _migrate(self) -> None:
+        """Bring an older store to SCHEMA_VERSION, one step at a time, in one transaction;
+        another process may have done it while we waited for the lock."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -719,19 +755,30 @@ class Store:
             raise RunStateError(f"cannot {what} run {run_id}: it is already {status}")
 
     @staticmethod
-    def _sample_rows(run_id: int, offset: int, batch: Iterable) -> list[tuple[int, int, int]]:
+    def _sample_rows(run_id: int, offset: int, batch: Sequence, stages: dict | None = None) -> list[tuple]:
+        """(run_id, seq, latency, *stage times in STAGE_COLUMNS order, None where not timed)."""
+        stages = stages or {}
+        unknown = sorted(set(stages) - set(STAGE_COLUMNS))
+        if unknown:
+            raise ValueError(f"run {run_id}: unknown stage(s) {', '.join(unknown)}")
+        columns = [stages.get(stage) for stage in STAGE_COLUMNS]
+        for stage, values in stages.items():
+            if len(values) != len(batch):
+                raise ValueError(f"run {run_id}: {len(values)} {stage} times for {len(batch)} latencies")
         rows = []
         for i, value in enumerate(batch):
             ns = int(value)
             if ns < 0:
                 raise ValueError(f"run {run_id}: negative latency {ns} ns at sample {offset + i}")
-            rows.append((run_id, offset + i, ns))
+            rows.append((run_id, offset + i, ns, *(None if c is None else int(c[i]) for c in columns)))
         return rows
 
-    def _insert_samples(self, conn, run_id: int, rows: list[tuple[int, int, int]]) -> None:
+    def _insert_samples(self, conn, run_id: int, rows: list[tuple]) -> None:
+        names = ", ".join(STAGE_COLUMNS.values())
+        updates = ", ".join(f"{c} = excluded.{c}" for c in ["latency_ns", *STAGE_COLUMNS.values()])
         conn.executemany(
-            "INSERT INTO samples (run_id, seq, latency_ns) VALUES (?, ?, ?) "
-            "ON CONFLICT (run_id, seq) DO UPDATE SET latency_ns = excluded.latency_ns",
+            f"INSERT INTO samples (run_id, seq, latency_ns, {names}) VALUES (?, ?, ?{', ?' * len(STAGE_COLUMNS)}) "
+            f"ON CONFLICT (run_id, seq) DO UPDATE SET {updates}",
             rows,
         )
         if rows:
@@ -833,7 +880,7 @@ class Store:
             )
             run_id = int(cur.lastrowid)
             if len(result.latency_ns):
-                self._insert_samples(conn, run_id, self._sample_rows(run_id, 0, result.latency_ns))
+                self._insert_samples(conn, run_id, self._sample_rows(run_id, 0, result.latency_ns, result.stages_ns))
             if len(result.telemetry):
                 self._insert_telemetry(conn, run_id, result.telemetry)
         result.run_id = run_id
@@ -842,12 +889,15 @@ class Store:
         return run_id
 
     @_mapped
-    def add_samples(self, run_id: int, offset: int, batch: Sequence[int]) -> None:
-        """Raw latencies (ns) batch[i] for samples offset + i of a running run.
+    def add_samples(
+        self, run_id: int, offset: int, batch: Sequence[int], stages: dict[str, Sequence[int]] | None = None
+    ) -> None:
+        """Raw latencies (ns) batch[i] for samples offset + i of a running run, and where the
+        backend timed them, each stage's time of the same iterations (stage -> list).
 
         Re-sending a batch (same offsets) replaces it; nothing is duplicated.
         """
-        rows = self._sample_rows(int(run_id), int(offset), batch)
+        rows = self._sample_rows(int(run_id), int(offset), batch, stages)
         with self._write() as conn:
             self._require_running(conn, run_id, "add samples to")
             self._insert_samples(conn, int(run_id), rows)
@@ -876,7 +926,9 @@ class Store:
             ).fetchone()[0]
             tail = []
             if stored is not None and len(result.latency_ns) > stored[0]:
-                tail = self._sample_rows(run_id, stored[0], result.latency_ns[stored[0] :])
+                start = stored[0]
+                stages = {stage: values[start:] for stage, values in result.stages_ns.items()}
+                tail = self._sample_rows(run_id, start, result.latency_ns[start:], stages)
             finished = result.finished or _now()
             with self._write() as conn:
                 self._require_running(conn, run_id, "finish")
@@ -891,7 +943,7 @@ class Store:
                     "UPDATE runs SET status = ?, finished = ?, updated = ?, stats = ?, npu_stats = ?, "
                     "memory = ?, versions = ?, settings = ?, throttled = ?, throttle_reasons = ?, "
                     "error = ?, target = COALESCE(?, target), quant = COALESCE(?, quant), "
-                    "board_soc = COALESCE(?, board_soc), sample_count = ? WHERE id = ?",
+                    "board_soc = COALESCE(?, board_soc), sample_count = ?, npu = ? WHERE id = ?",
                     (
                         status,
                         finished,
@@ -908,6 +960,7 @@ class Store:
                         result.quant,
                         result.board_soc,
                         count,
+                        _dumps(npu_facts(result)),
                         run_id,
                     ),
                 )
@@ -1049,7 +1102,7 @@ class Store:
                 "SELECT r.id, g.name, g.suite, m.name, m.sha256, b.name, r.backend, r.core_mask, "
                 "r.status, r.started, r.finished, bu.build_key, r.target, r.quant, r.board_soc, "
                 "r.stats, r.npu_stats, r.memory, r.versions, r.settings, r.throttled, "
-                "r.throttle_reasons, r.error FROM runs r "
+                "r.throttle_reasons, r.error, r.npu FROM runs r "
                 "JOIN run_groups g ON g.id = r.group_id JOIN models m ON m.id = r.model_id "
                 "JOIN boards b ON b.id = r.board_id LEFT JOIN builds bu ON bu.id = r.build_id "
                 "WHERE r.id = ?",
@@ -1081,6 +1134,7 @@ class Store:
                 throttled,
                 reasons,
                 error,
+                npu,
             ) = row
             try:
                 stats_obj = self._loads(stats, rid, "stats")
@@ -1109,15 +1163,13 @@ class Store:
                     throttle_reasons=list(self._loads(reasons, rid, "throttle_reasons", [])),
                     error=error,
                     suite=suite,
+                    **npu_fields(self._loads(npu, rid, "npu", {})),
                 )
-            except (TypeError, ValueError) as err:
+            except (TypeError, ValueError, ProtocolError) as err:
                 raise self._bad_row(rid, "columns", err) from err
             try:
                 if samples:
-                    result.latency_ns = [
-                        int(r[0])
-                        for r in conn.execute("SELECT latency_ns FROM samples WHERE run_id = ? ORDER BY seq", (rid,))
-                    ]
+                    result.latency_ns, result.stages_ns = self._samples_of(conn, rid)
                 for t, data in conn.execute("SELECT t, data FROM telemetry WHERE run_id = ? ORDER BY seq", (rid,)):
                     result.telemetry.append(TelemetrySample(t=float(t), **self._loads(data, rid, "telemetry")))
                 result.outputs = [
@@ -1146,6 +1198,21 @@ class Store:
             except (TypeError, ValueError) as err:
                 raise self._bad_row(rid, "samples, telemetry or errors", err) from err
             return result
+
+    @staticmethod
+    def _samples_of(conn, run_id: int) -> tuple[list[int], dict[str, list[int]]]:
+        """The raw latencies of a run, and each stage's times where every iteration has one."""
+        rows = conn.execute(
+            f"SELECT latency_ns, {', '.join(STAGE_COLUMNS.values())} FROM samples WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        ).fetchall()
+        latencies = [int(r[0]) for r in rows]
+        stages = {}
+        for k, stage in enumerate(STAGE_COLUMNS, start=1):
+            values = [r[k] for r in rows]
+            if values and all(v is not None for v in values):
+                stages[stage] = [int(v) for v in values]
+        return latencies, stages
 
     @_mapped
     def get_samples(self, run_id: int) -> list[tuple[int, int]]:

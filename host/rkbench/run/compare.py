@@ -38,6 +38,7 @@ class Limits:
     min_cos_fp32: float | None = None
     max_p99_ms: float | None = None
     max_peak_rss_mb: float | None = None
+    max_npu_mem_mb: float | None = None  # the runtime's DMA allocation (RKNN_QUERY_MEM_SIZE)
     max_latency_regression: float | None = None  # relative, against the previous run
 
 
@@ -69,6 +70,20 @@ def check_thresholds(result: RunResult, limits: Limits, previous: RunResult | No
         checks.append(
             Threshold(
                 "max_peak_rss_mb", limits.max_peak_rss_mb, value, value is not None and value <= limits.max_peak_rss_mb
+            )
+        )
+    if limits.max_npu_mem_mb is not None:
+        npu = result.npu_memory or {}
+        value = npu["dma_bytes"] / 2**20 if "dma_bytes" in npu else None
+        checks.append(
+            Threshold(
+                "max_npu_mem_mb",
+                limits.max_npu_mem_mb,
+                value,
+                value is not None and value <= limits.max_npu_mem_mb,
+                "NPU memory (total DMA)"
+                if value is not None
+                else f"the runtime did not report NPU memory ({npu.get('unsupported') or 'not an NPU backend'})",
             )
         )
     if limits.max_latency_regression is not None:

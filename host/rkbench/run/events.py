@@ -55,7 +55,9 @@ class MaskRun:
     core_mask: str | None
     result: Result
     samples_ns: list[int]
+    stages_ns: dict[str, list[int]] = field(default_factory=dict)  # per stage, aligned with samples_ns
     outputs: list[OutputFile] = field(default_factory=list)
+    profile_path: Path | None = None  # the per-layer NPU profile's text, fetched from the board
 
     @property
     def backend(self) -> str:
@@ -87,6 +89,7 @@ class EventFold:
         self.stage = "starting"
         self.stray: list[str] = []  # the last lines before hello that were not events (login scripts)
         self._pending: dict[str | None, list[int]] = {}
+        self._stages: dict[str | None, dict[str, list[int]]] = {}
 
     @property
     def samples_received(self) -> int:
@@ -150,6 +153,15 @@ class EventFold:
                     f"(core mask {event.core_mask})"
                 )
             got.extend(event.latencies_ns)
+            stages = self._stages.setdefault(event.core_mask, {})
+            for stage, values in (event.stages_ns or {}).items():
+                kept = stages.setdefault(stage, [])
+                if len(kept) != event.offset:
+                    raise self._protocol(
+                        f"{stage} times for core mask {event.core_mask} do not line up with the latencies "
+                        f"({len(kept)} before offset {event.offset})"
+                    )
+                kept.extend(values)
         elif isinstance(event, Telemetry):
             self._append(self.telemetry, event)
         elif isinstance(event, Result):
@@ -161,7 +173,9 @@ class EventFold:
                 raise self._protocol(
                     f"the result for core mask {event.core_mask} counts {runs} runs but {len(samples)} latencies arrived"
                 )
-            self.results.append(MaskRun(core_mask=event.core_mask, result=event, samples_ns=samples))
+            stages = self._stages.pop(event.core_mask, {})
+            stages = {stage: values for stage, values in stages.items() if len(values) == len(samples)}
+            self.results.append(MaskRun(event.core_mask, event, samples, stages))
         elif isinstance(event, Error):
             self.error = event
         elif isinstance(event, Done):

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rkbench.accuracy.analyze import AnalyzeOptions, analyze
 from rkbench.accuracy.evalset import EvalSet, prepare_eval
-from rkbench.accuracy.hybrid.search import build_from_cfg
 from rkbench.accuracy.layers import LayerSummary
 from rkbench.boards.connect import board_python, open_board
 from rkbench.boards.health import board_soc
@@ -33,7 +31,6 @@ from rkbench.results.model import RunResult, TelemetrySample
 from rkbench.results.stats import summarize
 from rkbench.results.store import Store
 from rkbench.run.compare import Limits, check_thresholds, output_errors
-from rkbench.run.perlayer import DebugModel, onnx_node_outputs, per_layer_errors
 from rkbench.run.plan import MeasureOptions
 from rkbench.run.session import RunOutcome, run_on_board
 from rkbench_wire import BuildRecipe, ModelRef, RunSpec
@@ -144,6 +141,9 @@ class Analyses:
                 data = {"layers": [], "sim_outputs": [], "tensors": []}
             else:
                 work = self.options.cache.workdir("run-analysis")
+                from rkbench.accuracy.analyze import AnalyzeOptions, analyze
+                from rkbench.run.perlayer import onnx_node_outputs
+
                 names = sorted(onnx_node_outputs(prepared.config.model)) if keep_tensors else None
                 report = analyze(
                     prepared, self.options, AnalyzeOptions(files=inputs.samples, keep_tensors=names, keep_dir=work), say
@@ -221,7 +221,7 @@ class LiveStore:
             self.say(f"board: {event.message}")
         elif kind == "samples":
             run_id = self._run_for(event.core_mask)
-            self.store.add_samples(run_id, event.offset, event.latencies_ns)
+            self.store.add_samples(run_id, event.offset, event.latencies_ns, event.stages_ns)
             if time.monotonic() - self.last_print > 1.0 and event.latencies_ns:
                 self.last_print = time.monotonic()
                 median = float(np.median(event.latencies_ns)) / 1e6  # of this batch (~0.25 s of runs)
@@ -290,6 +290,8 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             build_key, toolkit = build_result.record["cache_key"], build_result.record["toolkit_version"]
             if request.hybrid_cfg is not None:
                 _check_hybrid(request)
+                from rkbench.accuracy.hybrid.search import build_from_cfg
+
                 hybrid = build_from_cfg(prepared, request.hybrid_cfg, inputs, build_options, say)
                 rknn, build_key = Path(hybrid.rknn), hybrid.key
         else:
@@ -367,6 +369,8 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             board_layers = []
             if request.measure.per_layer and prepared is not None and layers:
                 try:
+                    from rkbench.run.perlayer import per_layer_errors
+
                     board_layers = per_layer_errors(
                         prepared,
                         layers,
@@ -399,16 +403,22 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                     latency_ns=list(mask_run.samples_ns),
                     stats=summarize(mask_run.samples_ns),
                     npu_stats=mask_run.result.npu_stats,
+                    stages_ns=dict(mask_run.stages_ns),
+                    stage_stats=dict(mask_run.result.stage_stats),
+                    io_mode=mask_run.result.io_mode,
+                    timing_notes=list(mask_run.result.timing_notes),
+                    npu_profile=_npu_profile(mask_run),
                     memory=dict(mask_run.result.memory),
                     throttled=mask_run.result.throttled,
                     throttle_reasons=list(mask_run.result.throttle_reasons),
                     layers=board_layers,
-                    versions=dict(
-                        template.versions,
-                        runner=outcome.hello.runner_version,
-                        python=outcome.hello.python,
+                    versions={
+                        **template.versions,
+                        "runner": outcome.hello.runner_version,
+                        "python": outcome.hello.python,
                         **outcome.hello.backend_versions,
-                    ),
+                        **mask_run.result.versions,  # what the runtime said once the model was loaded
+                    },
                     settings=dict(
                         template.settings, elapsed_s=mask_run.result.elapsed_s, stopped_by=mask_run.result.stopped_by
                     ),
@@ -487,6 +497,17 @@ def _rknn_inputs(options: MeasureOptions):
     return arrays, ["nhwc" if first.ndim == 4 and first.shape[-1] in (1, 3, 4) else None]
 
 
+def _npu_profile(mask_run) -> dict | None:
+    """The per-layer NPU profile of a result: what the runner measured, its text as fetched."""
+    profile = mask_run.result.profile
+    if profile is None:
+        return None
+    if "unsupported" in profile:
+        return {"unsupported": profile["unsupported"]}
+    text = mask_run.profile_path.read_text(errors="replace") if mask_run.profile_path else ""
+    return {"runs": profile.get("runs"), "seconds": profile.get("seconds"), "text": text}
+
+
 def _outputs_by_sample(mask_run) -> list[list[Path]]:
     samples: dict[int, dict[int, Path]] = {}
     for output in mask_run.outputs:
@@ -495,7 +516,7 @@ def _outputs_by_sample(mask_run) -> list[list[Path]]:
 
 
 def _run_debug(
-    transport, model: DebugModel, spec: RunSpec, python: str, target, work: Path, runner_env: dict
+    transport, model, spec: RunSpec, python: str, target, work: Path, runner_env: dict
 ) -> list[dict[str, str]]:
     """The debug variant on the board, once per input: its outputs by tensor name. Where
     there is no NPU (the local board) the board's simulator backend builds the same debug

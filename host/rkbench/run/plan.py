@@ -48,6 +48,9 @@ class MeasureOptions:
     lock_timeout_s: float = 30.0  # another host measuring on the board: wait this long
     inject_slowdown: float = 0.0  # test-only runner knob (regression-detection benchmarks)
     cpu_threads: int = 0  # CPU backends' threads; 0 = their default
+    io_mode: str = "copy"  # NPU backends: "copy" (rknn_inputs_set per run) or "zero_copy" (rknn_set_io_mem)
+    profile_layers: bool = False  # a separate per-layer NPU profiling pass after the timed loop
+    profile_runs: int = 3
 
     def spec(
         self,
@@ -79,6 +82,9 @@ class MeasureOptions:
                 save_outputs=save_outputs,
                 lock_timeout_s=self.lock_timeout_s,
                 cpu_threads=self.cpu_threads,
+                io_mode=self.io_mode,
+                profile_layers=self.profile_layers,
+                profile_runs=self.profile_runs,
             )
         except ProtocolError as exc:
             raise UsageError(f"run spec: {_option_names(str(exc))}") from None

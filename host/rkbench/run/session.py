@@ -48,6 +48,7 @@ from rkbench.boards.runner_command import (
 from rkbench.boards.transport import RemoteProcess, Transport, TransportTimeout
 from rkbench.boards.transport.base import LineTooLong, megabytes
 from rkbench.errors import BoardError, InputFileError, UsageError
+from rkbench.model.compat import soc_matches
 from rkbench.run.events import EventFold, MaskRun, OutputFile
 from rkbench_wire import (
     Event,
@@ -67,8 +68,6 @@ SILENCE_SIMULATOR_S = 1800.0  # the simulator builds the model first (minutes fo
 #: TCP something to acknowledge, so a lost board is found within the connect timeout.
 HEARTBEAT_S = 1.0
 HOST_SILENCE_S = 15.0
-#: SoC names whose NPUs run the same .rknn (the toolkit's target_platform on the left).
-SOC_FAMILIES = ({"rk3588", "rk3588s"}, {"rk3566", "rk3568"})
 
 
 @dataclass
@@ -119,13 +118,6 @@ class RunOutcome:
     @property
     def output_files(self) -> list[Path]:
         return [o.local_path for r in self.results for o in r.outputs]
-
-
-def soc_matches(target: str, soc: str) -> bool:
-    t, s = target.strip().lower(), soc.strip().lower()
-    if t == s:
-        return True
-    return any(t in family and s in family for family in SOC_FAMILIES)
 
 
 def check_target(target: str | None, soc: str | None, board: str) -> None:
@@ -413,6 +405,7 @@ class _Session:
                 self.timings.runner_s = done_at - hello_at
                 self.timings.measure_s = sum(r.result.elapsed_s for r in self.fold.results)
                 self._fetch_outputs(spec)
+                self._fetch_profiles(spec)
                 self.timings.fetch_s = time.monotonic() - done_at
             finally:
                 heartbeat.stop()
@@ -488,6 +481,19 @@ class _Session:
         except BaseException:
             proc.kill()
             raise
+
+    def _fetch_profiles(self, spec: RunSpec) -> None:
+        """The per-layer NPU profile (PERF_DETAIL text) of each result that has one."""
+        for run in self.fold.results:
+            remote = (run.result.profile or {}).get("file")
+            if not remote:
+                continue
+            if self.out_dir is None:
+                self.out_dir = Path(tempfile.mkdtemp(prefix="rkbench-run-"))
+            local = self.out_dir / _remote_rel(str(remote), spec.output_dir)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.t.get(str(remote), local)
+            run.profile_path = local
 
     def _fetch_outputs(self, spec: RunSpec) -> None:
         """Each result's output files, sample by sample, in the order the runner listed them
