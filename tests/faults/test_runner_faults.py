@@ -195,3 +195,27 @@ def test_a_64_mb_line_is_stopped_at_the_bound_in_bounded_memory(sshd, spec, tmp_
     assert grew_mb < 64, f"the host grew {grew_mb:.0f} MB reading a 64 MB line"
     assert wait_until(lambda: not _fake_alive(sshd), 5) is not None
     print(f"oversized line: stopped after {report['seconds']:.2f} s, host grew {grew_mb:.0f} MB")
+
+
+def test_the_runner_leaves_when_the_heartbeat_stops_and_lingers_after_done():
+    from rkbench_device.stream import HostWatch
+
+    read_fd, write_fd = os.pipe()
+    gone = []
+    watch = HostWatch(gone.append, fd=read_fd, silence_s=0.3)
+    for _ in range(5):  # beats keep it
+        os.write(write_fd, b"\n")
+        assert wait_until(lambda: bool(gone), 0.15) is None
+    assert wait_until(lambda: bool(gone), 2) is not None  # then silence: the host is gone
+    assert gone == ["no heartbeat from the host for 0.3 s"]
+    os.close(write_fd)
+    os.close(read_fd)
+
+    read_fd, write_fd = os.pipe()
+    gone = []
+    watch = HostWatch(gone.append, fd=read_fd, silence_s=10)
+    watch.finish()  # done was sent: the host closing stdin now is the normal end
+    assert not watch.wait_closed(0.2)
+    os.close(write_fd)
+    assert watch.wait_closed(2) and gone == []
+    os.close(read_fd)
