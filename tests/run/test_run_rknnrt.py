@@ -6,6 +6,7 @@ JSON report: NPU time, where each iteration's time goes, NPU memory, the profili
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -89,4 +90,7 @@ def test_zero_copy_and_the_profiling_pass(rk, cls_model, cls_dataset, isolated, 
     shown = rk.show(isolated["db"], run_id)
     assert shown["io_mode"] == "zero_copy" and shown["status"] == "ok"
     profile = shown["npu_profile"]
-    assert profile["runs"] >= 1 and "Total Operator Elapsed Per Frame Time(us)" in profile["text"]
+    parsed = profile["profile"]
+    assert profile["runs"] >= 1 and parsed["format"] == "current" and parsed["layers"] and not parsed["problems"]
+    assert parsed["total_time_us"] > 0 and all(layer["time_us"] is not None for layer in parsed["layers"])
+    assert re.search(r"NPU profile +slowest of \d+ layers", done.stdout)  # where the NPU spends its time

@@ -12,7 +12,10 @@ login tools see this machine's /usr/lib, its Python the board root's.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from rkbench.boards.runner_command import python_argv
 from rkbench.boards.transport.base import Transport
@@ -58,3 +61,15 @@ def board_runtime_version(
         if line.startswith(PREFIX) and result.returncode == 0:
             return line[len(PREFIX) :].strip() or None
     return None
+
+
+def local_runtime_version(path: str = LIBRKNNRT) -> str | None:
+    """The same for this machine (the local board), read here without running a command;
+    RKBENCH_LIBRKNNRT overrides the path as it does for the runner."""
+    path = os.environ.get("RKBENCH_LIBRKNNRT") or path
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    match = re.search(rb"librknnrt version: [^)\x00\n]{1,200}\)", data)
+    return match.group().decode("ascii", "replace")[len(PREFIX) :].strip() if match else None

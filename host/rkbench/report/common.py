@@ -362,3 +362,14 @@ def runtime_text(result: RunResult) -> str | None:
     elif v.get("npu_driver"):
         parts.append(f"driver {v['npu_driver']}")
     return ", ".join(parts) or None
+
+
+def npu_profile(result: RunResult):
+    """The per-layer NPU profile's summary (results.npu_profile.ProfileSummary), None when the
+    run has none; a profile the runtime could not give is in result.npu_profile["unsupported"]."""
+    data = (result.npu_profile or {}).get("profile")
+    if not data:
+        return None
+    from rkbench.results.npu_profile import NpuProfile, summarize
+
+    return summarize(NpuProfile.from_dict(data), result.core_mask)

@@ -227,6 +227,7 @@ def _run(r: RunResult, history: c.History | None, anchor: str) -> str:
             "temperatures and CPU clocks on the same time axis.",
         )
     )
+    out.append(_npu_profile(r))
     out.append(_outputs(r))
     out.append(
         _figure(
@@ -238,6 +239,40 @@ def _run(r: RunResult, history: c.History | None, anchor: str) -> str:
     out.append(_layers(r))
     out.append(_details(r))
     out.append("</article>")
+    return "\n".join(p for p in out if p)
+
+
+def _npu_profile(r: RunResult) -> str:
+    """The per-layer NPU profile: the slowest layers as bars, the time per op type, CPU layers."""
+    if (r.npu_profile or {}).get("unsupported"):
+        return f'<h4>NPU profile</h4><p class="hint">not available: {e(r.npu_profile["unsupported"])}</p>'
+    summary = c.npu_profile(r)
+    if summary is None:
+        return ""
+    out = [
+        "<h4>NPU profile</h4>",
+        _figure(
+            plots.npu_profile(r),
+            "Where the NPU spends a frame, from a separate profiling pass "
+            "(RKNN_FLAG_COLLECT_PERF_MASK slows inference, so it never runs inside the timed loop).",
+        ),
+    ]
+    rows = [
+        [e(t.op_type), e(t.count), e(f"{t.time_us:.1f}"), e(f"{t.share:.1%}"), e(t.cpu_count or "")]
+        for t in summary.by_op_type
+    ]
+    out.append(_table(["op type", "layers", "time (us)", "share", "on the CPU"], rows))
+    if summary.cpu_layers:
+        names = ", ".join(f"{layer.op_type} {layer.full_name}" for layer in summary.cpu_layers)
+        out.append(f'<p class="warn">{len(summary.cpu_layers)} layer(s) run on the CPU, not the NPU: {e(names)}</p>')
+    if summary.multi_core and summary.single_core_layers:
+        names = ", ".join(f"{layer.op_type} {layer.full_name}" for layer in summary.single_core_layers[:20])
+        out.append(
+            f'<p class="warn">{len(summary.single_core_layers)} layer(s) stayed on one core under core mask '
+            f"{e(c.core_mask_text(r))}: {e(names)}</p>"
+        )
+    for problem in summary.problems[:5]:
+        out.append(f'<p class="hint">profile line {problem.line} not read: {e(problem.reason)}</p>')
     return "\n".join(p for p in out if p)
 
 

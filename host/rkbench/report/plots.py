@@ -290,3 +290,31 @@ def history_trend(runs: Sequence[RunResult], history: c.History | None) -> str |
         ax.scatter([x[-1]], [p50[-1]], color=color, size=5)
     ax.xticks(range(len(order)), [label(o, 20) for o in order], rotate=20)
     return chart.svg()
+
+
+#: How many of the slowest NPU layers the profile chart shows.
+PROFILE_LAYERS = 15
+
+
+def npu_profile(run: RunResult) -> str | None:
+    """The slowest layers of the per-layer NPU profile as horizontal bars (CPU layers marked)."""
+    summary = c.npu_profile(run)
+    if summary is None or not summary.slowest:
+        return None
+    slow = summary.slowest[:PROFILE_LAYERS]
+    chart = Chart("per-layer NPU profile: the slowest layers")
+    ax = chart.panel(
+        title=f"slowest {len(slow)} of {len(summary.slowest)} layers (RKNN_QUERY_PERF_DETAIL), "
+        f"{summary.layers_time_us:.0f} us in all",
+        xlabel="time per frame (us)",
+        height=max(120, 16 * len(slow)),
+    )
+    times = [layer.time_us or 0.0 for layer in slow]
+    npu = [t if not layer.on_cpu else 0.0 for t, layer in zip(times, slow)]
+    cpu = [t if layer.on_cpu else 0.0 for t, layer in zip(times, slow)]
+    ax.bars(range(len(slow)), npu, horizontal=True, color=COLORS[0], label="on the NPU")
+    if any(cpu):
+        ax.bars(range(len(slow)), cpu, horizontal=True, color=DEPART, label="on the CPU")
+    ax.yticks(range(len(slow)), [label(f"{layer.op_type} {layer.full_name}", 40) for layer in slow])
+    ax.ylim(len(slow) - 0.4, -0.6)
+    return chart.svg()

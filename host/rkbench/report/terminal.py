@@ -73,6 +73,27 @@ def run_block(
     return lines
 
 
+def _profile_rows(r: RunResult) -> list[tuple[str, str, str | None]]:
+    """The per-layer NPU profile in three lines: the slowest layers, CPU layers, one-core layers."""
+    if (r.npu_profile or {}).get("unsupported"):
+        return [("NPU profile", clean(f"not available: {r.npu_profile['unsupported']}"), "warn")]
+    summary = c.npu_profile(r)
+    if summary is None or not summary.slowest:
+        return []
+    slow = ", ".join(
+        f"{clean(layer.op_type)} {clean(layer.full_name)[:28]} {layer.time_us:.0f} us" for layer in summary.slowest[:3]
+    )
+    rows = [("NPU profile", f"slowest of {len(summary.slowest)} layers: {slow}", None)]
+    if summary.cpu_layers:
+        names = ", ".join(clean(layer.op_type) for layer in summary.cpu_layers[:5])
+        rows.append(("", f"{len(summary.cpu_layers)} layer(s) run on the CPU, not the NPU: {names}", "warn"))
+    if summary.multi_core and summary.single_core_layers:
+        rows.append(
+            ("", f"{len(summary.single_core_layers)} layer(s) stayed on one core under a multi-core mask", "warn")
+        )
+    return rows
+
+
 def _rows(r: RunResult, history: c.History | None) -> list[tuple[str, str, str | None]]:
     """(label, text, tone) rows; tone colours the label: 'bad', 'warn' or None."""
     rows: list[tuple[str, str, str | None]] = []
@@ -145,6 +166,7 @@ def _rows(r: RunResult, history: c.History | None) -> list[tuple[str, str, str |
     runtime = c.runtime_text(r)
     if runtime is not None:
         rows.append(("runtime", clean(runtime), None))
+    rows.extend(_profile_rows(r))
     if r.throttled:
         reasons = "; ".join(clean(x) for x in r.throttle_reasons) or "clocks or temperature changed"
         rows.append(("THROTTLED", f"{reasons} (latency may not be representative)", "warn"))

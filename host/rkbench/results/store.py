@@ -569,9 +569,15 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         if app_id == 0 and version == 0:
             if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
-                raise StoreError(
-                    f"{path} is an SQLite database but not an rkbench results store: pick another file with --db"
-                )
+                # Tables we can see are committed: another process may have created the store
+                # just after we read its header. Read it again before calling it foreign.
+                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if app_id == 0 and version == 0:
+                    raise StoreError(
+                        f"{path} is an SQLite database but not an rkbench results store: pick another file with --db"
+                    )
+        if app_id == 0 and version == 0:
             conn.execute("PRAGMA journal_mode = WAL")  # before the schema: a new, empty file
             self._create_schema()
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]

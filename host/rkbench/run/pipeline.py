@@ -297,6 +297,15 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         else:
             rknn, build_key, toolkit = request.rknn, None, None
         timings["build"] = time.monotonic() - mark
+        runtime = _check_fit(
+            transport,
+            python,
+            rknn,
+            soc or (board_soc(transport, python) if request.target else None),
+            request.measure.backend,
+            board_options.board,
+            say,
+        )
 
         work = build_options.cache.workdir("run")
         mark = time.monotonic()
@@ -335,7 +344,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                 "min_seconds": request.measure.min_seconds,
                 "inputs": len(spec_inputs),
             },
-            versions={"toolkit": toolkit},
+            versions={"toolkit": toolkit, "librknnrt": runtime} if runtime else {"toolkit": toolkit},
         )
         model = ModelRef(
             rknn=str(rknn),
@@ -497,6 +506,23 @@ def _rknn_inputs(options: MeasureOptions):
     return arrays, ["nhwc" if first.ndim == 4 and first.shape[-1] in (1, 3, 4) else None]
 
 
+def _check_fit(transport, python, rknn: Path, soc: str | None, backend: str, board: str, say: Say) -> str | None:
+    """Before anything is pushed: does the .rknn fit the board (its target platform against the
+    board's SoC, its compiler against the board's librknnrt)? Returns the runtime's version."""
+    if backend not in ("auto", "rknnlite", "rknnrt"):
+        return None
+    from rkbench.boards.runtime import board_runtime_version, local_runtime_version
+    from rkbench.model.compat import require_fit
+    from rkbench.model.rknn_file import read_rknn
+
+    runtime = local_runtime_version() if transport.kind == "local" else board_runtime_version(transport, python)
+    fit = require_fit(read_rknn(rknn), soc, runtime, board)
+    if soc:  # a Rockchip board: say what could not be checked (a stand-in runtime, ...)
+        for note in fit.notes:
+            say(note)
+    return runtime
+
+
 def _npu_profile(mask_run) -> dict | None:
     """The per-layer NPU profile of a result: what the runner measured, its text as fetched."""
     profile = mask_run.result.profile
@@ -504,8 +530,14 @@ def _npu_profile(mask_run) -> dict | None:
         return None
     if "unsupported" in profile:
         return {"unsupported": profile["unsupported"]}
-    text = mask_run.profile_path.read_text(errors="replace") if mask_run.profile_path else ""
-    return {"runs": profile.get("runs"), "seconds": profile.get("seconds"), "text": text}
+    from rkbench.results.npu_profile import parse_perf_detail
+
+    text = mask_run.profile_path.read_bytes() if mask_run.profile_path else b""
+    return {
+        "runs": profile.get("runs"),
+        "seconds": profile.get("seconds"),
+        "profile": parse_perf_detail(text).to_dict(),
+    }
 
 
 def _outputs_by_sample(mask_run) -> list[list[Path]]:
