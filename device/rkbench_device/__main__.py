@@ -24,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--root", default="/", help="root of the /proc and /sys trees to read (tests)")
     run.add_argument("--no-watch-stdin", action="store_true",
                      help="do not exit when stdin closes (for manual runs)")
+    run.add_argument("--host-heartbeat", type=float, metavar="S",
+                     help="the host writes a newline on stdin every second and fetches the outputs "
+                          "before it closes stdin: exit when no byte came for S seconds, and after "
+                          "done keep the board lock until stdin closes")
     info = sub.add_parser("info", help="print board facts as one JSON object")
     info.add_argument("--root", default="/", help="root of the /proc and /sys trees to read (tests)")
     info.add_argument("--cache-dir", default="~/.cache/rkbench", help="where rkbench keeps models on the board")
@@ -38,7 +42,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "run":
         from .runner import run_main
 
-        return run_main(args.spec, args.root, watch_stdin=not args.no_watch_stdin)
+        return run_main(args.spec, args.root, watch_stdin=not args.no_watch_stdin,
+                        host_silence_s=args.host_heartbeat)
     if args.command == "info":
         from rkbench_wire import encode_board_info
 

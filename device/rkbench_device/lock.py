@@ -39,17 +39,20 @@ class BoardLock:
                 os.close(fd)
                 raise RunnerError(
                     ERR_BOARD_BUSY,
-                    "the board is busy: another rkbench run (%s) holds %s; waited %.1f s. Try again "
-                    "later or raise lock_timeout_s" % (holder or "unknown pid", self.path, timeout_s),
+                    "the board is busy: another rkbench run (%s) holds %s; waited %.1f s"
+                    % (holder or "unknown pid", self.path, timeout_s),
                     exit_code=EXIT_BOARD_BUSY)
             if not told and on_wait is not None:
                 on_wait("board busy: %s holds %s; waiting up to %.1f s"
                         % (holder or "another run", self.path, timeout_s))
                 told = True
             time.sleep(poll_s)
-        os.ftruncate(fd, 0)
-        os.write(fd, ("pid %d\n" % os.getpid()).encode("ascii"))
         self._fd = fd
+        try:  # who holds it, for a waiting run's message; the lock is held without it (disk full)
+            os.ftruncate(fd, 0)
+            os.write(fd, ("pid %d\n" % os.getpid()).encode("ascii"))
+        except OSError:
+            pass
 
     def holder(self) -> Optional[str]:
         try:

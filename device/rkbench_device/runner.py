@@ -5,8 +5,11 @@ memory queries and the per-layer profile come after it."""
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
+import re
+import shutil
 import socket
 import sys
 import time
@@ -16,11 +19,11 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from rkbench_wire import (
-    EXIT_BAD_SPEC, EXIT_OK, Done, Error, Hello, ProtocolError, Progress, Result, RunSpec, Samples,
+    EXIT_BAD_SPEC, EXIT_FAILED, EXIT_OK, Done, Error, Hello, ProtocolError, Progress, Result, RunSpec, Samples,
     summarize_ns,
 )
 from rkbench_wire.constants import (
-    ERR_BACKEND_MISSING, ERR_BAD_INPUT, ERR_INPUT_MISSING, ERR_INTERNAL, ERR_MODEL_MISSING, ERR_OUTPUT_FAILED,
+    ERR_BACKEND_MISSING, ERR_BAD_INPUT, ERR_DISK_FULL, ERR_INPUT_MISSING, ERR_INTERNAL, ERR_MODEL_MISSING, ERR_OUTPUT_FAILED,
     ERR_PROTOCOL,
 )
 
@@ -30,21 +33,27 @@ from .coremask import check_core_masks
 from .errors import RunnerError
 from .lock import BoardLock
 from .measure import measure, slowed, test_slowdown
-from .stream import EventWriter, StderrTee
+from .stream import EventWriter, HostWatch, StderrTee
 from .telemetry import TelemetrySampler, throttle_verdict
 from .versions import numpy_version
 
 #: How often raw latencies are streamed while measuring.
 SAMPLES_BATCH_S = 0.25
+#: How long a finished runner keeps the board lock while its host fetches the outputs.
+LINGER_S = 300.0
+#: A run folder's name, as the host makes it: <date>-<time>-<8 hex>.
+RUN_DIR_RE = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Runner:
     def __init__(self, spec: RunSpec, writer: EventWriter, tee: Optional[StderrTee] = None,
-                 root: str = "/") -> None:
+                 root: str = "/", watch: Optional[HostWatch] = None) -> None:
         self.spec = spec
         self.writer = writer
         self.tee = tee
         self.root = root
+        self.watch = watch
         self.results = 0
         self._backend: Optional[Backend] = None
         self._lock: Optional[BoardLock] = None
@@ -54,11 +63,21 @@ class Runner:
     # -- the run -----------------------------------------------------------------------
     def run(self) -> int:
         try:
-            code = self._run_reporting_errors()
+            try:
+                code = self._run_reporting_errors()
+            finally:
+                self._cleanup()  # the telemetry thread is stopped here: nothing is emitted after done
+            self.writer.emit(Done(ok=code == EXIT_OK, exit_code=code, results=self.results))
+            if self.watch is not None:
+                self.watch.finish()
+                if self.watch.heartbeat:
+                    # The host fetches the outputs now. The board lock stays held until it closes
+                    # stdin: to another run on this board the lock says this run's folder is in use.
+                    self.watch.wait_closed(LINGER_S)
+            return code
         finally:
-            self._cleanup()  # the telemetry thread is stopped here: nothing is emitted after done
-        self.writer.emit(Done(ok=code == EXIT_OK, exit_code=code, results=self.results))
-        return code
+            if self._lock is not None:
+                self._lock.release()
 
     def _run_reporting_errors(self) -> int:
         try:
@@ -70,6 +89,11 @@ class Runner:
                                    core_mask=err.core_mask))
             return err.exit_code
         except Exception as exc:  # a bug or an unexpected library failure: say so, with context
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+                where = " writing %s" % exc.filename if exc.filename else ""
+                self.writer.emit(Error(kind=ERR_DISK_FULL, message="no space left on the board%s (%s)"
+                                       % (where, exc.strerror or exc)))
+                return EXIT_FAILED
             trace = traceback.format_exc()
             tail = "\n".join(trace.strip().splitlines()[-25:])
             stderr_tail = self._stderr_tail()
@@ -127,6 +151,10 @@ class Runner:
         self._lock = BoardLock(spec.lock_path)
         self._lock.acquire(spec.lock_timeout_s, on_wait=lambda msg: self._progress("lock", msg))
         self._progress("lock", "board lock held (%s)" % self._lock.path)
+        pruned = prune_run_folders(spec.output_dir)
+        if pruned:
+            self._progress("lock", "removed %d folder(s) of earlier runs that ended without cleaning up "
+                                   "(a host killed or cut off): %s" % (len(pruned), ", ".join(pruned)))
 
         self._sampler = TelemetrySampler(self.root, spec.telemetry_interval_s, self.writer.emit)
         self._sampler.start()
@@ -296,6 +324,7 @@ class Runner:
                       out_dir: str) -> List[Dict[str, Any]]:
         names = backend.output_names(len(outputs))
         files = []
+        array = None
         try:
             os.makedirs(out_dir, exist_ok=True)
             for k, output in enumerate(outputs):
@@ -305,8 +334,13 @@ class Runner:
                 files.append({"path": path, "name": names[k], "shape": list(array.shape),
                               "dtype": str(array.dtype)})
         except OSError as exc:
-            raise RunnerError(ERR_OUTPUT_FAILED, "could not write outputs to %s: %s (disk full or no "
-                              "permission? free space or change output_dir)" % (out_dir, exc))
+            # numpy reports a short write as "N requested and M written", without an errno
+            needed = array.nbytes if array is not None else 0
+            if exc.errno in DISK_FULL_ERRNOS or _free_bytes(out_dir) < needed:
+                raise RunnerError(ERR_DISK_FULL, "could not write outputs to %s: No space left on device (an "
+                                  "output takes %d bytes)" % (out_dir, needed))
+            raise RunnerError(ERR_OUTPUT_FAILED, "could not write outputs to %s: %s (no permission? "
+                              "change output_dir)" % (out_dir, exc))
         return files
 
     def _inputs_meta(self, info: Dict[str, Any], prepared: Prepared) -> List[Dict[str, Any]]:
@@ -339,17 +373,46 @@ class Runner:
                 pass
         if self._sampler is not None:
             self._sampler.stop()
-        if self._lock is not None:
-            self._lock.release()
+
+
+def _free_bytes(path: str) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 1 << 62  # cannot tell: not taken for a full disk
+    return st.f_bavail * st.f_frsize
+
+
+def prune_run_folders(output_dir: str) -> List[str]:
+    """Remove the folders of earlier runs beside this run's (output_dir is
+    <cache>/runs/<run id>/out, as the host names it). Called with the board lock held: a
+    run's folder is in use only while its runner holds the lock (until its host has
+    fetched the outputs), so what is left now belongs to runs whose host was killed or
+    cut off. Only folders named like rkbench's run folders, in a folder named runs."""
+    run_dir = os.path.dirname(os.path.normpath(output_dir))
+    runs = os.path.dirname(run_dir)
+    if os.path.basename(runs) != "runs" or not RUN_DIR_RE.match(os.path.basename(run_dir)):
+        return []
+    try:
+        names = os.listdir(runs)
+    except OSError:
+        return []
+    pruned = []
+    for name in sorted(names):
+        path = os.path.join(runs, name)
+        if path != run_dir and RUN_DIR_RE.match(name) and os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            pruned.append(name)
+    return pruned
 
 
 def _describe(arrays: Sequence[Any]) -> str:
     return "[%s]" % ", ".join("%s %s" % (list(a.shape), a.dtype) for a in arrays)
 
 
-def run_main(spec_path: Optional[str], root: str, watch_stdin: bool) -> int:
+def run_main(spec_path: Optional[str], root: str, watch_stdin: bool, host_silence_s: Optional[float] = None) -> int:
     """Entry of `python3 -m rkbench_device run`: set up stdio, read the spec, run."""
-    from .stream import host_gone, read_spec_line, watch_stdin as start_watcher
+    from .stream import host_gone, read_spec_line
 
     tee = StderrTee()
     writer = EventWriter(tee.start())
@@ -364,8 +427,9 @@ def run_main(spec_path: Optional[str], root: str, watch_stdin: bool) -> int:
         writer.emit(Error(kind=ERR_PROTOCOL, message=str(exc)))
         writer.emit(Done(ok=False, exit_code=EXIT_BAD_SPEC, results=0))
         return EXIT_BAD_SPEC
+    watch = None
     if watch_stdin and not spec_path:
-        start_watcher(lambda: host_gone(tee.original_stderr_fd))
-    code = Runner(spec, writer, tee=tee, root=root).run()
+        watch = HostWatch(lambda why: host_gone(tee.original_stderr_fd, why), silence_s=host_silence_s)
+    code = Runner(spec, writer, tee=tee, root=root, watch=watch).run()
     sys.stdout.flush()
     return code

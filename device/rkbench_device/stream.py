@@ -6,11 +6,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import select
 import sys
 import threading
 from typing import Callable, Deque, Iterator, List, Optional, Tuple
 
-from rkbench_wire import EXIT_HOST_GONE, Event, encode_event
+from rkbench_wire import EXIT_HOST_GONE, Event, ProtocolError, encode_event
+from rkbench_wire.constants import MAX_SPEC_BYTES
 
 
 class EventWriter:
@@ -191,9 +193,10 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def read_spec_line(fd: int = 0, limit: int = 16 * 1024 * 1024) -> Tuple[bytes, bytes]:
+def read_spec_line(fd: int = 0, limit: int = MAX_SPEC_BYTES) -> Tuple[bytes, bytes]:
     """Read up to the first newline from fd without buffering past what the OS gave.
-    Returns (line, bytes that came after it)."""
+    Returns (line, bytes that came after it). A line longer than `limit` bytes is not
+    read to its end: ProtocolError (the host sends far less)."""
     chunks: List[bytes] = []
     size = 0
     while True:
@@ -202,38 +205,71 @@ def read_spec_line(fd: int = 0, limit: int = 16 * 1024 * 1024) -> Tuple[bytes, b
             return b"".join(chunks), b""
         at = data.find(b"\n")
         if at >= 0:
+            if size + at > limit:
+                break
             chunks.append(data[:at])
             return b"".join(chunks), data[at + 1:]
         chunks.append(data)
         size += len(data)
         if size > limit:
-            return b"".join(chunks), b""
+            break
+    raise ProtocolError("run spec: longer than %d bytes without a newline (the host sends one JSON line, "
+                        "far shorter)" % limit)
 
 
-def watch_stdin(on_eof: Callable[[], None], fd: int = 0) -> threading.Thread:
-    """A daemon thread that reads stdin until EOF, then calls on_eof (which exits).
-    Anything the host sends after the spec is ignored."""
+class HostWatch:
+    """Reads stdin in a daemon thread after the spec: the host's heartbeat bytes, then EOF.
 
-    def watch() -> None:
+    EOF, or `silence_s` without a byte (when given: the host beats every second), means
+    the host is gone: before finish() that ends the process at once (nobody reads our
+    events; no orphan keeps the NPU; the kernel drops the board lock), after finish() it
+    only wakes wait_closed()."""
+
+    def __init__(self, on_gone: Callable[[str], None], fd: int = 0, silence_s: Optional[float] = None) -> None:
+        self._on_gone = on_gone
+        self._fd = fd
+        self._silence_s = silence_s
+        self.heartbeat = silence_s is not None  # the host beats and closes stdin once it has the outputs
+        self._finished = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="rkbench-stdin-watch", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        why = "stdin closed"
         while True:
+            if self._silence_s is not None:
+                try:
+                    ready, _, _ = select.select([self._fd], [], [], self._silence_s)
+                except (OSError, ValueError):
+                    ready = [self._fd]
+                if not ready:
+                    why = "no heartbeat from the host for %g s" % self._silence_s
+                    break
             try:
-                data = os.read(fd, 4096)
+                data = os.read(self._fd, 4096)
             except OSError:
                 data = b""
             if not data:
-                on_eof()
-                return
+                break
+        self._closed.set()
+        if not self._finished.is_set():
+            self._on_gone(why)
 
-    thread = threading.Thread(target=watch, name="rkbench-stdin-watch", daemon=True)
-    thread.start()
-    return thread
+    def finish(self) -> None:
+        """The run is over: the host going away no longer needs an abrupt exit."""
+        self._finished.set()
+
+    def wait_closed(self, timeout_s: float) -> bool:
+        """After finish(): wait until the host has closed stdin (or went silent)."""
+        return self._closed.wait(timeout_s)
 
 
-def host_gone(stderr_fd: int = 2) -> None:
-    """stdin closed: the host is gone, so nobody reads our events. Leave now, without
-    cleanup handlers, so no orphan keeps the NPU (the kernel drops our board lock)."""
+def host_gone(stderr_fd: int = 2, why: str = "stdin closed") -> None:
+    """The host is gone, so nobody reads our events. Leave now, without cleanup
+    handlers, so no orphan keeps the NPU (the kernel drops our board lock)."""
     try:
-        os.write(stderr_fd, b"rkbench-device: stdin closed (host gone), exiting\n")
+        os.write(stderr_fd, ("rkbench-device: %s (host gone), exiting\n" % why).encode("utf-8"))
     except OSError:
         pass
     os._exit(EXIT_HOST_GONE)

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, List, Optional
 
 from .errors import ProtocolError
 
 _MISSING = object()
+
+#: No field needs a longer number; a longer one would also take Python 3.8 (no limit on
+#: int() of a long digit string) seconds to minutes to parse.
+MAX_NUMBER_DIGITS = 64
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise ValueError("a number of %d digits (at most %d)" % (len(text), MAX_NUMBER_DIGITS))
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError("%s does not fit a float" % text[:40])
+    return number
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError("%s is not a JSON number" % name)
+
+
+def loads(text: str, what: str, snippet: bool = False) -> Any:
+    """json.loads for a protocol line, bounded: no NaN/Infinity (nor a float too big to be
+    finite), no integer longer than MAX_NUMBER_DIGITS digits, no nesting deeper than
+    Python's recursion limit. Anything else is a ProtocolError naming `what` (with the
+    start of the line when `snippet`)."""
+    try:
+        return json.loads(text, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        tail = ": %r" % (text[:120],) if snippet else ""
+        raise ProtocolError("%s: not valid JSON (%s)%s" % (what, reason, tail))
 
 
 def get(data: Dict[str, Any], key: str, where: str, default: Any = _MISSING) -> Any:
@@ -67,8 +102,8 @@ def as_float(value: Any, field: str, minimum: Optional[float] = None,
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProtocolError("%s: expected a number, got %s" % (field, _kind(value)))
     number = float(value)
-    if number != number:
-        raise ProtocolError("%s: must be a number, got NaN" % field)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ProtocolError("%s: must be a finite number, got %r" % (field, number))
     if minimum is not None and number < minimum:
         raise ProtocolError("%s: must be >= %g, got %g" % (field, minimum, number))
     if maximum is not None and number > maximum:

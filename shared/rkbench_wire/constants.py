@@ -31,6 +31,9 @@ CORE_MASKS = tuple(CORE_MASK_VALUES)
 #: Data formats the backends understand (per model input; null = leave it to the backend).
 DATA_FORMATS = ("nhwc", "nchw")
 
+#: The longest run spec line the runner reads (a spec naming 10,000 inputs is ~1 MB).
+MAX_SPEC_BYTES = 4 << 20
+
 # Exit codes of `python3 -m rkbench_device run`.
 EXIT_OK = 0
 EXIT_FAILED = 1          # an `error` event says what failed
@@ -47,10 +50,12 @@ ERR_BACKEND_MISSING = "backend_missing"   # the backend cannot be imported here
 ERR_BACKEND_FAILED = "backend_failed"     # load/init/inference returned an error
 ERR_CORE_MASK_REFUSED = "core_mask_refused"
 ERR_BOARD_BUSY = "board_busy"
-ERR_OUTPUT_FAILED = "output_failed"       # could not write outputs (disk full, permissions)
+ERR_OUTPUT_FAILED = "output_failed"       # could not write outputs (permissions)
+ERR_DISK_FULL = "disk_full"               # ENOSPC/EDQUOT on the board, wherever the runner wrote
 ERR_INTERNAL = "internal"                 # a bug in the runner: the traceback tail is attached
 
 ERROR_KINDS = (
     ERR_PROTOCOL, ERR_MODEL_MISSING, ERR_INPUT_MISSING, ERR_BAD_INPUT, ERR_BACKEND_MISSING,
-    ERR_BACKEND_FAILED, ERR_CORE_MASK_REFUSED, ERR_BOARD_BUSY, ERR_OUTPUT_FAILED, ERR_INTERNAL,
+    ERR_BACKEND_FAILED, ERR_CORE_MASK_REFUSED, ERR_BOARD_BUSY, ERR_OUTPUT_FAILED, ERR_DISK_FULL,
+    ERR_INTERNAL,
 )

@@ -90,8 +90,34 @@ def _opt_io_mode(value: Any, name: str) -> Optional[str]:
     return None if value is None else f.as_choice(value, name, IO_MODES)
 
 
+def _int_dict(value: Any, name: str) -> Dict[str, int]:
+    data = f.as_obj(value, name)
+    for key, item in data.items():
+        f.as_int(item, "%s.%s" % (name, key))
+    return data
+
+
+def _number_dict(value: Any, name: str) -> Dict[str, float]:
+    data = f.as_obj(value, name)
+    for key, item in data.items():
+        f.as_float(item, "%s.%s" % (name, key))
+    return data
+
+
+def _cpu_list(value: Any, name: str) -> List[Dict[str, Any]]:
+    items = _obj_list(value, name)
+    for i, item in enumerate(items):
+        f.as_opt_int(item.get("cur_khz"), "%s[%d].cur_khz" % (name, i))
+    return items
+
+
 def _npu_memory(value: Any, name: str) -> Dict[str, Any]:
     data = f.as_obj(value, name)
+    for part in ("after_load", "after_runs"):  # process memory: {"vm_hwm_kb", "vm_rss_kb"} or null
+        reading = data.get(part)
+        if reading is not None:
+            for key, item in f.as_obj(reading, "%s.%s" % (name, part)).items():
+                f.as_opt_int(item, "%s.%s.%s" % (name, part, key))
     npu = data.get("npu")
     if npu is not None:
         npu = f.as_obj(npu, name + ".npu")
@@ -142,7 +168,7 @@ class Event:
         if unknown:
             raise ProtocolError("%s: unknown field(s) %s (same protocol version but a newer runner? "
                                 "deploy the runner from the same rkbench release as the host)"
-                                % (cls.type, ", ".join(unknown)))
+                                % (cls.type, ", ".join(repr(name)[:60] for name in unknown[:10])))
         kwargs: Dict[str, Any] = {}
         for fld in fields(cls):  # type: ignore[arg-type]
             name = "%s.%s" % (cls.type, fld.name)
@@ -237,7 +263,7 @@ class Telemetry(Event):
     temperatures_c: Dict[str, float] = field(default_factory=dict)
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
         "timestamp": f.as_float, "npu_load_pct": _opt_int_list, "npu_freq_hz": f.as_opt_int,
-        "npu_governor": f.as_opt_str, "cpu": _obj_list, "temperatures_c": f.as_obj,
+        "npu_governor": f.as_opt_str, "cpu": _cpu_list, "temperatures_c": _number_dict,
     }
 
 
@@ -294,7 +320,7 @@ class Result(Event):
     profile: Optional[Dict[str, Any]] = None
     versions: Dict[str, Optional[str]] = field(default_factory=dict)
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
-        "core_mask": f.as_opt_str, "backend": f.as_str, "counts": f.as_obj, "stats": _stats,
+        "core_mask": f.as_opt_str, "backend": f.as_str, "counts": _int_dict, "stats": _stats,
         "core_mask_applicable": f.as_bool, "elapsed_s": f.as_float, "load_s": f.as_opt_float,
         "stopped_by": f.as_str,
         "npu_stats": _opt_stats, "memory": _npu_memory, "throttled": f.as_bool,
@@ -355,10 +381,7 @@ def decode_event(line: Union[str, bytes]) -> Event:
     text = line.strip()
     if not text:
         raise ProtocolError("event: empty line")
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError("event: not JSON (%s): %r" % (exc, text[:120]))
+    data = f.loads(text, "event", snippet=True)
     if not isinstance(data, dict):
         raise ProtocolError("event: expected a JSON object, got %r" % (text[:120],))
     check_version(data, "event")

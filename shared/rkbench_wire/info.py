@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Union
 
+from ._fields import loads
 from .errors import ProtocolError
 from .spec import check_version
 
@@ -38,10 +39,7 @@ def encode_board_info(info: Dict[str, Any]) -> str:
 def decode_board_info(text: Union[str, bytes]) -> Dict[str, Any]:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError("board info: not JSON (%s): %r" % (exc, text[:120]))
+    data = loads(text, "board info", snippet=True)
     if not isinstance(data, dict):
         raise ProtocolError("board info: expected a JSON object")
     check_version(data, "board info")

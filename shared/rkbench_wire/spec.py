@@ -237,7 +237,7 @@ class RunSpec:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ProtocolError("%s: unknown field(s) %s (same protocol version but a newer host? "
-                                "redeploy the runner)" % (where, ", ".join(unknown)))
+                                "redeploy the runner)" % (where, ", ".join(repr(name)[:60] for name in unknown[:10])))
         kwargs: Dict[str, Any] = {
             "model": ModelRef.from_dict(f.get(data, "model", where)),
             "inputs": f.get(data, "inputs", where),
@@ -263,8 +263,4 @@ class RunSpec:
                 raise ProtocolError("run spec: not UTF-8 text (%s)" % exc)
         if not isinstance(line, str) or not line.strip():
             raise ProtocolError("run spec: empty; the host must send one JSON line on stdin")
-        try:
-            data = json.loads(line)
-        except ValueError as exc:
-            raise ProtocolError("run spec: not valid JSON (%s)" % exc)
-        return cls.from_dict(data)
+        return cls.from_dict(f.loads(line, "run spec"))

@@ -256,9 +256,9 @@ def test_ctrl_c_closes_stdin_and_the_runner_exits(ssh_board, spec):
 
 
 def test_spec_mistakes_are_usage_errors(local_board, spec):
-    with pytest.raises(UsageError, match="min_runs"):
+    with pytest.raises(UsageError, match="--min-runs: must be >= 1"):  # the option, not the spec's field
         MeasureOptions(min_runs=0).spec(spec.model, spec.inputs)
-    with pytest.raises(UsageError, match="core_masks"):
+    with pytest.raises(UsageError, match="--core-mask: contains duplicates"):
         MeasureOptions(core_masks=["0", "0"]).spec(spec.model, spec.inputs)
     with pytest.raises(InputFileError, match="does-not-exist.onnx"):
         run(local_board, replace(spec, model=ModelRef(onnx="/does-not-exist.onnx")))

@@ -256,7 +256,7 @@ def test_decoder_rejects_unknown_types_and_bad_fields():
             ' "stats": {"n": 1, "min_ms": 1, "mean_ms": 1, "std_ms": 0, "p50_ms": 1, "p90_ms": 1,'
             ' "max_ms": 1}}'
         )
-    with pytest.raises(ProtocolError, match="not JSON"):
+    with pytest.raises(ProtocolError, match="not valid JSON"):
         decode_event("Loading model... done")
     with pytest.raises(ProtocolError, match="expected a JSON object"):
         decode_event("[1, 2]")
@@ -286,7 +286,7 @@ def _result_line(**changes):
             ' "stages_ns": {"npu": [1.5]}}',
             r"samples\.stages_ns\.npu\[0\]",
         ),
-        ('{"v": 2, "type": "done", "ok": true, "exit_code": 0, "surprise": 1}', r"done: unknown field\(s\) surprise"),
+        ('{"v": 2, "type": "done", "ok": true, "exit_code": 0, "surprise": 1}', r"done: unknown field\(s\) 'surprise'"),
         (_result_line(io_mode="dma"), r"result\.io_mode"),
         (_result_line(stage_stats={"run": {"n": 1}}), r"result\.stage_stats\.run\.min_ms: missing"),
         (_result_line(profile={"runs": 3, "seconds": 1.0, "flags": 8}), r"result\.profile\.file: missing"),

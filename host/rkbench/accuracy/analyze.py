@@ -11,6 +11,7 @@ from rkbench.accuracy.evalset import EvalSet, OutputAgreement, prepare_eval
 from rkbench.accuracy.layers import LayerSummary, ParseError, parse_error_analysis, rank, summarize
 from rkbench.errors import ToolkitCrash, UsageError
 from rkbench.model.build import BuildOptions, Prepared, Say
+from rkbench.model.dataset import discard_txt
 from rkbench.toolkit.worker import run_job
 
 
@@ -68,10 +69,12 @@ def analyze(
         report = _analyze_in(workdir, prepared, options, what, say)
     except BaseException:
         # The log of a failed run stays (the error names it); the dumps never do.
+        discard_txt(workdir / "dataset.txt")
         for child in workdir.iterdir():
             if child.name != "toolkit.log":
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         raise
+    discard_txt(workdir / "dataset.txt")
     shutil.rmtree(workdir, ignore_errors=True)
     return report
 

@@ -104,7 +104,7 @@ def board_info(
 
     Raises RunnerFailed (a BoardError) when the board's Python cannot run the
     runner (missing python3, too old), saying what to do."""
-    from rkbench.boards.runner_command import board_name, runner_argv, start_failure
+    from rkbench.boards.runner_command import explain_start_failure, runner_argv
 
     runner_dir = deploy.ensure_runner(transport, cache=cache)
     args = ["--cache-dir", deploy.cache_dir(transport, cache)]
@@ -115,8 +115,8 @@ def board_info(
     res = transport.run(runner_argv(runner_dir, python, "info", *args), timeout=timeout)
     board = transport.describe()
     if res.returncode != 0:
-        raise start_failure(
-            board, board_name(transport), python, res.returncode, res.stderr_text, what="`rkbench_device info`"
+        raise explain_start_failure(
+            transport, python, res.returncode, res.stderr_text, what="`rkbench_device info`", runner_dir=runner_dir
         )
     try:
         info = decode_board_info(_last_json_line(res.stdout_text))

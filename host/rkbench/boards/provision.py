@@ -303,18 +303,11 @@ def script_path() -> Path:
 # ----------------------------------------------------------------------------------
 def probe(transport: Transport, python: str | Sequence[str], names: Sequence[str]) -> dict[str, Any]:
     """pip and distribution versions on the board's Python, and the login uid."""
-    from rkbench.boards.runner_command import board_name, python_argv, start_failure
+    from rkbench.boards.runner_command import explain_start_failure, python_argv
 
     res = transport.run([*python_argv(python), "-c", _PROBE, *names], timeout=120)
     if res.returncode != 0:
-        raise start_failure(
-            transport.describe(),
-            board_name(transport),
-            python,
-            res.returncode,
-            res.stderr_text,
-            what="the board's Python",
-        )
+        raise explain_start_failure(transport, python, res.returncode, res.stderr_text, what="the board's Python")
     lines = [ln for ln in res.stdout_text.splitlines() if ln.strip().startswith("{")]
     try:
         return json.loads(lines[-1])

@@ -39,7 +39,7 @@ def _open(db: Path | None, run_text: str | None = None) -> Store:
         raise UnknownRun(
             f"{what}: the results store {path} does not exist yet (`rkbench run` fills it; --db picks another file)"
         )
-    return Store(path)
+    return Store(path, read_only=None)  # a store on read-only media can still be read
 
 
 def _run_id(store: Store, text: str) -> int:
@@ -253,7 +253,7 @@ def history_command(
     path = _path(db)
     rows: list[RunSummary] = []
     if path.exists():
-        with Store(path) as store:
+        with Store(path, read_only=None) as store:
             rows = store.history(model=model, board=board, limit=limit, status=status)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows], indent=2))

@@ -201,6 +201,9 @@ def execute(request: RunRequest, opts: dict) -> None:
             f"deploy: {pushed.bytes_pushed} bytes pushed ({pushed.blobs_pushed} file(s)), "
             f"{pushed.blobs_reused} file(s) already on the board"
         )
+        if pushed.runner_repaired:
+            which = "; ".join(pushed.runner_repaired[:3])
+            click.echo(f"deploy: the runner on the board was damaged ({which}) and was deployed again")
     click.echo(f"run ids {', '.join(str(r.run_id) for r in results)} in {store.path}")
     click.echo(f"HTML report: {html.resolve()}")
     failed = [(r, t) for r in results for t in r.thresholds if not t.passed]

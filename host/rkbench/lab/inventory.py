@@ -98,6 +98,10 @@ def load_inventory(path: Path) -> Inventory:
         tags = entry.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise InputFileError(f"{where}: 'tags' must be a list of strings")
+        for key in sorted(BOARD_KEYS - {"address", "tags"}):
+            if key in entry and not isinstance(entry[key], str):
+                raise InputFileError(f"{where}: '{key}' must be a string")
+        _check_values(where, entry)
         inventory.boards[name] = Board(
             name=name,
             address=entry["address"],
@@ -110,3 +114,30 @@ def load_inventory(path: Path) -> Inventory:
             description=entry.get("description", ""),
         )
     return inventory
+
+
+def _check_values(where: str, entry: dict) -> None:
+    """The values a board's options would take, checked as those options are (exit 2), so
+    a bad address is a bad inventory when it is read, not an offline board later."""
+    from rkbench.boards.address import parse_board
+    from rkbench.boards.labgrid import parse_labgrid_board
+    from rkbench.boards.runner_command import python_argv
+    from rkbench.model.config import TARGETS
+
+    def refuse(key: str, err: Exception) -> UsageError:
+        why = str(err).split(": ", 1)[1] if str(err).startswith("--") else str(err)  # not "--board 'x': ..."
+        return UsageError(f"{where}: {key} {entry[key]!r}: {why}")
+
+    try:
+        if parse_labgrid_board(entry["address"]) is None:
+            parse_board(entry["address"])
+    except UsageError as err:
+        raise refuse("address", err) from None
+    if "python" in entry:
+        try:
+            python_argv(entry["python"])
+        except (UsageError, ValueError) as err:
+            raise refuse("python", err) from None
+    soc = entry.get("soc")
+    if soc is not None and soc.lower() not in TARGETS:
+        raise UsageError(f"{where}: soc {soc!r} is not a SoC rkbench builds for (known: {', '.join(TARGETS)})")

@@ -16,7 +16,7 @@ from rkbench import __version__
 from rkbench.errors import DiskFullError
 from rkbench.model.cache import BuildCache, build_key, cache_root, copy_out, file_sha256
 from rkbench.model.config import BuildConfig, resolve
-from rkbench.model.dataset import Dataset, load_dataset
+from rkbench.model.dataset import Dataset, discard_txt, load_dataset
 from rkbench.model.info import ModelInfo, check_readable, read_model
 from rkbench.toolkit.worker import WorkerOptions, run_job, toolkit_version
 
@@ -113,7 +113,8 @@ def build(
                 "total": round(time.perf_counter() - started, 3),
             },
         }
-        entry = options.cache.keep(key, workdir, {"build.json": record}, drop=("dataset.txt",))
+        discard_txt(workdir / "dataset.txt")  # and the links it may name (paths with spaces)
+        entry = options.cache.keep(key, workdir, {"build.json": record})
     except OSError as err:
         shutil.rmtree(workdir, ignore_errors=True)
         if err.errno == errno.ENOSPC:

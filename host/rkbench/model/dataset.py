@@ -5,6 +5,10 @@ and expands a grayscale one, which quietly spoils the calibration)."""
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +28,29 @@ class Dataset:
     digest: str  # sha256 over every file's bytes, in order: the cache key's part
 
     def write_txt(self, path: Path) -> Path:
-        """A dataset.txt with absolute paths, for the toolkit."""
+        """A dataset.txt with absolute paths, for the toolkit.
+
+        The toolkit splits its lines on whitespace and reads them as text, so a path with a
+        space, a non-ASCII character or another unusual one cannot be written there: such a
+        file is listed through a link of a plain name in `links_dir(path)` (remove both with
+        discard_txt)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(" ".join(str(p) for p in sample) + "\n" for sample in self.samples))
+        links = None
+        lines = []
+        for number, sample in enumerate(self.samples):
+            names = []
+            for k, file in enumerate(sample):
+                if not _SAFE_PATH.fullmatch(str(file)):
+                    if links is None:
+                        links = links_dir(path)
+                        shutil.rmtree(links, ignore_errors=True)
+                        links.mkdir()
+                    link = links / f"{number:05d}_{k}{file.suffix.lower()}"
+                    link.symlink_to(file)
+                    file = link
+                names.append(str(file))
+            lines.append(" ".join(names) + "\n")
+        path.write_text("".join(lines))
         return path
 
     def subset(self, indices) -> Dataset:
@@ -46,6 +70,30 @@ class Dataset:
             return self.samples
         step = len(self.samples) / count
         return tuple(self.samples[int(i * step)] for i in range(count))
+
+
+#: What a dataset.txt line can hold for the toolkit: ASCII without whitespace.
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_./+,:=@-]+")
+
+
+def links_dir(txt: Path) -> Path:
+    """Where write_txt puts links for files whose paths a dataset.txt cannot hold: a folder
+    of a plain path (the txt's own folder may have a space too), named after the txt."""
+    for base in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        if _SAFE_PATH.fullmatch(base) and os.path.isdir(base) and os.access(base, os.W_OK):
+            digest = hashlib.sha256(str(txt.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+            return Path(base) / f"rkbench-dataset-{digest[:16]}"
+    raise UsageError(
+        "a calibration file's path has spaces or non-ASCII characters, which the toolkit's dataset.txt cannot "
+        "hold, and no temporary folder with a plain path is writable for links to them: set TMPDIR to one"
+    )
+
+
+def discard_txt(txt: Path) -> None:
+    """Remove a dataset.txt written by write_txt, and its links."""
+    if txt.exists():
+        shutil.rmtree(links_dir(txt), ignore_errors=True)
+        txt.unlink()
 
 
 def load_dataset(path: Path, info: ModelInfo, shapes: list[tuple[int, ...]]) -> Dataset:
@@ -104,7 +152,10 @@ def _from_txt(txt: Path, inputs: int) -> list[tuple[Path, ...]]:
         for name in names:
             file = (txt.parent / name).resolve()
             if not file.is_file():
-                raise InputFileError(f"{txt} line {number}: {name} does not exist (paths are relative to {txt.parent})")
+                raise InputFileError(
+                    f"{txt} line {number}: {name} does not exist (paths are relative to {txt.parent}, separated "
+                    "by spaces: a file whose name has a space cannot be listed here; give its folder as --dataset)"
+                )
             sample.append(file)
         samples.append(tuple(sample))
     return samples

@@ -319,6 +319,39 @@ def default_db_path() -> Path:
     return base / "rkbench" / "results.db"
 
 
+def _cannot_write(path: Path) -> bool:
+    """The store (or its folder, where SQLite keeps the -wal and -shm files) is not writable."""
+    if not path.exists():
+        return False
+    siblings = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    return not all(os.access(p, os.W_OK) for p in [path, path.parent, *[p for p in siblings if p.exists()]])
+
+
+def _connect_read_only(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """A read-only connection. SQLite reads a WAL store read-only when it can make its -shm
+    file or finds one; on read-only media without one, the file is opened as immutable,
+    which is exact only when no -wal file holds changes not yet in the store itself."""
+    if not path.exists():
+        raise StoreError(f"results store {path} does not exist (`rkbench run` fills it; --db picks another file)")
+    uri = path.resolve().as_uri()
+    options = dict(timeout=busy_timeout, isolation_level=None, check_same_thread=False, uri=True)
+    conn = sqlite3.connect(f"{uri}?mode=ro", **options)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as err:
+        conn.close()
+        wal = Path(f"{path}-wal")
+        if _sqlite_code(err) not in ("CANTOPEN", "READONLY") and "unable to open" not in str(err).lower():
+            raise
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(
+                f"results store {path} is read-only and its {wal.name} holds changes that SQLite cannot read "
+                "without writing: copy the store with its -wal file to a writable folder and use that copy (--db)"
+            ) from err
+    return sqlite3.connect(f"{uri}?immutable=1", **options)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -463,9 +496,21 @@ class Store:
         busy_timeout: float = BUSY_TIMEOUT_S,
         stale_after: float = STALE_AFTER_S,
         quick_check: bool | None = None,
+        read_only: bool | None = False,
     ) -> None:
-        """Open (and create if missing) the store. quick_check: None = when the file is small."""
+        """Open (and create if missing) the store. quick_check: None = when the file is small.
+
+        read_only: True opens an existing store for reading only (nothing is written, not
+        even the sweep of interrupted runs); None does so when the store cannot be written
+        (read-only media, no write permission), for commands that only read."""
         self.path = Path(path).expanduser() if path is not None else default_db_path()
+        self.read_only = _cannot_write(self.path) if read_only is None else read_only
+        if not self.read_only and _cannot_write(self.path):
+            raise StoreError(
+                f"results store {self.path} is read-only (read-only media, or no write permission for it or its "
+                "folder): this command writes to it; pick another file with --db (history, show, compare and "
+                "export can still read this one)"
+            )
         self.stale_after = stale_after
         self._lock = threading.RLock()
         self._host = socket.gethostname()
@@ -510,7 +555,10 @@ class Store:
                     f"cannot create the folder of the results store {path} "
                     f"({err.strerror or err}): pick another file with --db"
                 ) from err
-        conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        if self.read_only:
+            conn = _connect_read_only(path, busy_timeout)
+        else:
+            conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         self._conn = conn
         conn.execute("PRAGMA foreign_keys = ON")
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]

@@ -13,12 +13,12 @@ samples that came, events before hello) raise RunnerFailed(kind="protocol") at o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rkbench.boards.runner_command import RunnerFailed
 from rkbench_wire import (
+    CORE_MASKS,
     PROTOCOL_VERSION,
     Done,
     Error,
@@ -27,10 +27,12 @@ from rkbench_wire import (
     Progress,
     ProtocolError,
     Result,
+    RunSpec,
     Samples,
     Telemetry,
     decode_event,
 )
+from rkbench_wire._fields import loads
 
 
 @dataclass
@@ -64,11 +66,20 @@ class MaskRun:
 
 class EventFold:
     """hello, progress, samples, telemetry, result, error, done -> hello, results (MaskRun),
-    telemetry, progress, error, done; `stage` says what the runner is doing now."""
+    telemetry, progress, error, done; `stage` says what the runner is doing now.
 
-    def __init__(self, board: str, runner_dir: str = "?"):
+    Bounded whatever the runner sends: at most `max_runs` latencies per core mask and
+    MAX_EVENTS progress and telemetry events are held (more is a protocol error), and only
+    the last few stray lines before hello."""
+
+    #: progress or telemetry events a run may send (telemetry every 0.1 s for over a day)
+    MAX_EVENTS = 1_000_000
+    STRAY_KEPT = 20
+
+    def __init__(self, board: str, runner_dir: str = "?", max_runs: int = RunSpec.max_runs):
         self.board = board
         self.runner_dir = runner_dir
+        self.max_runs = max_runs
         self.hello: Hello | None = None
         self.progress: list[Progress] = []
         self.telemetry: list[Telemetry] = []
@@ -76,31 +87,37 @@ class EventFold:
         self.error: Error | None = None
         self.done: Done | None = None
         self.stage = "starting"
-        self.stray: list[str] = []  # lines before hello that were not events (login scripts)
+        self.stray: list[str] = []  # the last lines before hello that were not events (login scripts)
         self._pending: dict[str | None, list[int]] = {}
         self._stages: dict[str | None, dict[str, list[int]]] = {}
 
+    @property
+    def samples_received(self) -> int:
+        """Latencies that arrived, finished core masks and the one under way."""
+        return sum(len(r.samples_ns) for r in self.results) + sum(map(len, self._pending.values()))
+
     def _protocol(self, message: str) -> RunnerFailed:
-        return RunnerFailed(f"{self.board}: {message}", "protocol")
+        one_line = message.replace("\r", "\\r").replace("\n", "\\n")  # whatever the runner put in a name
+        return RunnerFailed(f"{self.board}: {one_line}", "protocol")
 
     def decode(self, raw: bytes) -> Event | None:
         text = raw.decode("utf-8", "replace").strip()
         if not text:
             return None
         try:
-            data = json.loads(text)
-        except ValueError:
+            data = loads(text, "event")
+        except ProtocolError:
             data = None
         if not isinstance(data, dict):
             if self.hello is None:
                 # a login script printing on stdout before the runner starts: ignore, keep for errors
-                self.stray.append(text[:200])
+                self.stray = [*self.stray[1 - self.STRAY_KEPT :], text[:200]]
                 return None
             raise self._protocol(f"the runner printed something that is not an event: {text[:120]!r}")
         try:
             return decode_event(text)
         except ProtocolError as exc:
-            if "protocol version" in str(exc):
+            if str(exc).startswith("event.v:"):  # check_version's: another protocol version
                 raise self._protocol(
                     f"refusing the runner's events: {exc} (this host speaks protocol version "
                     f"{PROTOCOL_VERSION}; the runner in {self.runner_dir} is not the one this rkbench deployed: "
@@ -110,6 +127,8 @@ class EventFold:
 
     def add(self, event: Event) -> None:
         if isinstance(event, Hello):
+            if self.hello is not None:
+                raise self._protocol("the runner said hello twice")
             if event.protocol_version != PROTOCOL_VERSION:
                 raise self._protocol(
                     f"the runner speaks protocol version {event.protocol_version}, this host "
@@ -119,14 +138,19 @@ class EventFold:
         elif self.hello is None and not isinstance(event, (Error, Done)):
             raise self._protocol(f"the runner sent {event.type!r} before hello")
         elif isinstance(event, Progress):
-            self.stage = f"{event.stage}: {event.message}"
-            self.progress.append(event)
+            self.stage = f"{event.stage}: {event.message}"[:300]
+            self._append(self.progress, event)
         elif isinstance(event, Samples):
             got = self._pending.setdefault(event.core_mask, [])
             if event.offset != len(got):
                 raise self._protocol(
                     f"latency samples for core mask {event.core_mask} arrived out of order "
                     f"(offset {event.offset}, expected {len(got)})"
+                )
+            if len(got) + len(event.latencies_ns) > self.max_runs:
+                raise self._protocol(
+                    f"the runner sent more than the {self.max_runs} latencies a core mask may have "
+                    f"(core mask {event.core_mask})"
                 )
             got.extend(event.latencies_ns)
             stages = self._stages.setdefault(event.core_mask, {})
@@ -139,10 +163,12 @@ class EventFold:
                     )
                 kept.extend(values)
         elif isinstance(event, Telemetry):
-            self.telemetry.append(event)
+            self._append(self.telemetry, event)
         elif isinstance(event, Result):
+            if len(self.results) >= len(CORE_MASKS):
+                raise self._protocol(f"the runner sent more results than there are core masks ({len(CORE_MASKS)})")
             samples = self._pending.pop(event.core_mask, [])
-            runs = int(event.counts.get("runs", len(samples)))
+            runs = event.counts.get("runs", len(samples))
             if len(samples) != runs:
                 raise self._protocol(
                     f"the result for core mask {event.core_mask} counts {runs} runs but {len(samples)} latencies arrived"
@@ -154,3 +180,8 @@ class EventFold:
             self.error = event
         elif isinstance(event, Done):
             self.done = event
+
+    def _append(self, events: list, event: Event) -> None:
+        if len(events) >= self.MAX_EVENTS:
+            raise self._protocol(f"the runner sent more than {self.MAX_EVENTS} {event.type} events")
+        events.append(event)

@@ -362,6 +362,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             soc = soc or outcome.hello.soc
         except BaseException as err:
             live.abort(_abort_reason(err))
+            _say_kept(err, live)
             raise
         timings["board_run"] = time.monotonic() - mark
         timings.update({f"board_{k}": v for k, v in asdict(outcome.timings).items()})
@@ -443,6 +444,13 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         return RunReport(results, outcome, timings, work)
     finally:
         transport.close()
+
+
+def _say_kept(err: BaseException, live: LiveStore) -> None:
+    """Add to a board failure's message where the samples that came before it are."""
+    if isinstance(err, RkbenchError) and live.run_ids and len(err.args) == 1:
+        ids = ", ".join(str(run_id) for run_id in live.run_ids.values())
+        err.args = (f"{err}; what was measured is kept in the store as aborted run(s) {ids}",)
 
 
 def _abort_reason(err: BaseException) -> str:

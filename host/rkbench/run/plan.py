@@ -7,6 +7,7 @@ files on this host (the session pushes them and names the board's copies).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,20 @@ from rkbench_wire import ModelRef, ProtocolError, RunSpec
 
 #: Placeholder for RunSpec.output_dir on the host: the session sets the board's folder.
 HOST_OUTPUT_DIR = "out"
+#: The run spec's fields a user sets, and the options of `rkbench run` that set them.
+OPTION_OF_FIELD = {
+    "warmup": "--warmup",
+    "min_runs": "--min-runs",
+    "min_seconds": "--min-seconds",
+    "max_seconds": "--max-seconds",
+    "core_masks": "--core-mask",
+    "cpu_threads": "--cpu-threads",
+}
+
+
+def _option_names(message: str) -> str:
+    """A protocol message about spec fields, naming the options that set them instead."""
+    return re.sub(r"\b[a-z_]+\b", lambda m: OPTION_OF_FIELD.get(m.group(0), m.group(0)), message)
 
 
 @dataclass
@@ -45,6 +60,13 @@ class MeasureOptions:
         save_outputs: bool = True,
     ) -> RunSpec:
         """The run spec for these options; a setting the protocol refuses is a usage error."""
+        most = RunSpec.max_runs
+        if self.min_runs > most:
+            raise UsageError(
+                f"min runs {self.min_runs} (--min-runs, or min_runs in a suite's [measure]) is above the {most} "
+                f"runs a measurement takes at most per core mask, and no option raises that: give at most {most} "
+                "(and --min-seconds to measure for longer)"
+            )
         try:
             return RunSpec(
                 model=model,
@@ -65,7 +87,7 @@ class MeasureOptions:
                 profile_runs=self.profile_runs,
             )
         except ProtocolError as exc:
-            raise UsageError(f"run spec: {exc}") from None
+            raise UsageError(f"run spec: {_option_names(str(exc))}") from None
 
     def runner_env(self) -> dict[str, str]:
         """Environment for the runner: test knobs travel here, outside the protocol."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -35,15 +36,17 @@ from rkbench.boards import deploy
 from rkbench.boards.connect import DEFAULT_PYTHON
 from rkbench.boards.deploy import DeployStats
 from rkbench.boards.runner_command import (
+    BoardDiskFull,
     RunnerFailed,
     board_name,
+    explain_start_failure,
     runner_argv,
     signal_of,
     signal_text,
-    start_failure,
     tail_lines,
 )
 from rkbench.boards.transport import RemoteProcess, Transport, TransportTimeout
+from rkbench.boards.transport.base import LineTooLong, megabytes
 from rkbench.errors import BoardError, InputFileError, UsageError
 from rkbench.model.compat import soc_matches
 from rkbench.run.events import EventFold, MaskRun, OutputFile
@@ -54,11 +57,17 @@ from rkbench_wire import (
     RunSpec,
     Telemetry,
 )
-from rkbench_wire.constants import ERR_BOARD_BUSY
+from rkbench_wire.constants import ERR_BOARD_BUSY, ERR_DISK_FULL
 from rkbench_wire.spec import ModelRef
 
 SILENCE_S = 120.0
 SILENCE_SIMULATOR_S = 1800.0  # the simulator builds the model first (minutes for big ones)
+#: The host writes a byte on the runner's stdin this often while it runs; the runner leaves
+#: (and frees the board lock) when none came for HOST_SILENCE_S: a host killed or cut off
+#: leaves no runner behind, also when no FIN reaches the board. The heartbeat also gives
+#: TCP something to acknowledge, so a lost board is found within the connect timeout.
+HEARTBEAT_S = 1.0
+HOST_SILENCE_S = 15.0
 
 
 @dataclass
@@ -125,6 +134,29 @@ def check_target(target: str | None, soc: str | None, board: str) -> None:
 # ----------------------------------------------------------------------------------
 # the run
 # ----------------------------------------------------------------------------------
+class Heartbeat:
+    """Writes a newline on a process's stdin every `every` seconds until stopped (or until
+    the write fails: the process or the connection is gone, which the reader finds out)."""
+
+    def __init__(self, proc: RemoteProcess, every: float):
+        self._proc = proc
+        self._every = every
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="rkbench-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self._every):
+            try:
+                self._proc.write_stdin(b"\n")
+            except BoardError:
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(5)
+
+
 def _default_silence(spec: RunSpec) -> float:
     base = SILENCE_SIMULATOR_S if spec.backend == "simulator" else SILENCE_S
     return base + float(spec.lock_timeout_s)
@@ -177,7 +209,8 @@ class _Session:
         self.stats = DeployStats()
         self.timings = RunTimings()
         self.proc: RemoteProcess | None = None
-        self.fold = EventFold(self.board)
+        self.fold = EventFold(self.board, max_runs=spec.max_runs)
+        self.run_dir: str | None = None
         self.local_names: dict[str, str] = {}
 
     # -- the spec as the board sees it ----------------------------------------------------
@@ -227,23 +260,37 @@ class _Session:
             self.proc.kill()
             return self.proc.returncode
 
+    def _kept(self) -> str:
+        """What had arrived before a failure, for its message."""
+        count = self.fold.samples_received
+        return f", after {count} latency sample(s)" if count else ""
+
     def _crashed(self) -> RunnerFailed:
         """stdout ended without a `done`: say how the runner ended."""
         assert self.proc is not None
         fold = self.fold
         rc = self._exit_status()
         stderr = self.proc.stderr_tail()
+        if self.proc.connection_lost:
+            return RunnerFailed(
+                f"{self.board}: the connection to the board was lost while the runner was at "
+                f"[{fold.stage}]{self._kept()}; the board rebooted, lost power or network, or its SSH server "
+                "stopped: check that it answers, then run again",
+                "connection_lost",
+                stderr,
+                None,
+            )
         if fold.error is not None:
             return self._error_event_failure(rc)
         if fold.hello is None:
-            err = start_failure(self.board, self.board_arg, self.python, rc, stderr)
+            err = explain_start_failure(self.t, self.python, rc, stderr, runner_dir=fold.runner_dir)
             if fold.stray and err.kind == "start_failed":
                 err = RunnerFailed(f"{err}; it printed: {' | '.join(fold.stray[-3:])}", err.kind, err.detail, rc)
             return err
         sig = signal_of(rc)
         how = f"died from {signal_text(sig)}" if sig else f"exited with code {rc} without finishing"
         tail = tail_lines(stderr)
-        msg = f"{self.board}: the runner {how} while at [{fold.stage}]"
+        msg = f"{self.board}: the runner {how} while at [{fold.stage}]{self._kept()}"
         if tail:
             msg += f"; stderr: {tail}"
         if sig == signal.SIGKILL:
@@ -257,8 +304,21 @@ class _Session:
         detail = err.detail or ""
         if err.kind == ERR_BOARD_BUSY:
             msg = (
-                f"{self.board}: {err.message}; another host may be measuring on this board right now: "
-                f"wait until it finishes, then run again"
+                f"{self.board}: {err.message}; another host is measuring on this board: run again when it has "
+                "finished (there is no option to wait longer)"
+            )
+        elif err.kind == ERR_DISK_FULL:
+            cache_root = deploy.cache_dir(self.t, self.cache)
+            if self.run_dir is not None and not self.keep_remote:
+                self._cleanup(self.run_dir)  # what the failed write left is no room a next run has
+            free = self.t.free_bytes(cache_root)
+            room = f"{megabytes(free)} free in {cache_root}" if free is not None else f"in {cache_root}"
+            return BoardDiskFull(
+                f"{self.board}: the board's disk is full ({room}): {self._local_words(err.message)}; free space "
+                "on the board and run again (rkbench removes its old run folders by itself)",
+                err.kind,
+                detail,
+                self.fold.done.exit_code if self.fold.done is not None else rc,
             )
         else:
             msg = f"{self.board}: the runner failed{where} ({err.kind}): {self._local_words(err.message)}"
@@ -272,34 +332,34 @@ class _Session:
     def run(self) -> RunOutcome:
         t0 = time.monotonic()
         runner_dir = deploy.ensure_runner(self.t, stats=self.stats, cache=self.cache, package_dirs=self.runner_dirs)
-        self.fold.runner_dir = runner_dir
         cache_root = deploy.cache_dir(self.t, self.cache)
-        run_dir = f"{cache_root}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        run_dir = self.run_dir = f"{cache_root}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         spec = self.board_spec(run_dir)
         silence = self.silence_timeout if self.silence_timeout is not None else _default_silence(spec)
         self.timings.deploy_s = time.monotonic() - t0
-
-        args = ["--root", self.sysfs_root] if self.sysfs_root else []
-        argv = runner_argv(runner_dir, self.python, "run", *args, env=self.runner_env)
-        started = time.monotonic()
         try:
-            self.proc = self.t.start(argv)
             try:
+                self._measure(runner_dir, spec, silence)
+            except RunnerFailed as err:
+                if err.kind != "runner_damaged":
+                    raise
+                # a runner file that Python cannot parse although the tree was checked: deploy
+                # it again and start once more (nothing was measured yet)
+                self.stats.runner_repaired.append(runner_dir)
+                deploy.remove_runner(self.t, runner_dir)
+                runner_dir = deploy.ensure_runner(
+                    self.t, stats=self.stats, cache=self.cache, package_dirs=self.runner_dirs
+                )
+                self.fold = EventFold(self.board, max_runs=spec.max_runs)
                 try:
-                    self.proc.write_stdin((spec.to_json() + "\n").encode("utf-8"))
-                except BoardError:
-                    pass  # it ended already (no python3, no numpy...): its output says why
-                hello_at = self._read_events(silence, started)
-            except BaseException:  # Ctrl-C included: stdin closed, the runner exits, then re-raise
-                self._stop_runner()
-                raise
-            done_at = time.monotonic()
-            self.timings.start_s = hello_at - started
-            self.timings.runner_s = done_at - hello_at
-            self.timings.measure_s = sum(r.result.elapsed_s for r in self.fold.results)
-            self._fetch_outputs(spec)
-            self._fetch_profiles(spec)
-            self.timings.fetch_s = time.monotonic() - done_at
+                    self._measure(runner_dir, spec, silence)
+                except RunnerFailed as again:
+                    if again.kind == "runner_damaged":
+                        again.args = (
+                            f"{again}; it was deployed again and still fails: the runner rkbench ships does not "
+                            "parse on this Python, which is a bug in rkbench: please report it",
+                        )
+                    raise
         finally:
             if not self.keep_remote:
                 c0 = time.monotonic()
@@ -322,6 +382,39 @@ class _Session:
             spec=spec,
         )
 
+    def _measure(self, runner_dir: str, spec: RunSpec, silence: float) -> None:
+        """Start the runner, read its events until done, fetch the outputs while it still
+        holds the board lock (so no other host's runner prunes this run's folder), then let
+        it go. Whatever goes wrong, the runner is stopped."""
+        self.fold.runner_dir = runner_dir
+        args = ["--root", self.sysfs_root] if self.sysfs_root else []
+        args += ["--host-heartbeat", f"{HOST_SILENCE_S:g}"]
+        argv = runner_argv(runner_dir, self.python, "run", *args, env=self.runner_env)
+        started = time.monotonic()
+        self.proc = self.t.start(argv)
+        heartbeat = Heartbeat(self.proc, HEARTBEAT_S)
+        try:
+            try:
+                try:
+                    self.proc.write_stdin((spec.to_json() + "\n").encode("utf-8"))
+                except BoardError:
+                    pass  # it ended already (no python3, no numpy...): its output says why
+                hello_at = self._read_events(silence, started)
+                done_at = time.monotonic()
+                self.timings.start_s = hello_at - started
+                self.timings.runner_s = done_at - hello_at
+                self.timings.measure_s = sum(r.result.elapsed_s for r in self.fold.results)
+                self._fetch_outputs(spec)
+                self._fetch_profiles(spec)
+                self.timings.fetch_s = time.monotonic() - done_at
+            finally:
+                heartbeat.stop()
+            self.proc.close_stdin()  # the runner releases the board lock and exits
+            self._exit_status()
+        except BaseException:  # Ctrl-C included: stdin closed, the runner exits, then re-raise
+            self._stop_runner()
+            raise
+
     def _read_events(self, silence: float, started: float) -> float:
         """Events until `done`; returns when hello came (monotonic)."""
         proc, fold = self.proc, self.fold
@@ -335,8 +428,19 @@ class _Session:
                 tail = tail_lines(proc.stderr_tail())
                 raise RunnerFailed(
                     f"{self.board}: the runner sent nothing for {silence:g} s while at [{fold.stage}]; "
-                    f"stopped it" + (f"; stderr: {tail}" if tail else ""),
+                    f"stopped it{self._kept()}" + (f"; stderr: {tail}" if tail else ""),
                     "silent",
+                    proc.stderr_tail(),
+                ) from None
+            except LineTooLong as exc:
+                proc.kill()
+                raise RunnerFailed(
+                    f"{self.board}: the runner's output had a line longer than {exc.limit >> 20} MB while at "
+                    f"[{fold.stage}] (no rkbench event is that long): stopped the runner{self._kept()}. Something "
+                    "besides the runner writes to its output: a login script on the board (~/.bashrc, "
+                    "/etc/profile.d) that prints in non-interactive shells, or a library writing to the event "
+                    "stream; make it quiet and run again",
+                    "protocol",
                     proc.stderr_tail(),
                 ) from None
             if not raw:
@@ -351,10 +455,8 @@ class _Session:
                 self.on_event(event)
             if isinstance(event, Hello):
                 check_target(self.target, event.soc, self.board)
-        proc.close_stdin()
-        rc = self._exit_status()
         if fold.error is not None:
-            raise self._error_event_failure(rc)
+            raise self._error_event_failure(None)
         if not fold.done.ok:
             raise RunnerFailed(
                 f"{self.board}: the runner ended with exit code {fold.done.exit_code} and no error message",

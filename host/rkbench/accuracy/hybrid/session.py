@@ -28,7 +28,7 @@ from rkbench.accuracy.layers import LayerSummary, parse_error_analysis, rank, su
 from rkbench.errors import DiskFullError, RkbenchError
 from rkbench.model.build import BuildOptions, Prepared, Say
 from rkbench.model.cache import build_key, file_sha256
-from rkbench.model.dataset import Dataset
+from rkbench.model.dataset import Dataset, discard_txt
 from rkbench.toolkit.worker import TOOLKIT_SCRIPT, run_job, toolkit_version
 
 FLOATED = re.compile(r"Meet hybrid type, dtype: (\w+), tensor: (\S+)")
@@ -98,6 +98,7 @@ class HybridSession:
         self.stopping = False  # set on Ctrl-C: the builds killed then are not failures to cache
 
     def close(self) -> None:
+        discard_txt(self.calibration_txt)  # and the links it may name (paths with spaces)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _key(self, extra: dict) -> str:

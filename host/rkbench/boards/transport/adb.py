@@ -52,6 +52,7 @@ from rkbench.boards.transport.base import (
     TailBuffer,
     Transport,
     TransportTimeout,
+    megabytes,
     quote_argv,
     short_command,
 )
@@ -247,6 +248,7 @@ class AdbProcess(PipedProcess):
             self._proc.wait(10)
         except subprocess.TimeoutExpired:
             pass
+        self._stdout.close()
         self._stdout.join(2)
         self._stderr.join(2)
         if self._rc is None:
@@ -263,6 +265,11 @@ class AdbProcess(PipedProcess):
         if self._proc.poll() is None:
             return None
         return self._finish()
+
+    @property
+    def connection_lost(self) -> bool:
+        """The client ended without the exit marker, and not because we killed it."""
+        return self.returncode is not None and not self._killed and bool(self._note)
 
     def stderr_tail(self) -> str:
         raw = self._stderr.text().encode("utf-8", "surrogateescape")
@@ -666,8 +673,19 @@ class AdbTransport(Transport):
         detail = _last_line(text).replace("adb: error: ", "") or "no message"
         low = detail.lower()
         if "no space left" in low:
-            raise DiskFullError(f"{self.describe()}: disk full on the board writing {remote}; free some space there")
+            self._remove_partial(remote)
+            free = self.free_bytes(os.path.dirname(remote) or "/")
+            room = f" ({megabytes(free)} free)" if free is not None else ""
+            raise DiskFullError(
+                f"{self.describe()}: disk full on the board writing {remote}{room}; free some space there and retry"
+            )
         raise BoardError(f"{self.describe()}: {doing} failed: {detail}")
+
+    def _remove_partial(self, remote: str) -> None:
+        try:
+            self.run(["rm", "-f", "--", remote], timeout=30)
+        except BoardError:
+            pass  # the connection is gone: nothing to free
 
     def put(self, local_path, remote_path: str, progress: Progress | None = None) -> int:
         local = os.fspath(local_path)

@@ -19,7 +19,8 @@ Contract, shared by all transports:
   exist (see `makedirs`). `get(remote_path, local_path) -> int` bytes received.
 - `exists(remote) -> bool`, `sha256(remote) -> str | None` (None if missing),
   `home() -> str` (absolute), `makedirs(remote)`, `rename(src, dst)` (atomic
-  replace on the same filesystem), `remove(remote)` (no error when missing).
+  replace on the same filesystem), `remove(remote)` (no error when missing),
+  `free_bytes(remote) -> int | None` (free space where `remote` is).
 - `describe() -> str` (e.g. "ssh root@192.168.1.20:22"), `close()`, and use as
   a context manager. `stats` counts bytes pushed/pulled over the transport's life.
 
@@ -31,7 +32,6 @@ something faster (ssh uses SFTP).
 from __future__ import annotations
 
 import collections
-import queue
 import shlex
 import threading
 from abc import ABC, abstractmethod
@@ -68,6 +68,10 @@ SHA256_SCRIPT = (
 
 # How much of a command's stderr is kept for error messages.
 STDERR_TAIL_BYTES = 8192
+#: The longest stdout line a streamed command may write (the runner's biggest event, a
+#: batch of raw latencies, is far below), and how much unread output the host holds.
+MAX_LINE_BYTES = 8 << 20
+MAX_QUEUED_BYTES = 32 << 20
 
 
 class TransportTimeout(BoardError):
@@ -89,6 +93,29 @@ def quote_argv(argv: Sequence[str]) -> str:
     if not argv:
         raise ValueError("empty argv")
     return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def megabytes(n: int) -> str:
+    """A byte count for a message: "1.6 MB" (one decimal below 10 MB, so 1.6 MB free is
+    not rounded down to 0 or 1)."""
+    mb = n / (1 << 20)
+    return f"{mb:.1f} MB" if mb < 10 else f"{mb:.0f} MB"
+
+
+def free_bytes_script(path: str) -> list[str]:
+    """argv printing the free bytes of the filesystem holding `path` (or its nearest
+    existing parent: the folder may not exist yet), for boards without Python."""
+    script = 'd="$1"; while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done; df -Pk "$d"'
+    return ["sh", "-c", script, "sh", path]
+
+
+def parse_df_free(output: str) -> int | None:
+    """Free bytes from `df -Pk` output (the last line's fourth column), None if unreadable."""
+    lines = output.strip().splitlines()
+    try:
+        return int(lines[-1].split()[3]) * 1024
+    except (IndexError, ValueError):
+        return None
 
 
 def short_command(argv: Sequence[str], limit: int = 120) -> str:
@@ -182,6 +209,12 @@ class RemoteProcess(ABC):
     def stderr_tail(self) -> str:
         """The last few KB of stderr, decoded."""
 
+    @property
+    def connection_lost(self) -> bool:
+        """True when the command ended with the connection to the board, not by itself:
+        no exit status arrived (its returncode is then only a placeholder)."""
+        return False
+
     def __enter__(self) -> RemoteProcess:
         return self
 
@@ -190,54 +223,122 @@ class RemoteProcess(ABC):
             self.kill()
 
 
+class LineTooLong(BoardError):
+    """A streamed command wrote a line longer than the reader's bound (the rest of that
+    line was dropped unread)."""
+
+    def __init__(self, message: str, limit: int):
+        super().__init__(message)
+        self.limit = limit
+
+
+class _TooLong:
+    """Queue marker: a line went over the bound here."""
+
+
 class LinePump:
     """Reads a byte stream in a thread and hands out lines through a queue.
 
     `read(n)` must return b"" at end of stream. Helper for RemoteProcess
-    implementations (ssh, local, adb)."""
+    implementations (ssh, local, adb).
+
+    Bounded: a line longer than `max_line` bytes is dropped as it arrives (readline
+    raises LineTooLong in its place, then goes on with the next line), and the pump
+    stops reading while more than `max_queued` bytes wait to be read, so a command
+    that writes faster than the host reads is held back by the pipe or the SSH window
+    instead of growing the host's memory. close() drops what is queued."""
 
     _EOF = object()
 
-    def __init__(self, read: Callable[[int], bytes], name: str = "stdout"):
+    def __init__(
+        self,
+        read: Callable[[int], bytes],
+        name: str = "stdout",
+        max_line: int | None = MAX_LINE_BYTES,
+        max_queued: int = MAX_QUEUED_BYTES,
+    ):
         self._read = read
-        self._queue: queue.Queue[object] = queue.Queue()
+        self._max_line = max_line
+        self._max_queued = max_queued
+        self._items: collections.deque[object] = collections.deque()
+        self._queued = 0
+        self._closed = False
+        self._cond = threading.Condition()
         self._eof = False
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"rkbench-{name}", daemon=True)
         self._thread.start()
 
+    def _put(self, item: object, size: int = 0) -> None:
+        with self._cond:
+            while self._queued > self._max_queued and not self._closed:
+                self._cond.wait()
+            if self._closed and item is not self._EOF:
+                return
+            self._items.append(item)
+            self._queued += size
+            self._cond.notify_all()
+
     def _run(self) -> None:
-        buf = b""
+        parts: list[bytes] = []
+        size = 0
+        skipping = False  # inside a line that went over the bound: drop until its newline
         try:
             while True:
                 chunk = self._read(65536)
                 if not chunk:
                     break
-                buf += chunk
+                start = 0
                 while True:
-                    nl = buf.find(b"\n")
+                    nl = chunk.find(b"\n", start)
+                    piece = chunk[start:] if nl < 0 else chunk[start : nl + 1]
+                    if not skipping:
+                        parts.append(piece)
+                        size += len(piece)
+                        if self._max_line is not None and size > self._max_line:
+                            self._put(_TooLong())
+                            parts, size, skipping = [], 0, True
+                        elif nl >= 0:
+                            self._put(b"".join(parts), size)
+                            parts, size = [], 0
+                    elif nl >= 0:
+                        skipping = False
                     if nl < 0:
                         break
-                    self._queue.put(buf[: nl + 1])
-                    buf = buf[nl + 1 :]
+                    start = nl + 1
         except BaseException as exc:  # surfaced as end of stream
             self.error = exc
         finally:
-            if buf:
-                self._queue.put(buf)
-            self._queue.put(self._EOF)
+            if parts and not skipping:
+                self._put(b"".join(parts), size)
+            self._put(self._EOF)
 
     def readline(self, timeout: float | None = None, what: str = "output") -> bytes:
         if self._eof:
             return b""
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            raise TransportTimeout(f"no {what} for {timeout:g} s") from None
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items, timeout):
+                raise TransportTimeout(f"no {what} for {timeout:g} s")
+            item = self._items.popleft()
+            if isinstance(item, bytes):
+                self._queued -= len(item)
+            self._cond.notify_all()
         if item is self._EOF:
             self._eof = True
             return b""
+        if isinstance(item, _TooLong):
+            raise LineTooLong(
+                f"{what}: a line longer than {self._max_line} bytes (dropped unread)", self._max_line or 0
+            )
         return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Nobody reads any more: drop what is queued and let the pump run to its end."""
+        with self._cond:
+            self._closed = True
+            self._items = collections.deque(item for item in self._items if item is self._EOF)
+            self._queued = 0
+            self._cond.notify_all()
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
@@ -370,6 +471,15 @@ class Transport(ABC):
 
     def remove(self, remote: str) -> None:
         self.check_result(self.run(["rm", "-f", "--", remote], timeout=60), f"rm {remote}")
+
+    def free_bytes(self, remote: str) -> int | None:
+        """Free space (bytes) of the filesystem holding `remote`; None when the board
+        cannot tell (no df) or cannot be asked (the connection is gone)."""
+        try:
+            res = self.run(free_bytes_script(remote), timeout=30)
+        except BoardError:
+            return None
+        return parse_df_free(res.stdout_text) if res.returncode == 0 else None
 
     # -- lifetime -----------------------------------------------------------
     def on_close(self, callback: Callable[[], None]) -> None:

@@ -25,6 +25,7 @@ from rkbench.boards.transport.base import (
     TailBuffer,
     Transport,
     TransportTimeout,
+    megabytes,
     short_command,
 )
 from rkbench.errors import BoardError, DiskFullError
@@ -128,6 +129,7 @@ class SubprocessProcess(PipedProcess):
             self._proc.wait(10)
         except subprocess.TimeoutExpired:
             pass
+        self._stdout.close()
         self._stdout.join(2)
         self._stderr.join(2)
         self._close_pipes()
@@ -215,7 +217,13 @@ class LocalTransport(Transport):
                         progress(done, total)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DiskFullError(f"local: disk full writing {dst}; free some space and retry") from None
+                try:
+                    os.unlink(dst)  # the partial copy held what little room there was
+                except OSError:
+                    pass
+                free = self.free_bytes(os.path.dirname(dst) or ".")
+                room = f" ({megabytes(free)} free, {megabytes(total)} needed)" if free is not None else ""
+                raise DiskFullError(f"local: disk full writing {dst}{room}; free some space there and retry") from None
             raise
         return done
 
@@ -241,6 +249,16 @@ class LocalTransport(Transport):
 
     def makedirs(self, remote: str) -> None:
         os.makedirs(remote, exist_ok=True)
+
+    def free_bytes(self, remote: str) -> int | None:
+        path = remote
+        while not os.path.exists(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
 
     def rename(self, src: str, dst: str) -> None:
         os.replace(src, dst)

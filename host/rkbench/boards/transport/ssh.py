@@ -26,6 +26,7 @@ from paramiko.hostkeys import HostKeyEntry, HostKeys
 from rkbench.boards.address import DEFAULT_SSH_PORT, DEFAULT_SSH_USER, BoardAddress, parse_board
 from rkbench.boards.transport import register
 from rkbench.boards.transport.base import (
+    MAX_LINE_BYTES,
     STDERR_TAIL_BYTES,
     CompletedRun,
     LinePump,
@@ -34,6 +35,7 @@ from rkbench.boards.transport.base import (
     TailBuffer,
     Transport,
     TransportTimeout,
+    megabytes,
     quote_argv,
     short_command,
 )
@@ -261,6 +263,7 @@ class SshProcess(RemoteProcess):
         describe: str,
         stderr_limit: int = STDERR_TAIL_BYTES,
         killer: Callable[[int], None] | None = None,
+        max_line: int | None = MAX_LINE_BYTES,
     ):
         self._chan = chan
         self.argv = list(argv)
@@ -269,7 +272,7 @@ class SshProcess(RemoteProcess):
         self._killer = killer
         self._stdin_lock = threading.Lock()
         self._pid_reader = _PidStrippingReader(chan.recv_stderr)
-        self._stdout = LinePump(chan.recv, "ssh-stdout")
+        self._stdout = LinePump(chan.recv, "ssh-stdout", max_line=max_line)
         self._stderr = TailBuffer(self._pid_reader, limit=stderr_limit)
 
     @property
@@ -334,6 +337,7 @@ class SshProcess(RemoteProcess):
             self._chan.close()
         except Exception:
             pass
+        self._stdout.close()
         self._stdout.join(2)
         self._stderr.join(2)
 
@@ -341,11 +345,23 @@ class SshProcess(RemoteProcess):
     def returncode(self) -> int | None:
         if self._chan.exit_status_ready():
             rc = self._chan.exit_status
-            # -1: the command died from a signal (sshd sends exit-signal, not a status)
+            # -1: no exit status (sshd sent exit-signal, which paramiko drops, or the
+            # connection went away: see connection_lost)
             return -9 if rc == -1 else rc
         if self._killed or self._chan.closed:
             return -9
         return None
+
+    @property
+    def connection_lost(self) -> bool:
+        """The channel closed without an exit status and without the end of output that
+        sshd sends before it: the connection died (sshd killed, network or board gone).
+        Our commands run under a shell that turns a death by signal into an exit status,
+        so a missing one is not a signal."""
+        chan = self._chan
+        if self._killed or not chan.closed or chan.exit_status != -1:
+            return False
+        return not chan.eof_received or not chan.get_transport().is_active()
 
     def stderr_tail(self) -> str:
         return self._stderr.text()[-STDERR_TAIL_BYTES:]
@@ -457,6 +473,15 @@ class SshTransport(Transport):
         # many small request/reply packets (exec, SFTP stat, rename): without this,
         # Nagle + delayed ACK add ~40 ms to every channel open
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+            # A board that vanishes (power, cable, a link down) sends no FIN, and TCP alone
+            # would retry for 15 minutes. Data unacknowledged for longer than this ends the
+            # connection instead: a lost board is known within the connect timeout. The
+            # session's heartbeat (every second while a runner runs) and the SSH keepalives
+            # give TCP something to be acknowledged; 1.5 s is left for the heartbeat's interval
+            # and for stopping cleanly.
+            lost_after_ms = int(max(1.0, self._connect_timeout - 1.5) * 1000)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, lost_after_ms)
         return sock
 
     def _connect(self, hops: list[SshTarget]) -> None:
@@ -683,7 +708,9 @@ class SshTransport(Transport):
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise BoardError(f"{self.describe()}: cannot open a session ({exc}); check the board and retry") from None
 
-    def start(self, argv: Sequence[str], stderr_limit: int = STDERR_TAIL_BYTES) -> SshProcess:
+    def start(
+        self, argv: Sequence[str], stderr_limit: int = STDERR_TAIL_BYTES, max_line: int | None = MAX_LINE_BYTES
+    ) -> SshProcess:
         argv = [str(a) for a in argv]
         command = quote_argv(wrap_argv(argv))
         chan = self._open_session()
@@ -692,7 +719,7 @@ class SshTransport(Transport):
         except (paramiko.SSHException, EOFError, OSError) as exc:
             chan.close()
             raise BoardError(f"{self.describe()}: cannot start {short_command(argv)}: {exc}") from None
-        return SshProcess(chan, argv, self.describe(), stderr_limit, killer=self._kill_remote)
+        return SshProcess(chan, argv, self.describe(), stderr_limit, killer=self._kill_remote, max_line=max_line)
 
     def _kill_remote(self, pid: int) -> None:
         """SIGKILL a command (its process group when it leads one) by PID."""
@@ -712,7 +739,7 @@ class SshTransport(Transport):
         timeout: float | None = None,
         check: bool = False,
     ) -> CompletedRun:
-        proc = self.start(argv, stderr_limit=RUN_STDERR_LIMIT)
+        proc = self.start(argv, stderr_limit=RUN_STDERR_LIMIT, max_line=None)  # run() keeps it all
         deadline = None if timeout is None else time.monotonic() + timeout
         writer = None
         if stdin:
@@ -767,16 +794,6 @@ class SshTransport(Transport):
                     ) from None
             return self._sftp_client
 
-    def _free_bytes(self, remote_dir: str) -> int | None:
-        try:
-            res = self.run(["df", "-Pk", remote_dir], timeout=30)
-            if res.returncode == 0:
-                last = res.stdout_text.strip().splitlines()[-1].split()
-                return int(last[3]) * 1024
-        except Exception:
-            pass
-        return None
-
     def _upload_failed(self, exc: BaseException, local: str, remote: str, size: int):
         code = getattr(exc, "errno", None)
         text = str(exc)
@@ -785,16 +802,14 @@ class SshTransport(Transport):
             return BoardError(f"{self.describe()}: cannot upload to {remote}: {remote_dir} does not exist on the board")
         if isinstance(exc, PermissionError) or code == errno.EACCES:
             return BoardError(f"{self.describe()}: permission denied writing {remote}; use a writable cache directory")
-        full = code in (errno.ENOSPC, errno.EDQUOT) or "no space" in text.lower()
-        free = None
-        if not full:
-            free = self._free_bytes(remote_dir)
-            full = free is not None and free < size
-        if full:
-            free_txt = f" ({free // (1 << 20)} MB free, {max(1, size >> 20)} MB needed)" if free is not None else ""
+        # sftp-server reports ENOSPC as a bare "Failure": ask the board how much room is left,
+        # after the partial file is gone (it held what little there was)
+        free = self.free_bytes(remote_dir)
+        if code in (errno.ENOSPC, errno.EDQUOT) or "no space" in text.lower() or (free is not None and free < size):
+            free_txt = f" ({megabytes(free)} free, {megabytes(size)} needed)" if free is not None else ""
             return DiskFullError(
                 f"{self.describe()}: disk full while uploading {os.path.basename(local)} to {remote}{free_txt}; "
-                "free space on the board and retry"
+                f"free space in {remote_dir} on the board and retry"
             )
         return BoardError(f"{self.describe()}: upload of {local} to {remote} failed: {text or type(exc).__name__}")
 
@@ -809,12 +824,20 @@ class SshTransport(Transport):
             with self._sftp_lock:
                 attrs = sftp.put(local, remote_path, callback=progress, confirm=True)
         except (OSError, paramiko.SFTPError) as exc:
+            self._remove_partial(remote_path)
             raise self._upload_failed(exc, local, remote_path, size) from None
         except (paramiko.SSHException, EOFError) as exc:
             raise BoardError(f"{self.describe()}: connection lost while uploading {local}: {exc}") from None
         sent = int(attrs.st_size or size)
         self.stats.add_pushed(sent, files=1)
         return sent
+
+    def _remove_partial(self, remote: str) -> None:
+        try:
+            with self._sftp_lock:
+                self._sftp().remove(remote)
+        except (OSError, paramiko.SSHException, EOFError, BoardError):
+            pass  # not there, or the connection is gone: nothing to free
 
     def get(self, remote_path: str, local_path) -> int:
         local = os.fspath(local_path)
