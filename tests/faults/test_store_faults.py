@@ -109,3 +109,37 @@ def test_a_store_on_read_only_media_is_read(rk, read_only_store, cls_model, cls_
     assert done.returncode == 4, explain(done)
     assert f"results store {db} is read-only" in done.stderr or "read-only" in done.stderr, done.stderr
     assert sorted(os.listdir(db.parent)) == ["results.db"]  # nothing written beside it
+
+
+def test_an_older_store_on_read_only_media_is_read_without_touching_it(tmp_path):
+    """A store of schema 1 (before the NPU columns) on read-only media: read through a copy
+    migrated in memory; the file stays byte for byte what it was."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to mount a read-only filesystem")
+    from rkbench.results.store import STAGE_COLUMNS, Store
+    from tests.results.helpers import make_result, store_run
+
+    db = tmp_path / "v1.db"
+    with Store(db) as store:
+        run_id = store_run(store, make_result(samples=40, seed=2))
+    conn = sqlite3.connect(db)  # what rkbench 0.1 wrote: the same tables without the NPU columns
+    for column in STAGE_COLUMNS.values():
+        conn.execute(f"ALTER TABLE samples DROP COLUMN {column}")
+    conn.execute("ALTER TABLE runs DROP COLUMN npu")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.close()
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        shutil.copy(db, mount / "results.db")
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        before = _sha(mount / "results.db")
+        with Store(mount / "results.db", read_only=True) as store:
+            got = store.get_run(run_id)
+            assert len(got.latency_ns) == 40 and got.stages_ns == {}
+        assert _sha(mount / "results.db") == before
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

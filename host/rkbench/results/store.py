@@ -592,10 +592,14 @@ class Store:
             raise StoreError(
                 f"results store {path} has an invalid schema version {version}: " + HELP_DAMAGED.format(path=path)
             )
-        conn.execute("PRAGMA journal_mode = WAL")  # a no-op once set; kept by the file
-        conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL against process crashes
+        if not self.read_only:
+            conn.execute("PRAGMA journal_mode = WAL")  # a no-op once set; kept by the file
+            conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL against process crashes
         if version < SCHEMA_VERSION:
-            self._migrate()
+            if self.read_only:
+                self._migrate_a_copy()
+            else:
+                self._migrate()
         if quick_check is None:
             quick_check = size <= QUICK_CHECK_MAX_BYTES
         if quick_check:
@@ -624,6 +628,15 @@ class Store:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _migrate_a_copy(self) -> None:
+        """An older store that cannot be written (read-only media): read it through a copy in
+        memory brought to this schema, so the file is never touched."""
+        copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self._conn.backup(copy)
+        self._conn.close()
+        self._conn = copy
+        self._migrate()
 
     def _migrate(self) -> None:
         """Bring an older store to SCHEMA_VERSION, one step at a time, in one transaction;
