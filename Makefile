@@ -36,6 +36,8 @@ lint: install
 	$(VENV)/bin/ruff check --quiet host bench tests --exclude tests/device
 	$(VENV)/bin/ruff check --quiet --select F,E9 --ignore F811 device shared tests/device
 	$(VENV)/bin/ruff format --check --quiet host bench tests --exclude tests/device
+	$(VENV)/bin/mypy --ignore-missing-imports shared/rkbench_wire
+	$(VENV)/bin/mypy --ignore-missing-imports --follow-imports=silent host/rkbench/boards/transport
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -169,11 +169,11 @@ class RunSpec:
                 width = len(paths)
             elif len(paths) != width:
                 raise ProtocolError("inputs[%d]: has %d paths, inputs[0] has %d (every sample "
-                                    "gives one .npy per model input)" % (i, len(paths), width))
+                                    "gives one .npy per model input)" % (i, len(paths), width or 0))
         formats = f.as_list(self.data_format, "data_format")
         if formats and len(formats) != width:
             raise ProtocolError("data_format: has %d entries for %d model inputs (give one per input, "
-                                "or an empty list)" % (len(formats), width))
+                                "or an empty list)" % (len(formats), width or 0))
         for k, fmt in enumerate(formats):
             if fmt is not None:
                 f.as_choice(fmt, "data_format[%d]" % k, DATA_FORMATS)

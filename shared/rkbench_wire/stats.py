@@ -59,7 +59,7 @@ class LatencyStats:
                 raise ProtocolError("%s.%s: expected a number, got %r" % (where, name, value))
             values[name] = value
         values["n"] = int(values["n"])
-        return cls(**values)
+        return cls(**values)  # type: ignore[arg-type]  # every field checked to be a number above
 
 
 def summarize_ns(samples_ns: Iterable[int]) -> LatencyStats:

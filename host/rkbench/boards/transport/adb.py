@@ -56,7 +56,7 @@ from rkbench.boards.transport.base import (
     quote_argv,
     short_command,
 )
-from rkbench.boards.transport.local import PipedProcess
+from rkbench.boards.transport.local import PipedProcess, _fd
 from rkbench.errors import BoardError, DiskFullError
 
 PID_MARK = b"\x1erkbench-pid "
@@ -193,8 +193,8 @@ class AdbProcess(PipedProcess):
         self._t = transport
         self._describe = transport.describe()
         self._proc = popen
-        out_fd = popen.stdout.fileno()
-        err_fd = popen.stderr.fileno()
+        out_fd = _fd(popen.stdout)
+        err_fd = _fd(popen.stderr)
         self._filter = _StderrFilter(lambda n: os.read(err_fd, n))
         self._stdout = LinePump(lambda n: os.read(out_fd, n), "adb-stdout")
         self._stderr = TailBuffer(self._filter)
@@ -345,7 +345,7 @@ class AdbTransport(Transport):
         return argv + list(args)
 
     def _serial_argv(self, *args: str) -> list[str]:
-        return self._adb_argv("-s", self.serial, *args)
+        return self._adb_argv("-s", self.serial or "", *args)
 
     def _adb(self, *args: str, timeout: float | None = None, serial: bool = True) -> tuple[int, str]:
         """Run an adb command that is not a shell; (exit status, stdout+stderr text)."""
@@ -443,7 +443,7 @@ class AdbTransport(Transport):
     # -- connecting --------------------------------------------------------------
     def _connect(self) -> None:
         if self.address.host:
-            rc, text = self._adb("connect", self.serial, serial=False)
+            rc, text = self._adb("connect", self.serial or "", serial=False)
             low = text.lower()
             if "already connected" in low:
                 pass
@@ -454,7 +454,7 @@ class AdbTransport(Transport):
                 self._raise_adb_problem(text, "adb connect")
             else:
                 # refused / no handshake: leave no half-open entry behind
-                self._adb("disconnect", self.serial, serial=False)
+                self._adb("disconnect", self.serial or "", serial=False)
                 reason = _last_line(text)
                 hint = (
                     "is adbd listening on TCP on the board (`setprop service.adb.tcp.port 5555` and restart adbd, "
@@ -540,7 +540,8 @@ class AdbTransport(Transport):
             stdin = stdin.encode("utf-8")
         proc = self._shell_popen(argv, subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
         out_chunks: list[bytes] = []
-        err_filter = _StderrFilter(lambda n: os.read(proc.stderr.fileno(), n))
+        out_fd, err_fd = _fd(proc.stdout), _fd(proc.stderr)
+        err_filter = _StderrFilter(lambda n: os.read(err_fd, n))
         err_chunks: list[bytes] = []
 
         def drain(read, sink):
@@ -554,7 +555,7 @@ class AdbTransport(Transport):
                 sink.append(chunk)
 
         readers = [
-            threading.Thread(target=drain, args=(lambda n: os.read(proc.stdout.fileno(), n), out_chunks), daemon=True),
+            threading.Thread(target=drain, args=(lambda n: os.read(out_fd, n), out_chunks), daemon=True),
             threading.Thread(target=drain, args=(err_filter, err_chunks), daemon=True),
         ]
         if stdin is not None:
@@ -588,7 +589,8 @@ class AdbTransport(Transport):
         for t in readers:
             t.join(30)
         for f in (proc.stdout, proc.stderr):
-            f.close()
+            if f is not None:
+                f.close()
         err = b"".join(err_chunks)
         rc, err = split_exit_marker(err)
         if rc is None:

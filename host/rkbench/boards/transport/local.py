@@ -46,6 +46,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
             pass
 
 
+def _fd(pipe) -> int:
+    """The file descriptor of a pipe Popen was asked to make (never None then)."""
+    assert pipe is not None, "the process was started without this pipe"
+    return pipe.fileno()
+
+
 class PipedProcess(RemoteProcess):
     """What every RemoteProcess over a local client process (the command itself, or an
     `adb shell` client) does with its pipes. Subclasses set argv, _describe, _proc,
@@ -53,6 +59,11 @@ class PipedProcess(RemoteProcess):
 
     #: How a failed write explains itself.
     ENDED = "it has exited"
+    argv: list[str]
+    _describe: str
+    _proc: subprocess.Popen
+    _stdout: LinePump
+    _stdin_lock: threading.Lock
 
     def readline(self, timeout: float | None = None) -> bytes:
         return self._stdout.readline(timeout, what=f"output from {self._describe}: {short_command(self.argv)}")
@@ -61,9 +72,11 @@ class PipedProcess(RemoteProcess):
         if isinstance(data, str):
             data = data.encode("utf-8")
         with self._stdin_lock:
+            stdin = self._proc.stdin
+            assert stdin is not None, "started with stdin=PIPE"
             try:
-                self._proc.stdin.write(data)
-                self._proc.stdin.flush()
+                stdin.write(data)
+                stdin.flush()
             except (BrokenPipeError, ValueError, OSError) as exc:
                 raise BoardError(
                     f"{self._describe}: cannot write to {short_command(self.argv)} ({self.ENDED}: "
@@ -73,14 +86,16 @@ class PipedProcess(RemoteProcess):
     def close_stdin(self) -> None:
         with self._stdin_lock:
             try:
-                self._proc.stdin.close()
+                if self._proc.stdin is not None:
+                    self._proc.stdin.close()
             except (BrokenPipeError, OSError):
                 pass
 
     def _close_pipes(self) -> None:
         for f in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
             try:
-                f.close()
+                if f is not None:
+                    f.close()
             except OSError:
                 pass
 
@@ -101,8 +116,8 @@ class SubprocessProcess(PipedProcess):
             start_new_session=True,
             **popen_kw,
         )
-        out_fd = self._proc.stdout.fileno()
-        err_fd = self._proc.stderr.fileno()
+        out_fd = _fd(self._proc.stdout)
+        err_fd = _fd(self._proc.stderr)
         self._stdout = LinePump(lambda n: os.read(out_fd, n), "stdout")
         self._stderr = TailBuffer(lambda n: os.read(err_fd, n))
         self._stdin_lock = threading.Lock()

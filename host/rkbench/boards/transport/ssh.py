@@ -417,7 +417,7 @@ class SshTransport(Transport):
             known_hosts = cfg_kh[0] if cfg_kh else None
         self.known_hosts = KnownHostsFile(known_hosts or "~/.ssh/known_hosts")
         self.target = resolve_target(
-            address.host,
+            address.host or "",
             config,
             user=address.user if address.explicit_user else None,
             port=address.port if address.explicit_port else None,
@@ -444,7 +444,7 @@ class SshTransport(Transport):
         if addr.kind != "ssh":
             raise UsageError(f"ProxyJump {spec!r} must be an ssh host")
         return resolve_target(
-            addr.host,
+            addr.host or "",
             config,
             user=addr.user if addr.explicit_user else None,
             port=addr.port if addr.explicit_port else None,
@@ -507,8 +507,9 @@ class SshTransport(Transport):
             self.close()
             raise
         if self._keepalive:
-            for t in [self._t] + self._jumps:
-                t.set_keepalive(self._keepalive)
+            for t in [self._t, *self._jumps]:
+                if t is not None:
+                    t.set_keepalive(self._keepalive)
 
     def _jump_channel(self, jump: paramiko.Transport, jump_target: SshTarget, hop: SshTarget):
         try:
