@@ -31,7 +31,7 @@ from rkbench.results.stats import summarize
 from rkbench.results.store import Store
 from rkbench.run.compare import Limits, check_thresholds, output_errors
 from rkbench.run.plan import MeasureOptions
-from rkbench.run.session import RunOutcome, run_on_board
+from rkbench.run.session import RunOutcome, run_on_board, start_runner_early
 from rkbench_wire import BuildRecipe, ModelRef, RunSpec
 
 
@@ -260,7 +260,11 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
     board_options = request.board
     python = board_python(board_options.board, board_options.python)
     transport = board_options.open()
+    early = None
     try:
+        # The runner starts now and waits for its spec: the board's Python and imports overlap
+        # the SoC read, the build and analysis lookups and the blob pushes below.
+        early = start_runner_early(transport, python=python, runner_env=request.measure.runner_env())
         if request.target:
             # The runner's hello names the SoC; a board of another SoC is refused there.
             target, soc = request.target, None
@@ -358,6 +362,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                 python=python,
                 out_dir=work / "board",
                 runner_env=runner_env,
+                early=early,
             )
             soc = soc or outcome.hello.soc
         except BaseException as err:
@@ -443,6 +448,8 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         timings["total"] = time.monotonic() - started
         return RunReport(results, outcome, timings, work)
     finally:
+        if early is not None:
+            early.stop()  # not handed over (a build failed, a model did not fit): let it go
         transport.close()
 
 

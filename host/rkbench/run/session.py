@@ -173,6 +173,69 @@ RKNN_BACKENDS = ("auto", "rknnlite", "rknnrt")
 ONNX_BACKENDS = ("auto", "onnxruntime", "simulator")
 
 
+def stop_runner(proc: RemoteProcess | None) -> None:
+    """Close stdin (the runner exits on EOF), give it a moment, then kill."""
+    if proc is None or proc.returncode is not None:
+        return
+    proc.close_stdin()
+    try:
+        proc.wait(5)
+    except (TransportTimeout, BoardError):
+        proc.kill()
+    except BaseException:
+        proc.kill()
+        raise
+
+
+def _run_argv(runner_dir: str, python, sysfs_root: str | None, runner_env: Mapping[str, str] | None) -> list[str]:
+    args = ["--root", sysfs_root] if sysfs_root else []
+    args += ["--host-heartbeat", f"{HOST_SILENCE_S:g}"]
+    return runner_argv(runner_dir, python, "run", *args, env=dict(runner_env or {}))
+
+
+@dataclass
+class EarlyRunner:
+    """A runner started before its spec exists: it waits on stdin for the spec line, so its
+    own start (the board's Python, its imports) overlaps what the host still does (SoC,
+    build and analysis lookups, pushing blobs). Hand it to run_on_board, or stop() it."""
+
+    proc: RemoteProcess
+    runner_dir: str
+    started: float
+    deploy: DeployStats
+    python: str | Sequence[str]
+    sysfs_root: str | None
+    runner_env: dict[str, str]
+    used: bool = False
+
+    def stop(self) -> None:
+        if not self.used:
+            stop_runner(self.proc)
+
+    def __enter__(self) -> EarlyRunner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_runner_early(
+    transport: Transport,
+    *,
+    python: str | Sequence[str] = DEFAULT_PYTHON,
+    cache: str | None = None,
+    sysfs_root: str | None = None,
+    runner_dirs: Sequence[Any] | None = None,
+    runner_env: Mapping[str, str] | None = None,
+) -> EarlyRunner:
+    """Deploy the runner (if missing) and start it; run_on_board(early=...) sends the spec."""
+    stats = DeployStats()
+    runner_dir = deploy.ensure_runner(transport, stats=stats, cache=cache, package_dirs=runner_dirs)
+    started = time.monotonic()
+    proc = transport.start(_run_argv(runner_dir, python, sysfs_root, runner_env))
+    return EarlyRunner(proc, runner_dir, started, stats, python, sysfs_root, dict(runner_env or {}))
+
+
 class _Session:
     """The state of one run; `run()` does it all. One class, one job."""
 
@@ -191,7 +254,9 @@ class _Session:
         sysfs_root: str | None,
         runner_dirs: Sequence[Any] | None,
         runner_env: Mapping[str, str] | None,
+        early: EarlyRunner | None = None,
     ):
+        self.early = early
         self.t = transport
         self.spec = spec
         self.on_event = on_event
@@ -331,7 +396,11 @@ class _Session:
     # -- the whole run ----------------------------------------------------------------
     def run(self) -> RunOutcome:
         t0 = time.monotonic()
-        runner_dir = deploy.ensure_runner(self.t, stats=self.stats, cache=self.cache, package_dirs=self.runner_dirs)
+        if self.early is not None:  # started ahead, with the same runner settings
+            runner_dir = self.early.runner_dir
+            self.stats.add(self.early.deploy)
+        else:
+            runner_dir = deploy.ensure_runner(self.t, stats=self.stats, cache=self.cache, package_dirs=self.runner_dirs)
         cache_root = deploy.cache_dir(self.t, self.cache)
         run_dir = self.run_dir = f"{cache_root}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         spec = self.board_spec(run_dir)
@@ -387,11 +456,15 @@ class _Session:
         holds the board lock (so no other host's runner prunes this run's folder), then let
         it go. Whatever goes wrong, the runner is stopped."""
         self.fold.runner_dir = runner_dir
-        args = ["--root", self.sysfs_root] if self.sysfs_root else []
-        args += ["--host-heartbeat", f"{HOST_SILENCE_S:g}"]
-        argv = runner_argv(runner_dir, self.python, "run", *args, env=self.runner_env)
+        early, self.early = self.early, None  # only the first start can be the early one
+        if early is not None and early.runner_dir == runner_dir:
+            early.used = True
+            self.proc = early.proc
+        else:
+            if early is not None:
+                early.stop()
+            self.proc = self.t.start(_run_argv(runner_dir, self.python, self.sysfs_root, self.runner_env))
         started = time.monotonic()
-        self.proc = self.t.start(argv)
         heartbeat = Heartbeat(self.proc, HEARTBEAT_S)
         try:
             try:
@@ -469,18 +542,7 @@ class _Session:
         return hello_at
 
     def _stop_runner(self) -> None:
-        """Close stdin (the runner exits on EOF), give it a moment, then kill."""
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        proc.close_stdin()
-        try:
-            proc.wait(5)
-        except (TransportTimeout, BoardError):
-            proc.kill()
-        except BaseException:
-            proc.kill()
-            raise
+        stop_runner(self.proc)
 
     def _fetch_profiles(self, spec: RunSpec) -> None:
         """The per-layer NPU profile (PERF_DETAIL text) of each result that has one."""
@@ -546,6 +608,7 @@ def run_on_board(
     sysfs_root: str | None = None,
     runner_dirs: Sequence[Any] | None = None,
     runner_env: Mapping[str, str] | None = None,
+    early: EarlyRunner | None = None,
 ) -> RunOutcome:
     """Run one spec on a board and return everything it measured.
 
@@ -563,6 +626,8 @@ def run_on_board(
     sysfs_root: read /proc and /sys under this folder on the board (tests, chroots).
     runner_dirs: deploy these package folders as the runner (tests).
     runner_env: environment variables for the runner (test knobs stay out of the protocol).
+    early: a runner start_runner_early() started on this transport with the same python,
+      sysfs_root and runner_env; it receives the spec instead of a new process being started.
 
     Raises RunnerFailed (a BoardError, exit code 3) for anything the runner or the
     board did wrong, UsageError for a bad spec or a SoC mismatch, InputFileError for
@@ -581,5 +646,6 @@ def run_on_board(
         sysfs_root=sysfs_root,
         runner_dirs=runner_dirs,
         runner_env=runner_env,
+        early=early,
     )
     return session.run()
