@@ -31,7 +31,7 @@ from rkbench.results.stats import summarize
 from rkbench.results.store import Store
 from rkbench.run.compare import Limits, check_thresholds, output_errors
 from rkbench.run.plan import MeasureOptions
-from rkbench.run.session import RunOutcome, run_on_board, start_runner_early
+from rkbench.run.session import RKNN_BACKENDS, RunOutcome, run_on_board, start_runner_early
 from rkbench_wire import BuildRecipe, ModelRef, RunSpec
 
 
@@ -295,15 +295,11 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         else:
             rknn, build_key, toolkit = request.rknn, None, None
         timings["build"] = time.monotonic() - mark
-        runtime = _check_fit(
-            transport,
-            python,
-            rknn,
-            soc or (board_soc(transport, python) if request.target else None),
-            request.measure.backend,
-            board_options.board,
-            say,
-        )
+        runtime = None
+        if request.measure.backend in RKNN_BACKENDS:  # onnxruntime and the simulator load no .rknn
+            if soc is None and request.target:
+                soc = board_soc(transport, python)
+            runtime = _check_fit(transport, python, rknn, soc, board_options.board, say)
 
         work = build_options.cache.workdir("run")
         mark = time.monotonic()
@@ -507,11 +503,9 @@ def _rknn_inputs(options: MeasureOptions):
     return arrays, ["nhwc" if first.ndim == 4 and first.shape[-1] in (1, 3, 4) else None]
 
 
-def _check_fit(transport, python, rknn: Path, soc: str | None, backend: str, board: str, say: Say) -> str | None:
+def _check_fit(transport, python, rknn: Path, soc: str | None, board: str, say: Say) -> str | None:
     """Before anything is pushed: does the .rknn fit the board (its target platform against the
     board's SoC, its compiler against the board's librknnrt)? Returns the runtime's version."""
-    if backend not in ("auto", "rknnlite", "rknnrt"):
-        return None
     from rkbench.boards.runtime import board_runtime_version, local_runtime_version
     from rkbench.model.compat import require_fit
     from rkbench.model.rknn_file import read_rknn
