@@ -115,12 +115,13 @@ def _manual_dtypes(requested: dict[str, str], explicit: set[str], step1, say) ->
 )
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("hybrid-out"), show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--board", help="Also measure every candidate's latency on this board's NPU (rknnlite).")
+@click.option("--board", help="Also measure every candidate's latency (and NPU time and memory) on this board's NPU.")
 @click.option(
     "--board-backend",
-    default="rknnlite",
+    type=click.Choice(["auto", "rknnrt", "rknnlite"]),
+    default="auto",
     show_default=True,
-    help="Runner backend for --board; one that reports the runtime's NPU time adds it to the table.",
+    help="Runner backend for --board; rknnrt (auto prefers it) adds the runtime's NPU time and memory to the table.",
 )
 @connection_options
 def hybrid_command(
@@ -279,11 +280,13 @@ def format_tradeoff(record: HybridRecord) -> str:
     everyone = record.candidates + record.vendor
     board = any(c.board_p50_ms is not None for c in everyone)
     npu = any(c.npu_p50_ms is not None for c in everyone)
+    memory = any(c.npu_mem_mb is not None for c in everyone)
     lines.append(
         f"    {'candidate':<30} {'entries':>7} {'dtypes':<14} {'float in model':>14} {'size KB':>8} "
         f"{'cos mean':>9} {'cos min':>9} {'top-1':>6}"
         + ("  board p50/p99 ms" if board else "")
         + ("  NPU p50 ms" if npu else "")
+        + ("  NPU MB" if memory else "")
     )
     rows = [(c, "") for c in record.candidates] + [(c, " (vendor)") for c in record.vendor]
     failures = []
@@ -304,7 +307,12 @@ def format_tradeoff(record: HybridRecord) -> str:
                 if candidate.board_p50_ms is not None
                 else ("  " + " " * 16 if board else "")
             )
-            + (f"  {candidate.npu_p50_ms:>9.3f}" if candidate.npu_p50_ms is not None else "")
+            + (
+                f"  {candidate.npu_p50_ms:>10.3f}"
+                if candidate.npu_p50_ms is not None
+                else ("  " + " " * 10 if npu else "")
+            )
+            + (f"  {candidate.npu_mem_mb:>6.1f}" if candidate.npu_mem_mb is not None else "")
             + hit
         )
     for number, candidate in enumerate(failures, start=1):

@@ -7,9 +7,11 @@ import pytest
 pytestmark = pytest.mark.toolkit
 
 
-def run(cli, outlier, tmp_path, *args):
+def run(cli, outlier, tmp_path, *args, env=None):
     model, calib, evaluation = outlier
-    return cli("hybrid", model, "--dataset", calib, "--eval", evaluation, "-o", tmp_path / "out", *args, cwd=tmp_path)
+    return cli(
+        "hybrid", model, "--dataset", calib, "--eval", evaluation, "-o", tmp_path / "out", *args, cwd=tmp_path, env=env
+    )
 
 
 def test_auto_search_repairs_the_outlier(cli, outlier, tmp_path):
@@ -90,3 +92,23 @@ def test_board_latency_needs_an_npu_and_keeps_the_search(cli, outlier, tmp_path)
     assert "rknnlite" in done.stderr and "rkbench provision" in done.stderr
     record = json.loads((tmp_path / "out" / "hybrid.json").read_text())
     assert record["chosen"]["cos_mean"] >= 0.999
+
+
+def test_board_npu_time_and_memory_per_candidate(cli, outlier, tmp_path):
+    """With an NPU runtime on the board (the stand-in librknnrt on the local board), every
+    feasible candidate gets its latency, the runtime's NPU time and its DMA memory."""
+    from tests.standins.librknnrt import build_standin, make_board_root
+
+    env = {
+        "RKBENCH_LIBRKNNRT": str(build_standin()),
+        "RKNN_STANDIN_ROOT": str(make_board_root(tmp_path / "rk3588-root", "rk3588")),
+        "RKNN_STANDIN_RUN_US": "2000",
+        "RKNN_STANDIN_QUIET": "1",
+    }
+    done = run(cli, outlier, tmp_path, "--target-cos", "0.999", "--board", "local", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "NPU p50 ms" in done.stdout and "NPU MB" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.lstrip("* ").startswith("int8")]
+    assert rows, done.stdout
+    npu_ms, npu_mb = (float(x) for x in rows[0].replace("(cached)", "").split()[-2:])
+    assert 2.0 * 0.95 <= npu_ms <= 2.0 * 1.5 and npu_mb > 0  # the runtime's own figures

@@ -7,7 +7,7 @@ from rkbench.accuracy.hybrid.candidates import Candidate
 from rkbench.model.build import Say
 
 
-def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: Say, backend: str = "rknnlite") -> None:
+def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: Say, backend: str = "auto") -> None:
     """Latency of each feasible candidate's model on a board's NPU. Hybrid models need the
     NPU: the simulator backend of a board without one rebuilds from the recipe and cannot
     run a hybrid build. Where the backend reports the runtime's own NPU time (rknnrt's
@@ -32,3 +32,5 @@ def measure_on_board(candidates: list[Candidate], evalset: EvalSet, board, say: 
             candidate.board_p50_ms, candidate.board_p99_ms = stats.p50_ms, stats.p99_ms
             npu = run.result.npu_stats
             candidate.npu_p50_ms = npu.p50_ms if npu is not None else None
+            memory = (run.result.memory or {}).get("npu") or {}
+            candidate.npu_mem_mb = memory["dma_bytes"] / 2**20 if "dma_bytes" in memory else None

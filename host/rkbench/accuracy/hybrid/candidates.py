@@ -25,6 +25,7 @@ class Candidate:
     board_p50_ms: float | None = None  # measured on a board, when one is given
     board_p99_ms: float | None = None
     npu_p50_ms: float | None = None  # the runtime's own NPU time, where the backend reports it
+    npu_mem_mb: float | None = None  # the runtime's total DMA memory (RKNN_QUERY_MEM_SIZE), where reported
     key: str | None = None  # its build-cache key
     # A candidate the toolkit crashed on, hung on, refused, or whose outputs were not finite:
     # why, in the toolkit's own words where it said any. It is a result, not the end.

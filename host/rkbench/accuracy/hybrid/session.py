@@ -345,7 +345,8 @@ class HybridSession:
         base = {
             k: v
             for k, v in base.items()
-            if k in Candidate.__dataclass_fields__ and k not in ("board_p50_ms", "board_p99_ms", "npu_p50_ms", "key")
+            if k in Candidate.__dataclass_fields__
+            and k not in ("board_p50_ms", "board_p99_ms", "npu_p50_ms", "npu_mem_mb", "key")
         }
         baseline = Candidate(**dict(base, cached=not built, rknn=str(entry / "model.rknn")))
         self.say(f"  -> int8: cos mean {baseline.cos_mean:.5f} min {baseline.cos_min:.5f}")
