@@ -150,12 +150,10 @@ def ratio(medians: dict[str, list[float]], side: str, base: str) -> float:
 
 
 def local_board(work: Path) -> Board:
-    sys.path.insert(0, str(REPO / "tests" / "device"))
-    sys.path.insert(0, str(REPO))
     import numpy as np
-    from device_testing import FIXTURES, build_tiny_rknn, make_tiny_classifier  # noqa: E402
 
-    from tests.standins.librknnrt import build_bare_loop, build_standin  # noqa: E402
+    from tests.device.device_testing import FIXTURES, build_tiny_rknn, make_tiny_classifier
+    from tests.standins.librknnrt import build_bare_loop, build_standin
 
     model_dir = work / "model"
     model_dir.mkdir()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from device_testing import INPUT_SHAPE, build_tiny_rknn, make_tiny_classifier  # noqa: E402
+# pytest puts this folder (no __init__.py) on sys.path for its test modules and this conftest.
+from device_testing import INPUT_SHAPE, build_tiny_rknn, make_tiny_classifier
 
 
 @pytest.fixture(scope="session")

@@ -23,11 +23,7 @@ SHARED = REPO / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FAKES = Path(__file__).resolve().parent / "fakes"
 
-for _p in (str(DEVICE), str(SHARED), str(REPO)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
-
-from rkbench_wire import Event, decode_event  # noqa: E402
+from rkbench_wire import Event, decode_event
 
 INPUT_SHAPE = (1, 3, 16, 16)
 NUM_CLASSES = 6
