@@ -113,6 +113,12 @@ def _manual_dtypes(requested: dict[str, str], explicit: set[str], step1, say) ->
     is_flag=True,
     help="Also run the vendor's proposal and build(auto_hybrid=True) on the same data.",
 )
+@click.option(
+    "--seed-proposal",
+    is_flag=True,
+    help="--auto: also try the groups of the vendor's proposal (one build) and shrink them when they "
+    "pass with fewer entries than the ranked search finds.",
+)
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("hybrid-out"), show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--board", help="Also measure every candidate's latency (and NPU time and memory) on this board's NPU.")
@@ -135,6 +141,7 @@ def hybrid_command(
     max_builds: int,
     jobs: int | None,
     compare_vendor: bool,
+    seed_proposal: bool,
     out_dir: Path,
     as_json: bool,
     board: str | None,
@@ -167,7 +174,8 @@ def hybrid_command(
             record.jobs = session.jobs
             if session.jobs > 1:
                 say(f"building up to {session.jobs} candidates at once")
-            record.chosen = search(session, step1, record, target_cos, max_builds, dtype)
+            seed = _proposal_seed(session, say) if seed_proposal else None
+            record.chosen = search(session, step1, record, target_cos, max_builds, dtype, seed=seed)
         elif mode == "proposal":
             record.proposal, record.proposal_baseline = step1.cfg.proposal or [], step1.cfg.baseline_cos
             record.chosen = session.evaluate(step1, step1.cfg.custom, "vendor proposal")
@@ -252,6 +260,15 @@ def _split(prepared, eval_path):
             "--eval with a separate evaluation set, or at least 4 samples to hold some out"
         )
     return prepared.dataset.split_holdout()
+
+
+def _proposal_seed(session: HybridSession, say) -> list[str] | None:
+    """The tensors of the vendor's proposal, to seed the search; without them it goes on."""
+    try:
+        return list(session.step1(proposal=True).cfg.custom)
+    except (ConversionError, ToolkitCrash, UsageError) as err:
+        say(f"--seed-proposal: the vendor's proposal failed ({err}); searching without it")
+        return None
 
 
 def _vendor_proposal(session: HybridSession, record: HybridRecord) -> Candidate:

@@ -37,8 +37,8 @@ def test_auto_search_repairs_the_outlier(cli, outlier, tmp_path):
     assert json.loads(again.stdout)["builds"] == 0  # all from the cache
 
 
-def test_compare_vendor_side_by_side(cli, outlier, tmp_path):
-    done = run(cli, outlier, tmp_path, "--target-cos", "0.999", "--compare-vendor")
+def test_compare_vendor_side_by_side_and_seeded_by_the_proposal(cli, outlier, tmp_path):
+    done = run(cli, outlier, tmp_path, "--target-cos", "0.999", "--compare-vendor", "--seed-proposal")
     assert done.returncode == 0, done.stderr
     assert "vendor proposal (vendor)" in done.stdout and "vendor auto_hybrid (vendor)" in done.stdout
     assert "The vendor's proposal (its own running output cosine" in done.stdout
@@ -47,6 +47,9 @@ def test_compare_vendor_side_by_side(cli, outlier, tmp_path):
     ours = record["chosen"]
     assert len(ours["layers"]) <= len(proposal["layers"])
     assert auto_hybrid["float_tensors"]  # read from the toolkit's own log of that build
+    # The proposal's groups were one candidate of our search, measured like the others.
+    [seeded] = [c for c in record["candidates"] if c["label"].startswith("proposal's ")]
+    assert set(proposal["layers"]) <= set(seeded["layers"]) and seeded["cos_mean"] is not None
 
 
 def test_manual_adds_fused_partners_and_says_so(cli, outlier, tmp_path):

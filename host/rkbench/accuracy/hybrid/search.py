@@ -104,7 +104,13 @@ class Plan:
 
 
 def search(
-    session: HybridSession, step1: Step1, record: HybridRecord, target: float, max_builds: int, dtype: str = "auto"
+    session: HybridSession,
+    step1: Step1,
+    record: HybridRecord,
+    target: float,
+    max_builds: int,
+    dtype: str = "auto",
+    seed: list[str] | None = None,
 ) -> Candidate:
     """The fewest repair groups whose output cosine reaches the target, by measurement.
 
@@ -122,6 +128,9 @@ def search(
        removed, as many as the margin over the target allows.
     5. Then chunks of the passing set, least suspected first (ddmin-like), each removal kept
        only when it measures as passing; the chosen set in the other dtype if builds remain.
+    seed: tensors another method chose (the vendor's proposal): the groups holding them are
+    one more candidate (one build, after the ceilings); when it passes with fewer entries
+    than steps 3-4 found, step 5 shrinks it instead.
     A failed build (crash, hang, refusal, NaN) is an infeasible candidate; the tensors the
     toolkit names are kept out of later candidates of that dtype, and the search goes on.
     """
@@ -216,6 +225,13 @@ def search(
             f"({1 - KEEP_OF_GAIN:.0%} of what all layers gain over int8)"
         )
 
+    seeded, seed_groups = None, []
+    if seed:
+        wanted = set(seed)
+        seed_groups = [i for i, group in enumerate(groups) if wanted.intersection(group)]
+        if 0 < len(seed_groups) < len(groups) and room() > 0:
+            seeded = measure([(seed_groups, dtype, f"proposal's {len(seed_groups)} group(s)")])[0]
+
     # 3. shrink: prefixes between the largest known miss and the smallest known pass; close
     # enough is enough (a quarter of the passing size): step 4 uses the rest better
     low, high = 0, len(groups)
@@ -241,6 +257,12 @@ def search(
     # into segments, each with the cosine it added; the segments that added least (or took
     # away) go first, as many as the margin over the target allows (then bolder, in parallel).
     chosen, best = _drop_segments(chosen, best, prefix, goal, session, room, measure, passes, dtype)
+    if passes(seeded) and len(seeded.layers) < len(best.layers):
+        record.notes.append(
+            f"the vendor proposal's groups passed with {len(seeded.layers)} entries, fewer than the "
+            f"ranked prefixes' {len(best.layers)}: the search shrinks them instead"
+        )
+        chosen, best = seed_groups, seeded
 
     # 5. then ddmin-like: chunks of the passing set, least suspected (last ranked) first;
     # every chunk of one size is tried before the size halves
