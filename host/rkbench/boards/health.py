@@ -77,15 +77,39 @@ def board_soc(transport: Transport, python: str | Sequence[str] = "python3") -> 
     Python start on the board. Where the login's tools see no device tree on a remote board
     (its Python may run in an emulated userland that has one), the runner's board info
     decides; this machine (the local board) is what `cat` sees."""
-    for path in ("/proc/device-tree/compatible", "/sys/firmware/devicetree/base/compatible"):
+    for path in DEVICE_TREE_COMPATIBLE:
         res = transport.run(["cat", "--", path], timeout=30)
         if res.returncode == 0 and res.stdout:
-            soc = soc_name([s.decode("ascii", "replace") for s in res.stdout.split(b"\0") if s])
+            soc = _soc_of(res.stdout)
             if soc:
                 return soc
     if transport.kind == "local":
         return None
+    # What the board's Python sees, read by a Python without site or numpy (a tenth of the
+    # runner's start); the runner's own board info says why when that Python cannot start.
+    from rkbench.boards.runner_command import python_argv
+
+    res = transport.run([*python_argv(python), "-S", "-c", _READ_COMPATIBLE], timeout=60)
+    if res.returncode == 0:
+        return _soc_of(res.stdout)
     return board_info(transport, python=python).get("soc")
+
+
+DEVICE_TREE_COMPATIBLE = ("/proc/device-tree/compatible", "/sys/firmware/devicetree/base/compatible")
+_READ_COMPATIBLE = (
+    "import sys\n"
+    f"for path in {DEVICE_TREE_COMPATIBLE!r}:\n"
+    "    try:\n"
+    "        with open(path, 'rb') as f:\n"
+    "            sys.stdout.buffer.write(f.read())\n"
+    "        break\n"
+    "    except OSError:\n"
+    "        continue\n"
+)
+
+
+def _soc_of(compatible: bytes) -> str | None:
+    return soc_name([s.decode("ascii", "replace") for s in compatible.split(b"\0") if s])
 
 
 def board_info(
