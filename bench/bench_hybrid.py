@@ -53,6 +53,7 @@ def hybrid(case: Case, cache: Path, out: Path) -> tuple[int, dict | None, str]:
             "--max-builds",
             str(MAX_BUILDS),
             "--compare-vendor",
+            "--seed-proposal",
             "-o",
             str(out),
             "--json",

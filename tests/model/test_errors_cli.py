@@ -205,3 +205,17 @@ def test_disk_full_while_building(cli, cls_model, cls_dataset, tiny_disk):
         env={"RKBENCH_CACHE": str(tiny_disk / "cache")},
     )
     expect(done, 7, "disk full")
+
+
+def test_outputs_that_are_not_tensors_of_the_graph(cli, tmp_path):
+    """--outputs is checked against the graph before the toolkit loads it (it would refuse late, exit 5)."""
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    expect(
+        cli("build", model, "--quant", "none", "--outputs", "cc", "-o", tmp_path / "out"),
+        2,
+        "--outputs 'cc' is not a tensor of",
+        "nearest: c",
+        "graph outputs are y",
+    )
+    done = cli("build", model, "--quant", "none", "--outputs", "c", "-o", tmp_path / "out")
+    assert done.returncode == 0, done.stderr  # cutting at an inner tensor is fine

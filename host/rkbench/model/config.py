@@ -142,12 +142,30 @@ def resolve(config: BuildConfig, info: ModelInfo) -> BuildConfig:
                 f"{option} was given {len(values)} time(s) for a model with {len(inputs)} "
                 "input(s): give it once per input"
             )
+    if config.outputs and info.tensors is not None:
+        _check_outputs(info, config.outputs)
     if config.quantized and config.dataset is None:
         raise UsageError(
             "quantization needs calibration data: give --dataset (the vendor's dataset.txt or a "
             "folder of images/.npy), or build float with --quant none"
         )
     return config
+
+
+def _check_outputs(info: ModelInfo, outputs: tuple[str, ...]) -> None:
+    """--outputs names tensors of the graph: said before the toolkit loads it (it refuses late)."""
+    import difflib
+
+    known = set(info.tensors or ())
+    for name in outputs:
+        if name not in known:
+            near = difflib.get_close_matches(name, list(info.tensors or ()), n=3, cutoff=0.5)
+            finals = ", ".join(t.name for t in info.outputs)
+            raise UsageError(
+                f"--outputs '{name}' is not a tensor of {info.path}"
+                + (f" (nearest: {', '.join(near)})" if near else "")
+                + f"; its graph outputs are {finals}"
+            )
 
 
 def _check_size(info: ModelInfo, tensor: TensorInfo, size: tuple[int, ...]) -> None:

@@ -29,6 +29,8 @@ class ModelInfo:
     framework: str
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
+    #: every tensor a node writes (ONNX): where --outputs may cut the graph; None when unknown
+    tensors: tuple[str, ...] | None = None
 
 
 def framework_of(path: Path) -> str:
@@ -80,14 +82,26 @@ def _to_dict(info: ModelInfo) -> dict:
     def tensors(items):
         return [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in items]
 
-    return {"framework": info.framework, "inputs": tensors(info.inputs), "outputs": tensors(info.outputs)}
+    return {
+        "framework": info.framework,
+        "inputs": tensors(info.inputs),
+        "outputs": tensors(info.outputs),
+        "tensors": list(info.tensors) if info.tensors is not None else None,
+    }
 
 
 def _from_dict(path: Path, data: dict) -> ModelInfo:
     def tensors(items):
         return tuple(TensorInfo(t["name"], tuple(t["shape"]), t["dtype"]) for t in items)
 
-    return ModelInfo(path, data["framework"], tensors(data["inputs"]), tensors(data["outputs"]))
+    names = data["tensors"]  # an entry written before tensors were kept is read again
+    return ModelInfo(
+        path,
+        data["framework"],
+        tensors(data["inputs"]),
+        tensors(data["outputs"]),
+        tuple(names) if names is not None else None,
+    )
 
 
 def _read_onnx(path: Path) -> ModelInfo:
@@ -113,7 +127,8 @@ def _read_onnx(path: Path) -> ModelInfo:
 
     inputs = tuple(info(v) for v in graph.input if v.name not in initializers)
     outputs = tuple(info(v) for v in graph.output)
-    return ModelInfo(path, "onnx", inputs, outputs)
+    written = tuple(dict.fromkeys(name for node in graph.node for name in node.output if name))
+    return ModelInfo(path, "onnx", inputs, outputs, written)
 
 
 def _read_tflite(path: Path) -> ModelInfo:
