@@ -8,7 +8,8 @@ YOLOX at 320x320) with activation outliers injected early, in the middle and lat
 one channel, x100 on four; compensated downstream so fp32 is unchanged), the real PP-OCRv4
 detector (a segmenter) at 320x320 and the real PP-OCR direction classifier; --all adds the
 YOLOX without outliers and a PP-OCRv4 variant with an outlier. Each runs `rkbench hybrid --auto --target-cos 0.999 --max-builds 12
---compare-vendor` with a fresh build cache.
+--compare-vendor --seed-proposal` with a fresh build cache (the proposal's tensors are one of
+our 12 builds; the vendor's own candidates are built apart and not counted).
 
 Targets, on every case:
 - cos >= 0.999 within 12 builds (the analysis counts as one) with fewer cfg entries than

@@ -128,9 +128,9 @@ def search(
        removed, as many as the margin over the target allows.
     5. Then chunks of the passing set, least suspected first (ddmin-like), each removal kept
        only when it measures as passing; the chosen set in the other dtype if builds remain.
-    seed: tensors another method chose (the vendor's proposal): the groups holding them are
-    one more candidate (one build, after the ceilings); when it passes with fewer entries
-    than steps 3-4 found, step 5 shrinks it instead.
+    seed: tensors another method chose (the vendor's proposal): they (with their fused
+    partners) are one more candidate (one build, after the ceilings); when it passes, steps
+    3-4 are skipped and step 5 shrinks it.
     A failed build (crash, hang, refusal, NaN) is an infeasible candidate; the tensors the
     toolkit names are kept out of later candidates of that dtype, and the search goes on.
     """
@@ -226,43 +226,53 @@ def search(
         )
 
     seeded, seed_groups = None, []
-    if seed:
-        wanted = set(seed)
-        seed_groups = [i for i, group in enumerate(groups) if wanted.intersection(group)]
-        if 0 < len(seed_groups) < len(groups) and room() > 0:
-            seeded = measure([(seed_groups, dtype, f"proposal's {len(seed_groups)} group(s)")])[0]
+    if seed and room() > 0:
+        # The seed's own tensors (each with its fused partners), as groups of their own after
+        # the ranked ones (the prefixes never reach them), most suspected first: step 5
+        # removes from the end.
+        rank = {tensor: i for i, group in enumerate(groups) for tensor in group}
+        placed: set[str] = set()
+        for tensor in sorted(set(seed), key=lambda t: (rank.get(t, len(groups)), t)):
+            unit = [t for t in step1.graph.unit(tensor) if t not in placed]
+            if unit:
+                placed.update(unit)
+                seed_groups.append(len(plan.groups))
+                plan.groups.append(unit)
+        seeded = measure([(seed_groups, dtype, f"proposal's {len(seed)} entries")])[0]
 
-    # 3. shrink: prefixes between the largest known miss and the smallest known pass; close
-    # enough is enough (a quarter of the passing size): step 4 uses the rest better
-    low, high = 0, len(groups)
-    prefix = {0: baseline}
-    while high - low > max(1, high // 4) and room() > 0:
-        sizes = _points(low, high, min(session.jobs, room()))
-        results = measure([(list(range(k)), dtype, f"top {k} group(s)") for k in sizes])
-        for k, candidate in zip(sizes, results):
-            if candidate is None:
-                continue
-            if candidate.feasible:
-                prefix[k] = candidate
-            if passes(candidate):
-                high, best = k, candidate
-                break
-            if candidate.failure and plan.layers(list(range(k)), dtype) != candidate.layers:
-                continue  # the toolkit named what it refused: the same prefix without it is next
-            low = max(low, k)
-    prefix[high] = best
-    chosen = list(range(high))
-
-    # 4. drop what measured as useless. Consecutive measured prefixes split the passing set
-    # into segments, each with the cosine it added; the segments that added least (or took
-    # away) go first, as many as the margin over the target allows (then bolder, in parallel).
-    chosen, best = _drop_segments(chosen, best, prefix, goal, session, room, measure, passes, dtype)
-    if passes(seeded) and len(seeded.layers) < len(best.layers):
+    if passes(seeded):
+        # A passing seed is already far smaller than all layers: the builds go to shrinking it.
         record.notes.append(
-            f"the vendor proposal's groups passed with {len(seeded.layers)} entries, fewer than the "
-            f"ranked prefixes' {len(best.layers)}: the search shrinks them instead"
+            f"the vendor proposal's tensors pass ({len(seeded.layers)} entries, {seeded.cos_mean:.5f}): "
+            "the search shrinks them instead of the ranked prefixes"
         )
         chosen, best = seed_groups, seeded
+    else:
+        # 3. shrink: prefixes between the largest known miss and the smallest known pass; close
+        # enough is enough (a quarter of the passing size): step 4 uses the rest better
+        low, high = 0, len(groups)
+        prefix = {0: baseline}
+        while high - low > max(1, high // 4) and room() > 0:
+            sizes = _points(low, high, min(session.jobs, room()))
+            results = measure([(list(range(k)), dtype, f"top {k} group(s)") for k in sizes])
+            for k, candidate in zip(sizes, results):
+                if candidate is None:
+                    continue
+                if candidate.feasible:
+                    prefix[k] = candidate
+                if passes(candidate):
+                    high, best = k, candidate
+                    break
+                if candidate.failure and plan.layers(list(range(k)), dtype) != candidate.layers:
+                    continue  # the toolkit named what it refused: the same prefix without it is next
+                low = max(low, k)
+        prefix[high] = best
+        chosen = list(range(high))
+
+        # 4. drop what measured as useless. Consecutive measured prefixes split the passing set
+        # into segments, each with the cosine it added; the segments that added least (or took
+        # away) go first, as many as the margin over the target allows (then bolder, in parallel).
+        chosen, best = _drop_segments(chosen, best, prefix, goal, session, room, measure, passes, dtype)
 
     # 5. then ddmin-like: chunks of the passing set, least suspected (last ranked) first;
     # every chunk of one size is tried before the size halves
