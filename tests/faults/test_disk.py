@@ -62,7 +62,13 @@ def test_disk_full_at_upload_names_the_real_free_space(
         # the free space named is what the board has now that the partial upload is gone
         said = re.search(r"\(([\d.]+) MB free, ([\d.]+) MB needed\)", message)
         assert said and float(said.group(2)) == float(megabytes(model_bytes).split()[0]), message
-        assert abs(float(said.group(1)) - free / (1 << 20)) <= 0.1
+        # The runner, started ahead of the upload, writes its bytecode into the same cache
+        # meanwhile: the free space named may differ from now's by that much, no more.
+        bytecode = board.run(
+            ["find", f"{server.home}/.cache/rkbench/runner", "-name", "*.pyc", "-exec", "du", "-k", "{}", "+"]
+        ).stdout.split()[::2]
+        slack = sum(int(kb) for kb in bytecode) * 1024
+        assert abs(float(said.group(1)) - free / (1 << 20)) <= 0.1 + slack / (1 << 20), (message, free, slack)
         assert free > 0 and "0.0 MB free" not in message
         leftovers = board.run(["ls", "-A", blobs], check=True).stdout.decode().split()
         assert all(not re.search(r"\.tmp-", name) for name in leftovers), leftovers  # no partial file
