@@ -78,6 +78,8 @@ class RunReport:
     outcome: RunOutcome | None
     timings: dict[str, float]
     work_dir: Path
+    throughput: list = field(default_factory=list)  # throughput mode: rkbench_wire Throughput events
+    group: str | None = None
 
 
 def _now() -> str:
@@ -345,7 +347,23 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             onnx=str(prepared.config.model) if prepared and prepared.info.framework == "onnx" else None,
             build_recipe=_board_recipe(prepared, work) if prepared and not hybrid else None,
         )
-        spec = request.measure.spec(model, spec_inputs, formats)
+        configs = None
+        if request.measure.throughput or request.measure.sweep:
+            from rkbench.run.throughput import plan_configs
+
+            if soc is None:
+                soc = board_soc(transport, python)
+            masks = [m for m in request.measure.core_masks if m != "auto"] or None
+            # a mask the SoC lacks is refused here, before anything runs (exit 2)
+            configs = plan_configs(soc, board_options.board, request.measure.sweep, request.measure.contexts, masks)
+            if soc is None:
+                say(
+                    f"board {board_options.board}: SoC unknown (no device tree): planning for one NPU core, masks unchecked"
+                )
+            say(f"throughput: {len(configs)} configuration(s), {request.measure.throughput_seconds:g} s each")
+        spec = request.measure.spec(
+            model, spec_inputs, formats, save_outputs=configs is None, throughput_configs=configs
+        )
         runner_env = request.measure.runner_env()
         live = LiveStore(store, template, say)
         mark = time.monotonic()
@@ -437,12 +455,15 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                     result.run_id = store.begin_run(replace(result, status="running"))
                 store.finish_run(result.run_id, result)
                 results.append(result)
+            if outcome.throughput:
+                meta = replace(template, started=_now(), board_soc=soc, backend=outcome.hello.backend)
+                store.add_throughput(meta, outcome.throughput)
         except BaseException as err:  # Ctrl-C during per-layer or while storing: no run stays "running"
             live.abort(_abort_reason(err))
             raise
         timings["compare_store"] = time.monotonic() - mark
         timings["total"] = time.monotonic() - started
-        return RunReport(results, outcome, timings, work)
+        return RunReport(results, outcome, timings, work, throughput=list(outcome.throughput), group=template.group)
     finally:
         if early is not None:
             early.stop()  # not handed over (a build failed, a model did not fit): let it go
