@@ -225,6 +225,16 @@ class LiveStore:
                     f"board: {event.offset + len(event.latencies_ns)} runs, "
                     f"median {median:.3f} ms (core mask {event.core_mask or '-'})"
                 )
+        elif kind == "throughput":
+            if event.out_of_memory:
+                self.say(f"board: {len(event.core_masks)} context(s) did not fit: {event.out_of_memory}")
+            else:
+                self.say(
+                    f"board: {len(event.core_masks)} context(s) {event.assignment}: {event.fps:.1f} FPS, "
+                    f"p99 {event.stats.p99_ms:.2f} ms"
+                    if event.stats
+                    else f"board: {event.assignment}: no runs"
+                )
         elif kind == "telemetry" and self.current in self.run_ids:
             self.store.add_telemetry(self.run_ids[self.current], [self.telemetry(event)])
 
