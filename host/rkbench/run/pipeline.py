@@ -226,6 +226,9 @@ class LiveStore:
                     f"median {median:.3f} ms (core mask {event.core_mask or '-'})"
                 )
         elif kind == "throughput":
+            # stored as it arrives: an interrupted sweep keeps the configurations it measured
+            meta = replace(self.template, backend=self.backend, board_soc=self.soc or self.template.board_soc)
+            self.store.add_throughput(replace(meta, started=meta.started or _now()), [event])
             if event.out_of_memory:
                 self.say(f"board: {len(event.core_masks)} context(s) did not fit: {event.out_of_memory}")
             else:
@@ -465,9 +468,6 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                     result.run_id = store.begin_run(replace(result, status="running"))
                 store.finish_run(result.run_id, result)
                 results.append(result)
-            if outcome.throughput:
-                meta = replace(template, started=_now(), board_soc=soc, backend=outcome.hello.backend)
-                store.add_throughput(meta, outcome.throughput)
         except BaseException as err:  # Ctrl-C during per-layer or while storing: no run stays "running"
             live.abort(_abort_reason(err))
             raise
