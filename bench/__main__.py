@@ -18,6 +18,7 @@ BENCHES = [
     ("bench.bench_hybrid", "hybrid search vs the vendor's proposal and auto_hybrid (issue 3)"),
     ("bench.bench_rknnrt", "rknnrt backend vs a bare C loop on the stand-in librknnrt (issue 9)"),
     ("bench.bench_emulated", "Python lite2 (the real wheel) vs C on the emulated aarch64 board (issue 9)"),
+    ("bench.bench_throughput", "throughput mode: runner total FPS vs N bare C loops on the stand-in (issue 13)"),
 ]
 
 

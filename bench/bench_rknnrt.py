@@ -34,6 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rkbench_wire import PROTOCOL_VERSION
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_ZERO_COPY = 0.05
 TARGET_PROFILE = 0.05
@@ -91,7 +93,7 @@ def runner_side(
 ) -> Callable[[], float]:
     """Median ns per timed iteration of the runner with `backend` (end to end, as it reports)."""
     spec = {
-        "v": 2,
+        "v": PROTOCOL_VERSION,
         "backend": backend,
         "model": {"rknn": str(board.model)},
         "inputs": [[str(p)] for p in inputs],

@@ -20,7 +20,7 @@ import numpy as np
 
 from rkbench_wire import (
     EXIT_BAD_SPEC, EXIT_FAILED, EXIT_OK, Done, Error, Hello, ProtocolError, Progress, Result, RunSpec, Samples,
-    summarize_ns,
+    Throughput, summarize_ns,
 )
 from rkbench_wire.constants import (
     ERR_BACKEND_MISSING, ERR_BAD_INPUT, ERR_DISK_FULL, ERR_INPUT_MISSING, ERR_INTERNAL, ERR_MODEL_MISSING, ERR_OUTPUT_FAILED,
@@ -35,6 +35,7 @@ from .lock import BoardLock
 from .measure import measure, slowed, test_slowdown
 from .stream import EventWriter, HostWatch, StderrTee
 from .telemetry import TelemetrySampler, throttle_verdict
+from .throughput import ContextRun, did_not_fit, is_out_of_memory, run_window, summarize
 from .versions import numpy_version
 
 #: How often raw latencies are streamed while measuring.
@@ -59,6 +60,7 @@ class Runner:
         self._lock: Optional[BoardLock] = None
         self._sampler: Optional[TelemetrySampler] = None
         self._npu_cores: Optional[int] = None
+        self._extra_backends: List[Backend] = []
 
     # -- the run -----------------------------------------------------------------------
     def run(self) -> int:
@@ -131,7 +133,9 @@ class Runner:
             raise RunnerError(ERR_BACKEND_MISSING, "io_mode zero_copy needs backend rknnrt, but %s runs here (%s): "
                               "run with --io copy, or make librknnrt loadable (fix: rkbench provision BOARD "
                               "--librknnrt PATH)" % (name, reason))
-        if probe.uses_core_mask:
+        if spec.throughput is not None:
+            self._check_throughput_masks(probe, cores, soc)
+        elif probe.uses_core_mask:
             check_core_masks(spec.core_masks, cores, soc)
             if cores == 1 and spec.core_masks != ["auto"]:
                 self._progress("plan", "%s has one NPU core: core mask %s runs with the runtime's default "
@@ -158,6 +162,9 @@ class Runner:
 
         self._sampler = TelemetrySampler(self.root, spec.telemetry_interval_s, self.writer.emit)
         self._sampler.start()
+        if spec.throughput is not None:
+            self._run_throughput(name, samples)
+            return
         for mask in plan:
             result = self._run_mask(name, mask, samples, len(plan) > 1)
             self.writer.emit(result)
@@ -263,6 +270,106 @@ class Runner:
         self._backend = None
         backend.close()
         return result
+
+    # -- throughput mode ---------------------------------------------------------------
+    def _check_throughput_masks(self, probe: Backend, cores: Optional[int], soc: Optional[str]) -> None:
+        """Every mask of every configuration is checked before the board is locked."""
+        assert self.spec.throughput is not None
+        masks: List[str] = []
+        for config in self.spec.throughput["configs"]:
+            for mask in config["core_masks"]:
+                if mask not in masks:
+                    masks.append(mask)
+        if probe.uses_core_mask:
+            check_core_masks(masks, cores, soc)
+        elif masks != ["auto"]:
+            self._progress("plan", "core masks %s do not apply to backend %s: every context runs with "
+                                   "the backend's default" % (masks, probe.name))
+        if cores == 1:
+            self._progress("plan", "%s has one NPU core: more contexts only overlap CPU-side work (setting "
+                                   "inputs, reading outputs, Python between the runs); the NPU runs one "
+                                   "context at a time" % (soc or "this SoC"))
+
+    def _run_throughput(self, name: str, samples: List[List[Any]]) -> None:
+        spec = self.spec
+        assert spec.throughput is not None
+        seconds = spec.throughput["seconds"]
+        configs = spec.throughput["configs"]
+        sampler = self._sampler
+        assert sampler is not None
+        fitted = 0
+        for index, config in enumerate(configs):
+            masks = config["core_masks"]
+            self._progress("throughput", "configuration %d/%d (%s): %d context(s) on core masks %s, one thread "
+                                         "each, %.1f s" % (index + 1, len(configs), config["assignment"],
+                                                           len(masks), ",".join(masks), seconds))
+            created: List[Backend] = []
+            try:
+                for mask in masks:
+                    backend = create_backend(name)
+                    backend.npu_cores = self._npu_cores
+                    backend.root = self.root
+                    backend.io_mode = spec.io_mode
+                    backend.cpu_threads = spec.cpu_threads
+                    backend.share_with = created[0] if created else None
+                    self._extra_backends.append(backend)
+                    try:
+                        backend.load(spec.model, mask if backend.uses_core_mask else None, spec.data_format)
+                    except RunnerError as err:
+                        err.core_mask = err.core_mask or mask
+                        raise
+                    created.append(backend)
+            except RunnerError as err:
+                if not is_out_of_memory(err):
+                    raise
+                event = did_not_fit(index, config["assignment"], masks, name, created, err)
+                self._close_extra()
+                self.writer.emit(event)
+                self.results += 1
+                self._progress("throughput", "%d context(s) do not fit in memory (%s): the sweep stops at the last "
+                                             "configuration that fitted (%s); what was measured is kept"
+                               % (len(masks), err.message, "%d context(s)" % fitted if fitted else "none"))
+                return
+            event = self._measure_contexts(index, config["assignment"], masks, name, created, samples, seconds)
+            self._close_extra()
+            self.writer.emit(event)
+            self.results += 1
+            fitted = max(fitted, len(masks))
+
+    def _measure_contexts(self, index: int, assignment: str, masks: List[str], name: str,
+                          backends: List[Backend], samples: List[List[Any]], seconds: float) -> Throughput:
+        spec = self.spec
+        sampler = self._sampler
+        assert sampler is not None
+        runs = []
+        slowdown = test_slowdown()
+        for backend, mask in zip(backends, masks):
+            prepared = [backend.prepare(sample) for sample in samples]
+            for j in range(max(spec.warmup, len(prepared))):
+                backend.infer(prepared[j % len(prepared)].feed)
+            calls = [backend.bind(item.feed) for item in prepared]
+            if slowdown > 0:
+                calls = [slowed(call, slowdown) for call in calls]
+            backend.start_timing()
+            runs.append(ContextRun(backend=backend, mask=mask if backend.uses_core_mask else "auto", calls=calls))
+        creations = sorted({b.creation for b in backends[1:]})
+        notes = []
+        if creations:
+            notes.append("contexts 2..%d made with %s" % (len(backends), ", ".join(creations)))
+        window_start = time.monotonic()
+        sampler.sample()
+        elapsed = run_window(runs, seconds)
+        sampler.sample()
+        return summarize(index, assignment, masks, name, runs, elapsed, sampler,
+                         (window_start, time.monotonic()), spec.temp_limit_c, notes)
+
+    def _close_extra(self) -> None:
+        backends, self._extra_backends = self._extra_backends, []
+        for backend in reversed(backends):  # duplicates before the context they came from
+            try:
+                backend.close()
+            except Exception:
+                pass
 
     # -- pieces --------------------------------------------------------------------------
     def _profile(self, backend: Backend, prepared: Prepared, out_dir: str) -> Dict[str, Any]:
@@ -371,6 +478,7 @@ class Runner:
                 backend.close()
             except Exception:
                 pass
+        self._close_extra()
         if self._sampler is not None:
             self._sampler.stop()
 

@@ -9,7 +9,7 @@ from .constants import (
 )
 from .errors import ProtocolError
 from .events import (
-    EVENT_TYPES, Done, Error, Event, Hello, Progress, Result, Samples, Telemetry,
+    EVENT_TYPES, Done, Error, Event, Hello, Progress, Result, Samples, Telemetry, Throughput,
     decode_event, encode_event,
 )
 from .info import decode_board_info, encode_board_info
@@ -20,7 +20,7 @@ __all__ = [
     "BACKENDS", "CORE_MASK_VALUES", "CORE_MASKS", "DATA_FORMATS", "ERROR_KINDS",
     "EXIT_BAD_SPEC", "EXIT_BOARD_BUSY", "EXIT_FAILED", "EXIT_HOST_GONE", "EXIT_OK",
     "IO_MODES", "PROTOCOL_VERSION", "STAGES", "ProtocolError", "EVENT_TYPES", "Done", "Error", "Event", "Hello",
-    "Progress", "Result", "Samples", "Telemetry", "decode_event", "encode_event",
+    "Progress", "Result", "Samples", "Telemetry", "Throughput", "decode_event", "encode_event",
     "decode_board_info", "encode_board_info", "DEFAULT_LOCK_PATH", "BuildRecipe",
     "ModelRef", "RunSpec", "check_version", "LatencyStats", "percentile", "summarize_ns",
 ]

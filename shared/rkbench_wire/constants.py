@@ -2,7 +2,16 @@
 
 #: 2: backend rknnrt; RunSpec io_mode/profile_layers/profile_runs; Samples stages_ns;
 #: Result stage_stats/io_mode/timing_notes/profile; board info runtime_probe.
-PROTOCOL_VERSION = 2
+#: 3: RunSpec throughput; event throughput (N contexts in parallel per configuration).
+PROTOCOL_VERSION = 3
+
+#: How the contexts of a throughput configuration share the model (Throughput.creation):
+#: "init" (the first one), "dup_context" (rknn_dup_context), "share_weight" (rknn_init with
+#: RKNN_FLAG_SHARE_WEIGHT_MEM), "separate" (an ordinary init: weights loaded again).
+CONTEXT_CREATIONS = ("init", "dup_context", "share_weight", "separate")
+
+#: The most contexts one throughput configuration may ask for.
+MAX_THROUGHPUT_CONTEXTS = 64
 
 #: Backends the runner knows. "auto" lets the runner choose (the hello event says why).
 BACKENDS = ("auto", "rknnrt", "rknnlite", "onnxruntime", "simulator")

@@ -6,6 +6,7 @@ per-layer profile's text file). Decoding is strict: a missing required field, a
 field of the wrong type and an unknown field are all refused, naming the field.
 
 Order of a run:  hello, progress*, (samples* telemetry* result)+ per core mask, done
+Throughput run:  hello, progress*, (telemetry* throughput)+ per configuration, done
 On failure:      [hello,] progress*, error, done
 """
 
@@ -16,7 +17,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Type, Union
 
 from . import _fields as f
-from .constants import IO_MODES, PROTOCOL_VERSION, STAGES
+from .constants import CONTEXT_CREATIONS, IO_MODES, PROTOCOL_VERSION, STAGES
 from .errors import ProtocolError
 from .spec import check_version
 from .stats import LatencyStats
@@ -142,6 +143,50 @@ def _opt_profile(value: Any, name: str) -> Optional[Dict[str, Any]]:
     f.as_int(f.get(data, "flags", name), name + ".flags", 0)
     return data
 
+
+
+#: Keys of one entry of Throughput.contexts.
+THROUGHPUT_CONTEXT_KEYS = ("core_mask", "creation", "runs", "fps", "p50_ms", "p99_ms", "mean_ms")
+#: Keys of Throughput.memory (bytes from RKNN_QUERY_MEM_SIZE summed over the contexts; kB
+#: from /proc/self/status), each null when unknown.
+THROUGHPUT_MEMORY_KEYS = ("dma_bytes", "weight_bytes", "vm_hwm_kb", "vm_rss_kb")
+#: Keys of Throughput.board (over the telemetry readings of the window), each null when unknown.
+THROUGHPUT_BOARD_KEYS = ("temp_max_c", "npu_freq_hz_min", "npu_freq_hz_max", "cpu_khz_min", "cpu_khz_max")
+
+
+def _number_or_null_dict(value: Any, name: str, keys: Any) -> Dict[str, Any]:
+    data = f.as_obj(value, name)
+    for key in keys:
+        item = f.get(data, key, name, None)
+        if item is not None:
+            f.as_float(item, "%s.%s" % (name, key))
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise ProtocolError("%s: unknown field(s) %s" % (name, ", ".join(repr(k)[:60] for k in unknown)))
+    return {key: data.get(key) for key in keys}
+
+
+def _throughput_contexts(value: Any, name: str) -> List[Dict[str, Any]]:
+    items = _obj_list(value, name)
+    for i, item in enumerate(items):
+        at = "%s[%d]" % (name, i)
+        f.as_str(f.get(item, "core_mask", at), at + ".core_mask")
+        f.as_choice(f.get(item, "creation", at), at + ".creation", CONTEXT_CREATIONS)
+        f.as_int(f.get(item, "runs", at), at + ".runs", 0)
+        f.as_float(f.get(item, "fps", at), at + ".fps", 0.0)
+        for key in ("p50_ms", "p99_ms", "mean_ms"):
+            if f.get(item, key, at, None) is not None:
+                f.as_float(item[key], "%s.%s" % (at, key), 0.0)
+    return items
+
+
+def _opt_float_list(value: Any, name: str) -> Optional[List[float]]:
+    if value is None:
+        return None
+    items = f.as_list(value, name)
+    for i, item in enumerate(items):
+        f.as_float(item, "%s[%d]" % (name, i))
+    return items
 
 
 class Event:
@@ -331,6 +376,53 @@ class Result(Event):
 
 
 @dataclass
+class Throughput(Event):
+    """The outcome of one throughput configuration: len(core_masks) contexts run in
+    parallel, one thread each, for the same window.
+
+    index: the configuration's place in the spec's list; assignment: its name (the host's:
+      "per-core", "0_1_2", "auto", ...); core_masks: one per context.
+    runs: every timed run of every context; elapsed_s: the window (all threads start
+      together and stop at the same deadline); fps = runs / elapsed_s.
+    stats: latency over all the contexts' runs pooled (null when nothing ran);
+      contexts: per context {"core_mask", "creation", "runs", "fps", "p50_ms", "p99_ms", "mean_ms"}.
+    npu_load_pct: mean NPU load per core over the window (sysfs), null where unreadable.
+    memory: {"dma_bytes", "weight_bytes"} (RKNN_QUERY_MEM_SIZE summed over the contexts; weights
+      shared by dup_context/SHARE_WEIGHT count once) and {"vm_hwm_kb", "vm_rss_kb"} of the runner.
+    board: {"temp_max_c", "npu_freq_hz_min", "npu_freq_hz_max", "cpu_khz_min", "cpu_khz_max"}.
+    out_of_memory: null, or why the contexts did not fit (then nothing ran in this
+      configuration, contexts lists those that were created, and the run ends here).
+    """
+
+    type: ClassVar[str] = "throughput"
+    index: int
+    assignment: str
+    core_masks: List[str]
+    backend: str
+    runs: int = 0
+    elapsed_s: float = 0.0
+    fps: float = 0.0
+    stats: Optional[LatencyStats] = None
+    contexts: List[Dict[str, Any]] = field(default_factory=list)
+    npu_load_pct: Optional[List[float]] = None
+    memory: Dict[str, Any] = field(default_factory=lambda: dict.fromkeys(THROUGHPUT_MEMORY_KEYS))
+    board: Dict[str, Any] = field(default_factory=lambda: dict.fromkeys(THROUGHPUT_BOARD_KEYS))
+    throttled: bool = False
+    throttle_reasons: List[str] = field(default_factory=list)
+    out_of_memory: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+    _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
+        "index": f.as_int, "assignment": f.as_str, "core_masks": _str_list, "backend": f.as_str,
+        "runs": f.as_int, "elapsed_s": f.as_float, "fps": f.as_float, "stats": _opt_stats,
+        "contexts": _throughput_contexts, "npu_load_pct": _opt_float_list,
+        "memory": lambda v, n: _number_or_null_dict(v, n, THROUGHPUT_MEMORY_KEYS),
+        "board": lambda v, n: _number_or_null_dict(v, n, THROUGHPUT_BOARD_KEYS),
+        "throttled": f.as_bool, "throttle_reasons": _str_list, "out_of_memory": f.as_opt_str,
+        "notes": _str_list,
+    }
+
+
+@dataclass
 class Error(Event):
     """A failure the user can act on: `kind` (see constants.ERROR_KINDS), a message
     that says what to do, and the tail of a traceback/stderr when there is one."""
@@ -359,10 +451,10 @@ class Done(Event):
 
 
 EVENT_TYPES: Dict[str, Type[Event]] = {
-    cls.type: cls for cls in (Hello, Progress, Samples, Telemetry, Result, Error, Done)
+    cls.type: cls for cls in (Hello, Progress, Samples, Telemetry, Result, Throughput, Error, Done)
 }
 
-AnyEvent = Union[Hello, Progress, Samples, Telemetry, Result, Error, Done]
+AnyEvent = Union[Hello, Progress, Samples, Telemetry, Result, Throughput, Error, Done]
 
 
 def encode_event(event: Event) -> str:

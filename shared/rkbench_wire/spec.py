@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from . import _fields as f
-from .constants import BACKENDS, CORE_MASKS, DATA_FORMATS, IO_MODES, PROTOCOL_VERSION
+from .constants import BACKENDS, CORE_MASKS, DATA_FORMATS, IO_MODES, MAX_THROUGHPUT_CONTEXTS, PROTOCOL_VERSION
 from .errors import ProtocolError
 
 DEFAULT_LOCK_PATH = "~/.cache/rkbench/board.lock"
@@ -25,6 +25,31 @@ def check_version(data: Dict[str, Any], what: str) -> None:
         raise ProtocolError(
             "%s.v: protocol version %d is not supported (this side speaks version %d); "
             "deploy the runner from the same rkbench release as the host" % (what, version, PROTOCOL_VERSION))
+
+
+def check_throughput(value: Any, where: str = "throughput") -> Dict[str, Any]:
+    """The throughput section of a run spec, checked (see RunSpec)."""
+    data = f.as_obj(value, where)
+    unknown = sorted(set(data) - {"seconds", "configs"})
+    if unknown:
+        raise ProtocolError("%s: unknown field(s) %s" % (where, ", ".join(repr(k)[:60] for k in unknown)))
+    seconds = f.as_float(f.get(data, "seconds", where), where + ".seconds", 0.0)
+    configs = f.as_list(f.get(data, "configs", where), where + ".configs")
+    if not configs:
+        raise ProtocolError("%s.configs: needs at least one configuration" % where)
+    out = []
+    for i, config in enumerate(configs):
+        at = "%s.configs[%d]" % (where, i)
+        config = f.as_obj(config, at)
+        assignment = f.as_nonempty_str(f.get(config, "assignment", at), at + ".assignment")
+        masks = f.as_list(f.get(config, "core_masks", at), at + ".core_masks")
+        if not 1 <= len(masks) <= MAX_THROUGHPUT_CONTEXTS:
+            raise ProtocolError("%s.core_masks: %d contexts (1 to %d, one core mask each)"
+                                % (at, len(masks), MAX_THROUGHPUT_CONTEXTS))
+        for k, mask in enumerate(masks):
+            f.as_choice(mask, "%s.core_masks[%d]" % (at, k), CORE_MASKS)
+        out.append({"assignment": assignment, "core_masks": list(masks)})
+    return {"seconds": seconds, "configs": out}
 
 
 @dataclass
@@ -105,6 +130,11 @@ class RunSpec:
     profile_layers: after the timed loop of each core mask, a separate profiling pass
       (a context inited with RKNN_FLAG_COLLECT_PERF_MASK, profile_runs runs) saves the
       runtime's per-layer table (PERF_DETAIL) in output_dir; never inside the timed loop.
+    throughput: null (the ordinary run: one context per core mask, in turn) or
+      {"seconds": s, "configs": [{"assignment": name, "core_masks": [mask per context]}]}:
+      each configuration runs len(core_masks) contexts in parallel, one thread each, for
+      `seconds`, and gives one `throughput` event. A configuration whose contexts do not fit
+      in memory ends the list there (its event says so); what was measured is kept.
     """
 
     model: ModelRef
@@ -129,6 +159,7 @@ class RunSpec:
     io_mode: str = "copy"
     profile_layers: bool = False
     profile_runs: int = 3
+    throughput: Optional[Dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -189,6 +220,8 @@ class RunSpec:
             raise ProtocolError("io_mode: 'zero_copy' needs backend 'rknnrt' (or 'auto'), not %r" % self.backend)
         f.as_bool(self.profile_layers, "profile_layers")
         f.as_int(self.profile_runs, "profile_runs", 1)
+        if self.throughput is not None:
+            self.throughput = check_throughput(self.throughput)
         if self.backend in ("rknnrt", "rknnlite") and not self.model.rknn:
             raise ProtocolError("model.rknn: required for backend %r" % self.backend)
         if self.backend == "onnxruntime" and not self.model.onnx:
@@ -221,6 +254,7 @@ class RunSpec:
             "io_mode": self.io_mode,
             "profile_layers": self.profile_layers,
             "profile_runs": self.profile_runs,
+            "throughput": self.throughput,
         }
 
     def to_json(self) -> str:

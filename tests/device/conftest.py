@@ -10,6 +10,7 @@ import pytest
 
 # pytest puts this folder (no __init__.py) on sys.path for its test modules and this conftest.
 from device_testing import INPUT_SHAPE, build_tiny_rknn, make_tiny_classifier
+from rkbench_wire import PROTOCOL_VERSION
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def base_spec(model_dir: Path, tmp_path: Path) -> Dict[str, Any]:
     """A run spec (as the JSON dict the host sends) for onnxruntime, short timings."""
     return {
-        "v": 2,
+        "v": PROTOCOL_VERSION,
         "model": {"rknn": None, "onnx": str(model_dir / "tiny.onnx"), "build_recipe": None},
         "inputs": [[str(model_dir / ("input_%d.npy" % i))] for i in range(3)],
         "output_dir": str(tmp_path / "out"),

@@ -34,7 +34,7 @@ def test_onnxruntime_end_to_end(base_spec, model_dir, tmp_path):
     hello = out.one("hello")
     assert hello.backend == "onnxruntime" and "asked for" in hello.backend_reason
     assert hello.backend_versions["onnxruntime"]
-    assert hello.protocol_version == PROTOCOL_VERSION == 2 and hello.numpy == np.__version__
+    assert hello.protocol_version == PROTOCOL_VERSION == 3 and hello.numpy == np.__version__
 
     result = out.one("result")
     assert result.backend == "onnxruntime"

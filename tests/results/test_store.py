@@ -392,6 +392,7 @@ def test_a_version_1_store_is_migrated_with_its_data(tmp_path):
     for column in STAGE_COLUMNS.values():
         conn.execute(f"ALTER TABLE samples DROP COLUMN {column}")
     conn.execute("ALTER TABLE runs DROP COLUMN npu")
+    conn.execute("DROP TABLE throughput")  # schema version 3's
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     with Store(db) as store:

@@ -25,6 +25,7 @@ from rkbench_wire import (
     RunSpec,
     Samples,
     Telemetry,
+    Throughput,
     decode_board_info,
     decode_event,
     encode_board_info,
@@ -215,6 +216,52 @@ def all_events():
             memory={"npu": {"unsupported": "rknn_query(RKNN_QUERY_MEM_SIZE) returned -5 ..."}},
             profile={"unsupported": "backend rknnlite has no per-layer NPU profile"},
         ),
+        Throughput(
+            index=0,
+            assignment="per-core",
+            core_masks=["0", "1"],
+            backend="rknnrt",
+            runs=10,
+            elapsed_s=0.5,
+            fps=20.0,
+            stats=stats,
+            contexts=[
+                {
+                    "core_mask": "0",
+                    "creation": "init",
+                    "runs": 5,
+                    "fps": 10.0,
+                    "p50_ms": 1.0,
+                    "p99_ms": 2.0,
+                    "mean_ms": 1.1,
+                },
+                {
+                    "core_mask": "1",
+                    "creation": "dup_context",
+                    "runs": 5,
+                    "fps": 10.0,
+                    "p50_ms": 1.0,
+                    "p99_ms": 2.0,
+                    "mean_ms": 1.1,
+                },
+            ],  # fmt: skip
+            npu_load_pct=[50.0, 49.5, 0.0],
+            memory={"dma_bytes": 3, "weight_bytes": 1, "vm_hwm_kb": 100, "vm_rss_kb": 90},
+            board={
+                "temp_max_c": 40.5,
+                "npu_freq_hz_min": None,
+                "npu_freq_hz_max": None,
+                "cpu_khz_min": 1,
+                "cpu_khz_max": 2,
+            },  # fmt: skip
+        ),
+        Throughput(
+            index=1,
+            assignment="auto",
+            core_masks=["auto"] * 3,
+            backend="rknnrt",
+            out_of_memory="context 3 of 3 could not be created: ...",
+        ),  # fmt: skip
         Error(kind="board_busy", message="busy", detail="tail"),
         Done(ok=True, exit_code=0, results=1),
     ]
@@ -232,7 +279,7 @@ def test_every_event_type_round_trips():
         assert decode_event(line.encode()) == event
 
 
-@pytest.mark.parametrize("version", [1, 0, 3, "2"])
+@pytest.mark.parametrize("version", [1, 0, 2, 4, "3"])
 def test_decoder_rejects_unknown_versions(version):
     data = json.loads(encode_event(Done(ok=True, exit_code=0)))
     data["v"] = version
@@ -245,14 +292,14 @@ def test_decoder_rejects_unknown_versions(version):
 
 def test_decoder_rejects_unknown_types_and_bad_fields():
     with pytest.raises(ProtocolError, match="unknown event type 'reboot'"):
-        decode_event('{"v": 2, "type": "reboot"}')
+        decode_event('{"v": 3, "type": "reboot"}')
     with pytest.raises(ProtocolError, match=r"samples\.latencies_ns: missing"):
-        decode_event('{"v": 2, "type": "samples", "core_mask": null, "offset": 0}')
+        decode_event('{"v": 3, "type": "samples", "core_mask": null, "offset": 0}')
     with pytest.raises(ProtocolError, match=r"samples\.latencies_ns\[1\]"):
-        decode_event('{"v": 2, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1, "2"]}')
+        decode_event('{"v": 3, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1, "2"]}')
     with pytest.raises(ProtocolError, match=r"result\.stats\.p99_ms: missing"):
         decode_event(
-            '{"v": 2, "type": "result", "core_mask": null, "backend": "x", "counts": {},'
+            '{"v": 3, "type": "result", "core_mask": null, "backend": "x", "counts": {},'
             ' "stats": {"n": 1, "min_ms": 1, "mean_ms": 1, "std_ms": 0, "p50_ms": 1, "p90_ms": 1,'
             ' "max_ms": 1}}'
         )
@@ -272,21 +319,21 @@ def _result_line(**changes):
     "line, field",
     [
         (
-            '{"v": 2, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1, 2],'
+            '{"v": 3, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1, 2],'
             ' "stages_ns": {"run": [1]}}',
             r"samples\.stages_ns\.run: 1 values for 2 latencies",
         ),
         (
-            '{"v": 2, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1],'
+            '{"v": 3, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1],'
             ' "stages_ns": {"decode": [1]}}',
             r"samples\.stages_ns: unknown stage\(s\) decode",
         ),
         (
-            '{"v": 2, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1],'
+            '{"v": 3, "type": "samples", "core_mask": null, "offset": 0, "latencies_ns": [1],'
             ' "stages_ns": {"npu": [1.5]}}',
             r"samples\.stages_ns\.npu\[0\]",
         ),
-        ('{"v": 2, "type": "done", "ok": true, "exit_code": 0, "surprise": 1}', r"done: unknown field\(s\) 'surprise'"),
+        ('{"v": 3, "type": "done", "ok": true, "exit_code": 0, "surprise": 1}', r"done: unknown field\(s\) 'surprise'"),
         (_result_line(io_mode="dma"), r"result\.io_mode"),
         (_result_line(stage_stats={"run": {"n": 1}}), r"result\.stage_stats\.run\.min_ms: missing"),
         (_result_line(profile={"runs": 3, "seconds": 1.0, "flags": 8}), r"result\.profile\.file: missing"),
@@ -373,3 +420,19 @@ def test_summarize_ns_in_milliseconds():
 def test_model_ref_needs_a_path():
     with pytest.raises(ProtocolError, match="model"):
         ModelRef.from_dict({})
+
+
+def test_throughput_section_of_the_spec():
+    base = {"model": ModelRef(rknn="/b/m.rknn"), "inputs": [["/b/a.npy"]], "output_dir": "/b/out"}
+    spec = RunSpec(**base, throughput={"seconds": 2, "configs": [{"assignment": "per-core", "core_masks": ["0", "1"]}]})
+    again = RunSpec.from_json(spec.to_json())
+    assert again.throughput == {"seconds": 2.0, "configs": [{"assignment": "per-core", "core_masks": ["0", "1"]}]}
+    for bad, where in (
+        ({"seconds": 1, "configs": []}, r"throughput\.configs: needs at least one"),
+        ({"seconds": 1, "configs": [{"assignment": "x", "core_masks": ["3"]}]}, r"configs\[0\]\.core_masks\[0\]"),
+        ({"seconds": 1, "configs": [{"assignment": "x", "core_masks": []}]}, r"0 contexts"),
+        ({"seconds": -1, "configs": [{"assignment": "x", "core_masks": ["0"]}]}, r"throughput\.seconds"),
+        ({"seconds": 1, "configs": [], "extra": 1}, r"unknown field"),
+    ):
+        with pytest.raises(ProtocolError, match=where):
+            RunSpec(**base, throughput=bad)

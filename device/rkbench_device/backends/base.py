@@ -63,6 +63,11 @@ class Backend:
         self.root = "/"
         #: "copy" (the default) or "zero_copy" (only where supports_zero_copy).
         self.io_mode = "copy"
+        #: Throughput mode: a loaded backend of the same model this one's context is made
+        #: from (rknn_dup_context, SHARE_WEIGHT_MEM) where the backend can; None = its own init.
+        self.share_with: Optional["Backend"] = None
+        #: How load() made the context (constants.CONTEXT_CREATIONS).
+        self.creation = "init"
 
     def load(self, model: ModelRef, core_mask: Optional[str] = None,
              data_format: Sequence[Optional[str]] = ()) -> None:

@@ -133,6 +133,8 @@ class RknnLiteBackend(Backend):
         mask = core_mask or "auto"
         self.core_mask = mask
         self.data_format = list(data_format)
+        # RKNNLite has no dup_context/SHARE_WEIGHT: every context loads the model again
+        self.creation = "init" if self.share_with is None else "separate"
         if not soc_compatible(self.root):
             raise RunnerError(ERR_BACKEND_FAILED, NO_DEVICE_TREE, core_mask=mask)
         try:

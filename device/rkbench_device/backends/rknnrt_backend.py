@@ -26,7 +26,7 @@ from ..errors import RunnerError
 from . import rknnrt_abi as abi
 from .base import Backend, Prepared, TensorInfo, bad_input
 from .rknnrt_layout import NUMPY_TYPES, InputPlan, output_float, plan_input
-from .rknnrt_lib import PROVISION_FIX, Context, Runtime, open_runtime
+from .rknnrt_lib import PROVISION_FIX, Context, ContextError, Runtime, open_runtime
 
 STAGES_COPY = ("inputs_set", "run", "npu", "outputs_get")
 STAGES_ZERO_COPY = ("inputs_set", "run", "npu")
@@ -96,7 +96,7 @@ class RknnRtBackend(Backend):
                 raise RunnerError(ERR_BACKEND_MISSING, "io_mode zero_copy needs %s, which %s lacks (an older "
                                   "runtime): run with --io copy, or update librknnrt (%s)"
                                   % (", ".join(lacking), runtime.describe(), PROVISION_FIX), core_mask=mask)
-        ctx = self._ctx = Context(runtime, model.rknn)
+        ctx = self._ctx = self._new_context(runtime, model.rknn)
         ctx.set_core_mask(mask, self.npu_cores)
         self._query_io(ctx)
         self._api, self._drv = ctx.sdk_version()
@@ -110,6 +110,30 @@ class RknnRtBackend(Backend):
             entry.index = k
         stages = STAGES_ZERO_COPY if self.io_mode == "zero_copy" else STAGES_COPY
         self._stages = {name: [] for name in stages if name != "npu" or self._perf_run is not None}
+
+    def _new_context(self, runtime: Runtime, path: str) -> Context:
+        """The first context inits the model; a further one (share_with set, throughput mode)
+        is rknn_dup_context'ed from it where the runtime has that, else inited with
+        RKNN_FLAG_SHARE_WEIGHT_MEM, else inited separately (weights loaded again)."""
+        parent = self.share_with
+        parent_ctx = getattr(parent, "_ctx", None)
+        if parent_ctx is None:
+            self.creation = "init"
+            return Context(runtime, path)
+        if runtime.has("rknn_dup_context"):
+            self.creation = "dup_context"
+            return Context.dup(parent_ctx)
+        try:
+            ctx = Context(runtime, path, share_with=parent_ctx)
+            self.creation = "share_weight"
+            return ctx
+        except ContextError as err:
+            if err.out_of_memory:
+                raise
+            self._notes.append("context: RKNN_FLAG_SHARE_WEIGHT_MEM refused (%s): inited separately, "
+                               "weights loaded again" % err.message)
+        self.creation = "separate"
+        return Context(runtime, path)
 
     def _query_io(self, ctx: Context) -> None:
         num = abi.RknnInputOutputNum()

@@ -150,19 +150,55 @@ def read_model(path: str) -> Any:
     return (ctypes.c_char * len(data)).from_buffer(data), len(data)
 
 
+class ContextError(RunnerError):
+    """rknn_init / rknn_dup_context failed; out_of_memory when the runtime said
+    RKNN_ERR_MALLOC_FAIL (a throughput sweep stops there instead of failing)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(ERR_BACKEND_FAILED, message)
+        self.code = code
+        self.out_of_memory = code == -4  # RKNN_ERR_MALLOC_FAIL
+
+
+def context_error(call: str, ret: int, where: str) -> ContextError:
+    return ContextError("%s (%s)" % (abi.describe_error(call, ret), where), ret)
+
+
 class Context:
     """One rknn_context: rknn_init from the model buffer, queries, rknn_destroy."""
 
-    def __init__(self, runtime: Runtime, model_path: str, flags: int = 0) -> None:
+    def __init__(self, runtime: Runtime, model_path: str, flags: int = 0,
+                 share_with: Optional["Context"] = None) -> None:
+        """share_with: init with RKNN_FLAG_SHARE_WEIGHT_MEM and extend->ctx = that context
+        (the weights are not loaded again)."""
         self.runtime = runtime
         self.lib = runtime.lib
         self.handle = abi.rknn_context(0)
         buf, size = read_model(model_path)
-        ret = self.lib.rknn_init(ctypes.byref(self.handle), buf, size, flags, None)
+        extend = None
+        if share_with is not None:
+            flags |= abi.RKNN_FLAG_SHARE_WEIGHT_MEM
+            # the larger (2.5) struct: its first fields are the 2.3 one's, the rest stays zero
+            ext = abi.RknnInitExtendV25()
+            ext.ctx = share_with.handle.value
+            extend = ctypes.byref(ext)
+        ret = self.lib.rknn_init(ctypes.byref(self.handle), buf, size, flags, extend)
         if ret != 0:
-            raise RunnerError(ERR_BACKEND_FAILED, "%s (model %s, flags 0x%x, %s)"
-                              % (abi.describe_error("rknn_init", ret), model_path, flags, runtime.describe()))
+            raise context_error("rknn_init", ret, "model %s, flags 0x%x, %s" % (model_path, flags, runtime.describe()))
         self.alive = True
+
+    @classmethod
+    def dup(cls, parent: "Context") -> "Context":
+        """A second context on the same model with rknn_dup_context (weights shared)."""
+        ctx = cls.__new__(cls)
+        ctx.runtime = parent.runtime
+        ctx.lib = parent.lib
+        ctx.handle = abi.rknn_context(0)
+        ret = ctx.lib.rknn_dup_context(ctypes.byref(parent.handle), ctypes.byref(ctx.handle))
+        if ret != 0:
+            raise context_error("rknn_dup_context", ret, parent.runtime.describe())
+        ctx.alive = True
+        return ctx
 
     def query(self, cmd: int, out: Any) -> int:
         return self.lib.rknn_query(self.handle, cmd, ctypes.byref(out), ctypes.sizeof(out))

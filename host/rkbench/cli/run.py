@@ -90,6 +90,32 @@ def run_options(func):
             help="Inferences of the profiling pass.",
         ),
         click.option(
+            "--throughput",
+            is_flag=True,
+            help="Throughput mode: N contexts in parallel on the board, one thread each (--contexts, "
+            "--core-mask per context); total FPS, per-context p50/p99, NPU load, memory.",
+        ),
+        click.option(
+            "--sweep",
+            is_flag=True,
+            help="Throughput sweep: 1..2x cores contexts x core-mask assignments (per-core, all cores, auto); "
+            "names the configuration with the most FPS and the best under --max-p99-ms.",
+        ),
+        click.option(
+            "--contexts",
+            type=click.IntRange(0, 64),
+            default=DEFAULTS.contexts,
+            show_default=True,
+            help="Throughput: contexts of the configuration (0: one per NPU core); with --sweep: the most tried.",
+        ),
+        click.option(
+            "--throughput-seconds",
+            type=click.FloatRange(0.1),
+            default=DEFAULTS.throughput_seconds,
+            show_default=True,
+            help="Throughput: how long each configuration runs.",
+        ),
+        click.option(
             "--max-regression",
             type=float,
             help="Threshold: latency regression against the previous run on this board "
@@ -142,7 +168,13 @@ def request_from(model: Path | None, config, opts: dict) -> RunRequest:
         io_mode=IO_MODES[opts.get("io_mode") or "copy"],
         profile_layers=bool(opts.get("profile_layers")),
         profile_runs=opts.get("profile_runs") or DEFAULTS.profile_runs,
+        throughput=bool(opts.get("throughput") or opts.get("sweep")),
+        sweep=bool(opts.get("sweep")),
+        contexts=opts.get("contexts") or 0,
+        throughput_seconds=opts.get("throughput_seconds") or DEFAULTS.throughput_seconds,
     )
+    if measure.throughput and (measure.per_layer or measure.profile_layers):
+        raise UsageError("--throughput/--sweep measures many contexts at once: drop --per-layer and --profile-layers")
     if config is None and measure.backend in ("onnxruntime", "simulator"):
         raise UsageError(
             f"{model}: an already built .rknn runs only on the board's NPU (backend rknnlite); "
@@ -177,6 +209,8 @@ def execute(request: RunRequest, opts: dict) -> None:
     say = progress_printer()
     with Store(opts.get("db")) as store:
         report = run_model(request, store, build_options(opts), say)
+        if request.measure.throughput:
+            return _throughput_report(request, report, opts, store)
         results = report.results
         history = group_history(
             store.history(model=results[0].model if results else None, board=request.board.board, limit=50)
@@ -210,6 +244,34 @@ def execute(request: RunRequest, opts: dict) -> None:
     if failed:
         names = ", ".join(f"{t.name} ({r.core_mask or r.backend})" for r, t in failed)
         raise ThresholdFailed(f"threshold(s) not met: {names}; report: {html.resolve()}")
+
+
+def _throughput_report(request: RunRequest, report, opts: dict, store: Store) -> None:
+    from rkbench.report.throughput import throughput_table, write_throughput_html
+    from rkbench.run.throughput import pick
+
+    events = report.throughput
+    group = report.group or request.group
+    hello = report.outcome.hello if report.outcome else None
+    out = opts.get("out_dir") or Path("rkbench-out") / (group or "throughput")
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = pick(events, request.limits.max_p99_ms)
+    title = (
+        f"rkbench throughput {request.config.name if request.config else request.rknn.stem} on {request.board.board}"
+    )
+    html = write_throughput_html(
+        events,
+        chosen,
+        out / "report.html",
+        title=title,
+        soc=hello.soc if hello else None,
+        max_p99_ms=request.limits.max_p99_ms,
+    )
+    click.echo(
+        throughput_table(events, chosen, request.limits.max_p99_ms, npu_cores=hello.npu_cores if hello else None)
+    )
+    click.echo(f"stored in {store.path}")
+    click.echo(f"HTML report: {html.resolve()}")
 
 
 @click.command("run")

@@ -208,6 +208,10 @@ class Nightly:
                 out.append(CellResult(cell, OFFLINE, message=offline))
                 continue
             outcome = self._cell(cell)
+            if self.suite.throughput is not None:  # FPS judged like latency, higher is better
+                from rkbench.lab.throughput import throughput_cell
+
+                outcome = throughput_cell(self, cell, outcome)
             if outcome.outcome == OFFLINE:
                 offline = outcome.message
             out.append(outcome)

@@ -24,6 +24,9 @@ with thresholds per model.
     max_p99_ms = 20.0
     max_peak_rss_mb = 400
     max_npu_mem_mb = 64              # the NPU runtime's DMA allocation (rknnrt backend)
+
+    [throughput]                     # optional: each cell also in throughput mode, FPS judged
+    seconds = 3.0                    # (higher is better) against the baseline's; see lab/throughput.py
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class Suite:
     path: Path
     models: list[ModelSpec]
     measure: dict = field(default_factory=dict)
+    throughput: dict | None = None  # [throughput]: each cell also measured in throughput mode (lab/throughput.py)
 
     def cells(self, inventory: Inventory) -> list[Cell]:
         cells = []
@@ -154,7 +158,7 @@ def _choice(value, choices, where: str) -> str:
 def load_suite(path: Path) -> Suite:
     data = load_toml(path, "suite")
     base = path.parent
-    _check_keys(data, {"name", "measure", "models"}, str(path))
+    _check_keys(data, {"name", "measure", "models", "throughput"}, str(path))
     measure = data.get("measure", {})
     _check_keys(measure, MEASURE_KEYS, f"{path}: [measure]")
     if "io" in measure:
@@ -212,4 +216,9 @@ def load_suite(path: Path) -> Suite:
                 target=entry.get("target"),
             )
         )
-    return Suite(data.get("name", path.stem), path, models, dict(measure))
+    throughput = None
+    if "throughput" in data:
+        from rkbench.lab.throughput import check_section
+
+        throughput = check_section(data["throughput"], f"{path}: [throughput]")
+    return Suite(data.get("name", path.stem), path, models, dict(measure), throughput)

@@ -24,7 +24,7 @@ caught) and, for files up to QUICK_CHECK_MAX_BYTES, `PRAGMA quick_check`. Every 
 failure becomes a one-line `StoreError` (exit 4) naming the file and what to do; a
 damaged store is never replaced or emptied behind the user's back.
 
-Schema (version 2; a version-1 store is migrated in place on open, its data kept):
+Schema (version 3; an older store is migrated in place on open, its data kept):
     boards(id, name UNIQUE, soc)            models(id, sha256 UNIQUE, name)
     builds(id, build_key UNIQUE, model_id, target, quant)
     run_groups(id, name UNIQUE, suite, created)
@@ -42,6 +42,9 @@ Schema (version 2; a version-1 store is migrated in place on open, its data kept
     thresholds(run_id, seq, name, limit_value, value, passed, detail)
     baselines(id, run_id, model_id, build_key, board_id, core_mask, backend, accepted)
         -- the baseline of a key is its last accepted row; older rows are the history
+    throughput(id, group_id, model_id, board_id, build_key, backend, started, seq, assignment,
+               core_masks, contexts, fps, p50_ms, p99_ms, runs, elapsed_s, dma_bytes, vm_hwm_kb,
+               out_of_memory, data)     -- one row per throughput configuration (version 3)
 """
 
 from __future__ import annotations
@@ -76,13 +79,40 @@ from rkbench.results.model import (
 from rkbench.results.stats import summarize
 from rkbench_wire import ProtocolError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Per-iteration stage times kept beside each latency (rkbench_wire STAGES, as columns).
 STAGE_COLUMNS = {"inputs_set": "inputs_set_ns", "run": "run_ns", "npu": "npu_ns", "outputs_get": "outputs_get_ns"}
 #: What brings a store of version N-1 to N (run in one transaction on open; data is kept).
+#: Version 3: throughput configurations (`rkbench run --throughput`), one row each.
+_THROUGHPUT_TABLE = """
+CREATE TABLE throughput (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id INTEGER NOT NULL REFERENCES run_groups(id),
+    model_id INTEGER NOT NULL REFERENCES models(id),
+    board_id INTEGER NOT NULL REFERENCES boards(id),
+    build_key TEXT NOT NULL,            -- '' when the run has none
+    backend TEXT NOT NULL,
+    started TEXT NOT NULL,
+    seq INTEGER NOT NULL,               -- the configuration's place in its run
+    assignment TEXT NOT NULL,
+    core_masks TEXT NOT NULL,           -- JSON list, one mask per context
+    contexts INTEGER NOT NULL,
+    fps REAL,                           -- NULL: the contexts did not fit
+    p50_ms REAL,
+    p99_ms REAL,
+    runs INTEGER NOT NULL,
+    elapsed_s REAL NOT NULL,
+    dma_bytes INTEGER,
+    vm_hwm_kb INTEGER,
+    out_of_memory TEXT,
+    data TEXT NOT NULL                  -- the runner's throughput event, JSON
+);
+CREATE INDEX throughput_by_key ON throughput(model_id, board_id, backend, assignment, contexts, id)
+"""
 MIGRATIONS = {
     2: [f"ALTER TABLE samples ADD COLUMN {column} INTEGER" for column in STAGE_COLUMNS.values()]
     + ["ALTER TABLE runs ADD COLUMN npu TEXT NOT NULL DEFAULT '{}'"],
+    3: [statement for statement in _THROUGHPUT_TABLE.split(";") if statement.strip()],
 }
 APPLICATION_ID = 0x726B6231  # "rkb1": marks the file as an rkbench results store
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -96,7 +126,8 @@ HELP_DAMAGED = (
     "(rkbench then starts a new store) or pick another with --db"
 )
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE boards (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,          -- display address, never credentials
@@ -218,6 +249,8 @@ CREATE TABLE baselines (
 );
 CREATE INDEX baselines_by_key ON baselines(model_id, build_key, board_id, core_mask, backend, id);
 """
+    + _THROUGHPUT_TABLE
+)
 
 
 # --------------------------------------------------------------------------- errors
@@ -1396,6 +1429,88 @@ class Store:
                 ),
             ).fetchone()
         return row[0] if row else None
+
+    @_mapped
+    def add_throughput(self, meta: RunResult, events: Sequence) -> list[int]:
+        """Store the throughput configurations of one run (rkbench_wire Throughput events)
+        under meta's group, model, board and backend; returns their row ids."""
+        started = meta.started or _now()
+        ids = []
+        with self._write() as conn:
+            board_id = self._id_for(conn, "boards", "name", board_display(meta.board), {"soc": meta.board_soc})
+            model_id = self._id_for(conn, "models", "sha256", meta.model_sha256, {"name": meta.model})
+            conn.execute(
+                "INSERT OR IGNORE INTO run_groups (name, suite, created) VALUES (?, ?, ?)",
+                (meta.group, meta.suite, started),
+            )
+            group_id = conn.execute("SELECT id FROM run_groups WHERE name = ?", (meta.group,)).fetchone()[0]
+            for event in events:
+                stats = event.stats
+                cur = conn.execute(
+                    "INSERT INTO throughput (group_id, model_id, board_id, build_key, backend, started, seq, "
+                    "assignment, core_masks, contexts, fps, p50_ms, p99_ms, runs, elapsed_s, dma_bytes, vm_hwm_kb, "
+                    "out_of_memory, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        group_id,
+                        model_id,
+                        board_id,
+                        meta.build_key or "",
+                        event.backend,
+                        started,
+                        event.index,
+                        event.assignment,
+                        _dumps(list(event.core_masks)),
+                        len(event.core_masks),
+                        None if event.out_of_memory else event.fps,
+                        stats.p50_ms if stats else None,
+                        stats.p99_ms if stats else None,
+                        event.runs,
+                        event.elapsed_s,
+                        event.memory.get("dma_bytes"),
+                        event.memory.get("vm_hwm_kb"),
+                        event.out_of_memory,
+                        _dumps(event.to_dict()),
+                    ),
+                )
+                ids.append(cur.lastrowid)
+        return ids
+
+    @_mapped
+    def throughput_rows(
+        self, model_sha256: str | None = None, board: str | None = None, group: str | None = None
+    ) -> list[dict]:
+        """Stored throughput configurations, oldest first, as dicts (the event under "event")."""
+        sql = (
+            "SELECT t.id, g.name, m.name, m.sha256, b.name, t.build_key, t.backend, t.started, t.seq, t.assignment, "
+            "t.core_masks, t.contexts, t.fps, t.p50_ms, t.p99_ms, t.runs, t.elapsed_s, t.dma_bytes, t.vm_hwm_kb, "
+            "t.out_of_memory, t.data FROM throughput t JOIN run_groups g ON g.id = t.group_id "
+            "JOIN models m ON m.id = t.model_id JOIN boards b ON b.id = t.board_id"
+        )
+        where, args = [], []
+        if model_sha256:
+            where.append("m.sha256 = ?")
+            args.append(model_sha256)
+        if board:
+            where.append("b.name = ?")
+            args.append(board_display(board))
+        if group:
+            where.append("g.name = ?")
+            args.append(group)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        keys = (
+            "id group model model_sha256 board build_key backend started seq assignment core_masks contexts fps "
+            "p50_ms p99_ms runs elapsed_s dma_bytes vm_hwm_kb out_of_memory event"
+        ).split()
+        with self._lock:
+            rows = self.conn.execute(sql + " ORDER BY t.id", args).fetchall()
+        out = []
+        for row in rows:
+            item = dict(zip(keys, row))
+            item["core_masks"] = json.loads(item["core_masks"])
+            item["event"] = json.loads(item["event"])
+            out.append(item)
+        return out
 
     @_mapped
     def check(self) -> None:

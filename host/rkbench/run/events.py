@@ -30,6 +30,7 @@ from rkbench_wire import (
     RunSpec,
     Samples,
     Telemetry,
+    Throughput,
     decode_event,
 )
 from rkbench_wire._fields import loads
@@ -84,6 +85,7 @@ class EventFold:
         self.progress: list[Progress] = []
         self.telemetry: list[Telemetry] = []
         self.results: list[MaskRun] = []
+        self.throughput: list[Throughput] = []  # throughput mode: one per configuration
         self.error: Error | None = None
         self.done: Done | None = None
         self.stage = "starting"
@@ -176,6 +178,8 @@ class EventFold:
             stages = self._stages.pop(event.core_mask, {})
             stages = {stage: values for stage, values in stages.items() if len(values) == len(samples)}
             self.results.append(MaskRun(event.core_mask, event, samples, stages))
+        elif isinstance(event, Throughput):
+            self._append(self.throughput, event)
         elif isinstance(event, Error):
             self.error = event
         elif isinstance(event, Done):

@@ -78,6 +78,8 @@ class RunReport:
     outcome: RunOutcome | None
     timings: dict[str, float]
     work_dir: Path
+    throughput: list = field(default_factory=list)  # throughput mode: rkbench_wire Throughput events
+    group: str | None = None
 
 
 def _now() -> str:
@@ -223,6 +225,19 @@ class LiveStore:
                     f"board: {event.offset + len(event.latencies_ns)} runs, "
                     f"median {median:.3f} ms (core mask {event.core_mask or '-'})"
                 )
+        elif kind == "throughput":
+            # stored as it arrives: an interrupted sweep keeps the configurations it measured
+            meta = replace(self.template, backend=self.backend, board_soc=self.soc or self.template.board_soc)
+            self.store.add_throughput(replace(meta, started=meta.started or _now()), [event])
+            if event.out_of_memory:
+                self.say(f"board: {len(event.core_masks)} context(s) did not fit: {event.out_of_memory}")
+            else:
+                self.say(
+                    f"board: {len(event.core_masks)} context(s) {event.assignment}: {event.fps:.1f} FPS, "
+                    f"p99 {event.stats.p99_ms:.2f} ms"
+                    if event.stats
+                    else f"board: {event.assignment}: no runs"
+                )
         elif kind == "telemetry" and self.current in self.run_ids:
             self.store.add_telemetry(self.run_ids[self.current], [self.telemetry(event)])
 
@@ -345,7 +360,23 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             onnx=str(prepared.config.model) if prepared and prepared.info.framework == "onnx" else None,
             build_recipe=_board_recipe(prepared, work) if prepared and not hybrid else None,
         )
-        spec = request.measure.spec(model, spec_inputs, formats)
+        configs = None
+        if request.measure.throughput or request.measure.sweep:
+            from rkbench.run.throughput import plan_configs
+
+            if soc is None:
+                soc = board_soc(transport, python)
+            masks = [m for m in request.measure.core_masks if m != "auto"] or None
+            # a mask the SoC lacks is refused here, before anything runs (exit 2)
+            configs = plan_configs(soc, board_options.board, request.measure.sweep, request.measure.contexts, masks)
+            if soc is None:
+                say(
+                    f"board {board_options.board}: SoC unknown (no device tree): planning for one NPU core, masks unchecked"
+                )
+            say(f"throughput: {len(configs)} configuration(s), {request.measure.throughput_seconds:g} s each")
+        spec = request.measure.spec(
+            model, spec_inputs, formats, save_outputs=configs is None, throughput_configs=configs
+        )
         runner_env = request.measure.runner_env()
         live = LiveStore(store, template, say)
         mark = time.monotonic()
@@ -442,7 +473,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
             raise
         timings["compare_store"] = time.monotonic() - mark
         timings["total"] = time.monotonic() - started
-        return RunReport(results, outcome, timings, work)
+        return RunReport(results, outcome, timings, work, throughput=list(outcome.throughput), group=template.group)
     finally:
         if early is not None:
             early.stop()  # not handed over (a build failed, a model did not fit): let it go

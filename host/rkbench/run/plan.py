@@ -51,6 +51,11 @@ class MeasureOptions:
     io_mode: str = "copy"  # NPU backends: "copy" (rknn_inputs_set per run) or "zero_copy" (rknn_set_io_mem)
     profile_layers: bool = False  # a separate per-layer NPU profiling pass after the timed loop
     profile_runs: int = 3
+    # throughput mode (`--throughput`, `--sweep`, a suite's [throughput]): N contexts in parallel
+    throughput: bool = False
+    sweep: bool = False  # a bounded sweep: 1..2x cores contexts x core-mask assignments
+    contexts: int = 0  # contexts of one configuration (0: one per NPU core); with sweep: the most
+    throughput_seconds: float = 3.0  # the window of each configuration
 
     def spec(
         self,
@@ -58,6 +63,7 @@ class MeasureOptions:
         inputs: Sequence[Sequence[str]],
         data_format: Sequence[str | None] = (),
         save_outputs: bool = True,
+        throughput_configs: list[dict] | None = None,
     ) -> RunSpec:
         """The run spec for these options; a setting the protocol refuses is a usage error."""
         most = RunSpec.max_runs
@@ -85,6 +91,9 @@ class MeasureOptions:
                 io_mode=self.io_mode,
                 profile_layers=self.profile_layers,
                 profile_runs=self.profile_runs,
+                throughput=(
+                    {"seconds": self.throughput_seconds, "configs": throughput_configs} if throughput_configs else None
+                ),
             )
         except ProtocolError as exc:
             raise UsageError(f"run spec: {_option_names(str(exc))}") from None

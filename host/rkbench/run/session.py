@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ from rkbench_wire import (
     Progress,
     RunSpec,
     Telemetry,
+    Throughput,
 )
 from rkbench_wire.constants import ERR_BOARD_BUSY, ERR_DISK_FULL
 from rkbench_wire.spec import ModelRef
@@ -105,6 +106,7 @@ class RunOutcome:
     timings: RunTimings
     remote_run_dir: str
     spec: RunSpec
+    throughput: list[Throughput] = field(default_factory=list)  # throughput mode: one per configuration
 
     @property
     def backend(self) -> str:
@@ -449,6 +451,7 @@ class _Session:
             timings=self.timings,
             remote_run_dir=run_dir,
             spec=spec,
+            throughput=fold.throughput,
         )
 
     def _measure(self, runner_dir: str, spec: RunSpec, silence: float) -> None:
@@ -476,7 +479,9 @@ class _Session:
                 done_at = time.monotonic()
                 self.timings.start_s = hello_at - started
                 self.timings.runner_s = done_at - hello_at
-                self.timings.measure_s = sum(r.result.elapsed_s for r in self.fold.results)
+                self.timings.measure_s = sum(r.result.elapsed_s for r in self.fold.results) + sum(
+                    t.elapsed_s for t in self.fold.throughput
+                )
                 self._fetch_outputs(spec)
                 self._fetch_profiles(spec)
                 self.timings.fetch_s = time.monotonic() - done_at

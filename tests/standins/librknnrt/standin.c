@@ -426,6 +426,26 @@ static standin_ctx *ctx_new(shared_model *model, const soc_row *soc, const confi
     return c;
 }
 
+
+/* RKNN_STANDIN_MAX_CONTEXTS=K (read at every rknn_init / rknn_dup_context): with K contexts
+ * alive, a new one fails with RKNN_ERR_MALLOC_FAIL, as NPU memory running out would. */
+static int context_limit(const char *sym) {
+    const char *v = getenv("RKNN_STANDIN_MAX_CONTEXTS");
+    if (!v || !*v) return 0;
+    char *end = NULL;
+    long limit = strtol(v, &end, 10);
+    if (!end || *end || limit < 0)
+        return FAIL(RKNN_ERR_PARAM_INVALID, "%s: RKNN_STANDIN_MAX_CONTEXTS='%s' is not a count", sym, v);
+    long alive = 0;
+    pthread_mutex_lock(&g_registry);
+    for (standin_ctx *c = g_contexts; c; c = c->next) alive++;
+    pthread_mutex_unlock(&g_registry);
+    if (alive >= limit)
+        return FAIL(RKNN_ERR_MALLOC_FAIL, "%s: out of memory: %ld context(s) alive and RKNN_STANDIN_MAX_CONTEXTS=%ld",
+                    sym, alive, limit);
+    return 0;
+}
+
 #define WITH_CTX(sym, handle, c)                                                            \
     standin_ctx *c = ctx_get(handle);                                                       \
     if (!c) return FAIL(RKNN_ERR_CTX_INVALID, "%s: context %#llx is not valid (never created, or destroyed)", \
@@ -705,6 +725,7 @@ API int rknn_init(rknn_context *context, void *model, uint32_t size, uint32_t fl
     int rc = injected_failure(SYM_INIT);
     if (rc) return rc;
     if (!context || !model) return FAIL(RKNN_ERR_PARAM_INVALID, "rknn_init: context and model must not be NULL");
+    if ((rc = context_limit("rknn_init"))) return rc;
     config cfg;
     if ((rc = read_config(&cfg))) return rc;
     const soc_row *soc;
@@ -780,6 +801,7 @@ API int rknn_dup_context(rknn_context *context_in, rknn_context *context_out) {
     int rc = injected_failure(SYM_DUP_CONTEXT);
     if (rc) return rc;
     if (!context_in || !context_out) return FAIL(RKNN_ERR_PARAM_INVALID, "rknn_dup_context: NULL argument");
+    if ((rc = context_limit("rknn_dup_context"))) return rc;
     WITH_CTX(SYM_DUP_CONTEXT, *context_in, src);
     /* The duplicate shares the model and its weights; it starts on core mask AUTO. */
     standin_ctx *c = ctx_new(src->model, src->soc, &src->cfg, src->flags);
