@@ -33,9 +33,8 @@ HOST_PY := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"/\1/p' pyproject.
 lint: install
 	$(VENV)/bin/vermin -q --no-tips --violations -t=3.8- device shared
 	$(VENV)/bin/vermin -q --no-tips --violations -t=$(HOST_PY)- host
-	$(VENV)/bin/ruff check --quiet host bench tests --exclude tests/device
-	$(VENV)/bin/ruff check --quiet --select F,E9 --ignore F811 device shared tests/device
-	$(VENV)/bin/ruff format --check --quiet host bench tests --exclude tests/device
+	$(VENV)/bin/ruff check --quiet host bench tests device shared
+	$(VENV)/bin/ruff format --check --quiet host bench tests device shared
 	$(VENV)/bin/mypy --ignore-missing-imports shared/rkbench_wire
 	$(VENV)/bin/mypy --ignore-missing-imports --follow-imports=silent host/rkbench/boards/transport
 

@@ -35,17 +35,22 @@ def runtime_probe(root: str, model: Optional[str]) -> Dict[str, Any]:
     """What librknnrt itself says about its versions: rknn_init of `model`, then
     RKNN_QUERY_SDK_VERSION (api and driver). Without a model only the file tells."""
     if not model:
-        return {"model": None, "api_version": None, "drv_version": None,
-                "source": "the librknnrt.so file only (its \"librknnrt version\" string); api and driver "
-                          "versions need a model: info --probe-model MODEL.rknn",
-                "error": None}
+        return {
+            "model": None,
+            "api_version": None,
+            "drv_version": None,
+            "source": 'the librknnrt.so file only (its "librknnrt version" string); api and driver '
+            "versions need a model: info --probe-model MODEL.rknn",
+            "error": None,
+        }
     from .backends.rknnrt_lib import probe_model
 
     return probe_model(root, model)
 
 
-def collect_board_info(root: str = "/", cache_dir: str = DEFAULT_CACHE_DIR,
-                       probe_model: Optional[str] = None) -> Dict[str, Any]:
+def collect_board_info(
+    root: str = "/", cache_dir: str = DEFAULT_CACHE_DIR, probe_model: Optional[str] = None
+) -> Dict[str, Any]:
     compatible = sysfs.soc_compatible(root)
     soc = sysfs.soc_name(compatible)
     kernel = sysfs.kernel_release(root)
@@ -75,7 +80,6 @@ def collect_board_info(root: str = "/", cache_dir: str = DEFAULT_CACHE_DIR,
         "memory": sysfs.meminfo(root),
         "cache_dir": cache_dir,
         "disk_free_bytes": disk_free_bytes(cache_dir),
-        "backends": {name: {"available": a.available, "reason": a.reason}
-                     for name, a in availability(root).items()},
+        "backends": {name: {"available": a.available, "reason": a.reason} for name, a in availability(root).items()},
         "runtime_probe": runtime_probe(root, probe_model),
     }

@@ -22,8 +22,11 @@ def check_core_masks(masks: Sequence[str], npu_cores: Optional[int], soc: Option
     With an unknown SoC (npu_cores None) nothing is refused: the runtime decides."""
     for mask in masks:
         if mask not in CORE_MASK_VALUES:
-            raise RunnerError(ERR_CORE_MASK_REFUSED, "unknown core mask %r (known: %s)"
-                              % (mask, ", ".join(CORE_MASK_VALUES)), core_mask=mask)
+            raise RunnerError(
+                ERR_CORE_MASK_REFUSED,
+                "unknown core mask %r (known: %s)" % (mask, ", ".join(CORE_MASK_VALUES)),
+                core_mask=mask,
+            )
         if npu_cores is None:
             continue
         need = cores_needed(mask)
@@ -33,7 +36,8 @@ def check_core_masks(masks: Sequence[str], npu_cores: Optional[int], soc: Option
                 ERR_CORE_MASK_REFUSED,
                 "core mask %r needs %d NPU cores but %s has %d; use one of: %s"
                 % (mask, need, soc or "this SoC", npu_cores, ", ".join(usable)),
-                core_mask=mask)
+                core_mask=mask,
+            )
 
 
 def usable_masks(npu_cores: Optional[int]) -> List[str]:

@@ -20,8 +20,7 @@ class BoardLock:
         self.path = os.path.expanduser(path)
         self._fd: Optional[int] = None
 
-    def acquire(self, timeout_s: float, on_wait: Optional[Callable[[str], None]] = None,
-                poll_s: float = 0.1) -> None:
+    def acquire(self, timeout_s: float, on_wait: Optional[Callable[[str], None]] = None, poll_s: float = 0.1) -> None:
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
@@ -41,10 +40,12 @@ class BoardLock:
                     ERR_BOARD_BUSY,
                     "the board is busy: another rkbench run (%s) holds %s; waited %.1f s"
                     % (holder or "unknown pid", self.path, timeout_s),
-                    exit_code=EXIT_BOARD_BUSY)
+                    exit_code=EXIT_BOARD_BUSY,
+                )
             if not told and on_wait is not None:
-                on_wait("board busy: %s holds %s; waiting up to %.1f s"
-                        % (holder or "another run", self.path, timeout_s))
+                on_wait(
+                    "board busy: %s holds %s; waiting up to %.1f s" % (holder or "another run", self.path, timeout_s)
+                )
                 told = True
             time.sleep(poll_s)
         self._fd = fd
@@ -56,7 +57,7 @@ class BoardLock:
 
     def holder(self) -> Optional[str]:
         try:
-            with open(self.path, "r") as fh:
+            with open(self.path) as fh:
                 return fh.read().strip() or None
         except OSError:
             return None

@@ -18,9 +18,15 @@ class Measurement:
     stopped_by: str
 
 
-def measure(calls: Sequence[Callable[[], Any]], min_runs: int, min_seconds: float, max_runs: int,
-            max_seconds: float, on_batch: Callable[[int, List[int]], None],
-            batch_interval_s: float = 0.25) -> Measurement:
+def measure(
+    calls: Sequence[Callable[[], Any]],
+    min_runs: int,
+    min_seconds: float,
+    max_runs: int,
+    max_seconds: float,
+    on_batch: Callable[[int, List[int]], None],
+    batch_interval_s: float = 0.25,
+) -> Measurement:
     """Run `calls` in turn until BOTH min_runs and min_seconds are met, or max_runs or
     max_seconds is reached. `on_batch(offset, latencies_ns)` gets new samples about every
     batch_interval_s and the rest at the end; it runs outside the timed region. If a call

@@ -19,11 +19,28 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from rkbench_wire import (
-    EXIT_BAD_SPEC, EXIT_FAILED, EXIT_OK, Done, Error, Hello, ProtocolError, Progress, Result, RunSpec, Samples,
-    Throughput, summarize_ns,
+    EXIT_BAD_SPEC,
+    EXIT_FAILED,
+    EXIT_OK,
+    Done,
+    Error,
+    Hello,
+    Progress,
+    ProtocolError,
+    Result,
+    RunSpec,
+    Samples,
+    Throughput,
+    summarize_ns,
 )
 from rkbench_wire.constants import (
-    ERR_BACKEND_MISSING, ERR_BAD_INPUT, ERR_DISK_FULL, ERR_INPUT_MISSING, ERR_INTERNAL, ERR_MODEL_MISSING, ERR_OUTPUT_FAILED,
+    ERR_BACKEND_MISSING,
+    ERR_BAD_INPUT,
+    ERR_DISK_FULL,
+    ERR_INPUT_MISSING,
+    ERR_INTERNAL,
+    ERR_MODEL_MISSING,
+    ERR_OUTPUT_FAILED,
     ERR_PROTOCOL,
 )
 
@@ -48,8 +65,14 @@ DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Runner:
-    def __init__(self, spec: RunSpec, writer: EventWriter, tee: Optional[StderrTee] = None,
-                 root: str = "/", watch: Optional[HostWatch] = None) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        writer: EventWriter,
+        tee: Optional[StderrTee] = None,
+        root: str = "/",
+        watch: Optional[HostWatch] = None,
+    ) -> None:
         self.spec = spec
         self.writer = writer
         self.tee = tee
@@ -87,22 +110,25 @@ class Runner:
             return EXIT_OK
         except RunnerError as err:
             detail = err.detail if err.detail is not None else self._stderr_tail()
-            self.writer.emit(Error(kind=err.kind, message=err.message, detail=detail or None,
-                                   core_mask=err.core_mask))
+            self.writer.emit(Error(kind=err.kind, message=err.message, detail=detail or None, core_mask=err.core_mask))
             return err.exit_code
         except Exception as exc:  # a bug or an unexpected library failure: say so, with context
             if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
                 where = " writing %s" % exc.filename if exc.filename else ""
-                self.writer.emit(Error(kind=ERR_DISK_FULL, message="no space left on the board%s (%s)"
-                                       % (where, exc.strerror or exc)))
+                self.writer.emit(
+                    Error(
+                        kind=ERR_DISK_FULL, message="no space left on the board%s (%s)" % (where, exc.strerror or exc)
+                    )
+                )
                 return EXIT_FAILED
             trace = traceback.format_exc()
             tail = "\n".join(trace.strip().splitlines()[-25:])
             stderr_tail = self._stderr_tail()
             if stderr_tail:
                 tail = "%s\n--- stderr ---\n%s" % (tail, stderr_tail)
-            self.writer.emit(Error(kind=ERR_INTERNAL, message="the runner failed: %s: %s"
-                                   % (type(exc).__name__, exc), detail=tail))
+            self.writer.emit(
+                Error(kind=ERR_INTERNAL, message="the runner failed: %s: %s" % (type(exc).__name__, exc), detail=tail)
+            )
             return 1
 
     def _run(self) -> None:
@@ -113,10 +139,21 @@ class Runner:
         self._npu_cores = cores
 
         def hello(backend: str, reason: str, versions: Dict[str, Optional[str]]) -> None:
-            self.writer.emit(Hello(
-                runner_version=__version__, python=platform.python_version(), numpy=numpy_version(),
-                soc=soc, soc_compatible=compatible, npu_cores=cores, backend=backend, backend_reason=reason,
-                backend_versions=versions, pid=os.getpid(), hostname=socket.gethostname()))
+            self.writer.emit(
+                Hello(
+                    runner_version=__version__,
+                    python=platform.python_version(),
+                    numpy=numpy_version(),
+                    soc=soc,
+                    soc_compatible=compatible,
+                    npu_cores=cores,
+                    backend=backend,
+                    backend_reason=reason,
+                    backend_versions=versions,
+                    pid=os.getpid(),
+                    hostname=socket.gethostname(),
+                )
+            )
 
         try:
             name, reason = choose_backend(spec, self.root)
@@ -130,25 +167,35 @@ class Runner:
 
         probe = create_backend(name)
         if spec.io_mode == "zero_copy" and not probe.supports_zero_copy:
-            raise RunnerError(ERR_BACKEND_MISSING, "io_mode zero_copy needs backend rknnrt, but %s runs here (%s): "
-                              "run with --io copy, or make librknnrt loadable (fix: rkbench provision BOARD "
-                              "--librknnrt PATH)" % (name, reason))
+            raise RunnerError(
+                ERR_BACKEND_MISSING,
+                "io_mode zero_copy needs backend rknnrt, but %s runs here (%s): "
+                "run with --io copy, or make librknnrt loadable (fix: rkbench provision BOARD "
+                "--librknnrt PATH)" % (name, reason),
+            )
         if spec.throughput is not None:
             self._check_throughput_masks(probe, cores, soc)
         elif probe.uses_core_mask:
             check_core_masks(spec.core_masks, cores, soc)
             if cores == 1 and spec.core_masks != ["auto"]:
-                self._progress("plan", "%s has one NPU core: core mask %s runs with the runtime's default "
-                                       "(single-core SoCs refuse an explicit mask)" % (soc, spec.core_masks))
+                self._progress(
+                    "plan",
+                    "%s has one NPU core: core mask %s runs with the runtime's default "
+                    "(single-core SoCs refuse an explicit mask)" % (soc, spec.core_masks),
+                )
             if cores is None and spec.core_masks != ["auto"]:
-                self._progress("plan", "SoC unknown (no rockchip entry in /proc/device-tree/compatible): "
-                                       "core masks %s are passed to the runtime unchecked" % spec.core_masks)
+                self._progress(
+                    "plan",
+                    "SoC unknown (no rockchip entry in /proc/device-tree/compatible): "
+                    "core masks %s are passed to the runtime unchecked" % spec.core_masks,
+                )
             plan: List[Optional[str]] = list(spec.core_masks)
         else:
             plan = [None]
             if spec.core_masks != ["auto"]:
-                self._progress("plan", "core masks %s do not apply to backend %s: running once"
-                               % (spec.core_masks, name))
+                self._progress(
+                    "plan", "core masks %s do not apply to backend %s: running once" % (spec.core_masks, name)
+                )
         self._check_model_files(name)
         samples = self._load_inputs()
 
@@ -157,8 +204,11 @@ class Runner:
         self._progress("lock", "board lock held (%s)" % self._lock.path)
         pruned = prune_run_folders(spec.output_dir)
         if pruned:
-            self._progress("lock", "removed %d folder(s) of earlier runs that ended without cleaning up "
-                                   "(a host killed or cut off): %s" % (len(pruned), ", ".join(pruned)))
+            self._progress(
+                "lock",
+                "removed %d folder(s) of earlier runs that ended without cleaning up "
+                "(a host killed or cut off): %s" % (len(pruned), ", ".join(pruned)),
+            )
 
         self._sampler = TelemetrySampler(self.root, spec.telemetry_interval_s, self.writer.emit)
         self._sampler.start()
@@ -202,8 +252,9 @@ class Runner:
                     steps.append(step)
         conversion = {"seconds": conversion_s, "steps": steps} if steps else None
         if conversion:
-            self._progress("prepare", "inputs converted once before timing (%.3f s): %s"
-                           % (conversion_s, "; ".join(steps)))
+            self._progress(
+                "prepare", "inputs converted once before timing (%.3f s): %s" % (conversion_s, "; ".join(steps))
+            )
 
         distinct = len(prepared)
         warmup = max(spec.warmup, distinct)
@@ -222,8 +273,11 @@ class Runner:
         slowdown = test_slowdown()
         if slowdown > 0:
             calls = [slowed(call, slowdown) for call in calls]
-        self._progress("measure", "measuring%s: at least %d runs and %.1f s (at most %d runs, %.1f s)"
-                       % (where, spec.min_runs, spec.min_seconds, spec.max_runs, spec.max_seconds))
+        self._progress(
+            "measure",
+            "measuring%s: at least %d runs and %.1f s (at most %d runs, %.1f s)"
+            % (where, spec.min_runs, spec.min_seconds, spec.max_runs, spec.max_seconds),
+        )
         sampler = self._sampler
         assert sampler is not None
         window_start = time.monotonic()
@@ -234,8 +288,9 @@ class Runner:
             self.writer.emit(Samples(core_mask=mask, offset=offset, latencies_ns=batch, stages_ns=stages))
 
         backend.start_timing()
-        run = measure(calls, spec.min_runs, spec.min_seconds, spec.max_runs, spec.max_seconds,
-                      on_batch, SAMPLES_BATCH_S)
+        run = measure(
+            calls, spec.min_runs, spec.min_seconds, spec.max_runs, spec.max_seconds, on_batch, SAMPLES_BATCH_S
+        )
         sampler.sample()
         readings = sampler.between(window_start, time.monotonic())
         throttled, reasons = throttle_verdict(readings, spec.temp_limit_c)
@@ -283,12 +338,18 @@ class Runner:
         if probe.uses_core_mask:
             check_core_masks(masks, cores, soc)
         elif masks != ["auto"]:
-            self._progress("plan", "core masks %s do not apply to backend %s: every context runs with "
-                                   "the backend's default" % (masks, probe.name))
+            self._progress(
+                "plan",
+                "core masks %s do not apply to backend %s: every context runs with "
+                "the backend's default" % (masks, probe.name),
+            )
         if cores == 1:
-            self._progress("plan", "%s has one NPU core: more contexts only overlap CPU-side work (setting "
-                                   "inputs, reading outputs, Python between the runs); the NPU runs one "
-                                   "context at a time" % (soc or "this SoC"))
+            self._progress(
+                "plan",
+                "%s has one NPU core: more contexts only overlap CPU-side work (setting "
+                "inputs, reading outputs, Python between the runs); the NPU runs one "
+                "context at a time" % (soc or "this SoC"),
+            )
 
     def _run_throughput(self, name: str, samples: List[List[Any]]) -> None:
         spec = self.spec
@@ -300,9 +361,11 @@ class Runner:
         fitted = 0
         for index, config in enumerate(configs):
             masks = config["core_masks"]
-            self._progress("throughput", "configuration %d/%d (%s): %d context(s) on core masks %s, one thread "
-                                         "each, %.1f s" % (index + 1, len(configs), config["assignment"],
-                                                           len(masks), ",".join(masks), seconds))
+            self._progress(
+                "throughput",
+                "configuration %d/%d (%s): %d context(s) on core masks %s, one thread "
+                "each, %.1f s" % (index + 1, len(configs), config["assignment"], len(masks), ",".join(masks), seconds),
+            )
             created: List[Backend] = []
             try:
                 for mask in masks:
@@ -326,9 +389,12 @@ class Runner:
                 self._close_extra()
                 self.writer.emit(event)
                 self.results += 1
-                self._progress("throughput", "%d context(s) do not fit in memory (%s): the sweep stops at the last "
-                                             "configuration that fitted (%s); what was measured is kept"
-                               % (len(masks), err.message, "%d context(s)" % fitted if fitted else "none"))
+                self._progress(
+                    "throughput",
+                    "%d context(s) do not fit in memory (%s): the sweep stops at the last "
+                    "configuration that fitted (%s); what was measured is kept"
+                    % (len(masks), err.message, "%d context(s)" % fitted if fitted else "none"),
+                )
                 return
             event = self._measure_contexts(index, config["assignment"], masks, name, created, samples, seconds)
             self._close_extra()
@@ -336,8 +402,16 @@ class Runner:
             self.results += 1
             fitted = max(fitted, len(masks))
 
-    def _measure_contexts(self, index: int, assignment: str, masks: List[str], name: str,
-                          backends: List[Backend], samples: List[List[Any]], seconds: float) -> Throughput:
+    def _measure_contexts(
+        self,
+        index: int,
+        assignment: str,
+        masks: List[str],
+        name: str,
+        backends: List[Backend],
+        samples: List[List[Any]],
+        seconds: float,
+    ) -> Throughput:
         spec = self.spec
         sampler = self._sampler
         assert sampler is not None
@@ -360,8 +434,18 @@ class Runner:
         sampler.sample()
         elapsed = run_window(runs, seconds)
         sampler.sample()
-        return summarize(index, assignment, masks, name, runs, elapsed, sampler,
-                         (window_start, time.monotonic()), spec.temp_limit_c, notes)
+        return summarize(
+            index,
+            assignment,
+            masks,
+            name,
+            runs,
+            elapsed,
+            sampler,
+            (window_start, time.monotonic()),
+            spec.temp_limit_c,
+            notes,
+        )
 
     def _close_extra(self) -> None:
         backends, self._extra_backends = self._extra_backends, []
@@ -376,8 +460,11 @@ class Runner:
         """The per-layer profiling pass, after the timed loop: the backend's raw text saved
         as out_dir/perf_detail.txt. Anything that fails here is reported, never fatal."""
         runs = self.spec.profile_runs
-        self._progress("profile", "per-layer profile: %d run(s) in a separate context (it slows the "
-                                  "NPU, so it is kept out of the timed loop)" % runs)
+        self._progress(
+            "profile",
+            "per-layer profile: %d run(s) in a separate context (it slows the "
+            "NPU, so it is kept out of the timed loop)" % runs,
+        )
         outcome = backend.profile(prepared.feed, runs)
         if "unsupported" in outcome:
             self._progress("profile", "no per-layer profile: %s" % outcome["unsupported"])
@@ -403,8 +490,11 @@ class Runner:
             needed.append(model.build_recipe.dataset)
         for path in needed:
             if path and not os.path.isfile(path):
-                raise RunnerError(ERR_MODEL_MISSING, "model file not found on the board: %s (was it pushed? "
-                                  "`rkbench run` copies it; check the path in the run spec)" % path)
+                raise RunnerError(
+                    ERR_MODEL_MISSING,
+                    "model file not found on the board: %s (was it pushed? "
+                    "`rkbench run` copies it; check the path in the run spec)" % path,
+                )
 
     def _load_inputs(self) -> List[List[Any]]:
         samples = []
@@ -412,23 +502,29 @@ class Runner:
             arrays = []
             for k, path in enumerate(paths):
                 if not os.path.isfile(path):
-                    raise RunnerError(ERR_INPUT_MISSING, "input inputs[%d][%d] not found on the board: %s"
-                                      % (i, k, path))
+                    raise RunnerError(
+                        ERR_INPUT_MISSING, "input inputs[%d][%d] not found on the board: %s" % (i, k, path)
+                    )
                 try:
                     arrays.append(np.load(path, allow_pickle=False))
                 except Exception as exc:
-                    raise RunnerError(ERR_BAD_INPUT, "input inputs[%d][%d] (%s) is not a readable .npy "
-                                      "array: %s" % (i, k, path, exc))
+                    raise RunnerError(
+                        ERR_BAD_INPUT, "input inputs[%d][%d] (%s) is not a readable .npy array: %s" % (i, k, path, exc)
+                    ) from exc
             samples.append(arrays)
         first = [(a.shape, a.dtype) for a in samples[0]]
         for i, arrays in enumerate(samples[1:], 1):
             if [(a.shape, a.dtype) for a in arrays] != first:
-                raise RunnerError(ERR_BAD_INPUT, "inputs[%d] has shapes/dtypes %s but inputs[0] has %s: every "
-                                  "sample must match" % (i, _describe(arrays), _describe(samples[0])))
+                raise RunnerError(
+                    ERR_BAD_INPUT,
+                    "inputs[%d] has shapes/dtypes %s but inputs[0] has %s: every "
+                    "sample must match" % (i, _describe(arrays), _describe(samples[0])),
+                )
         return samples
 
-    def _save_outputs(self, backend: Backend, outputs: Sequence[Any], sample: int,
-                      out_dir: str) -> List[Dict[str, Any]]:
+    def _save_outputs(
+        self, backend: Backend, outputs: Sequence[Any], sample: int, out_dir: str
+    ) -> List[Dict[str, Any]]:
         names = backend.output_names(len(outputs))
         files = []
         array = None
@@ -438,16 +534,20 @@ class Runner:
                 array = np.asarray(output)
                 path = os.path.join(out_dir, "out_%d_%d.npy" % (sample, k))
                 np.save(path, array, allow_pickle=False)
-                files.append({"path": path, "name": names[k], "shape": list(array.shape),
-                              "dtype": str(array.dtype)})
+                files.append({"path": path, "name": names[k], "shape": list(array.shape), "dtype": str(array.dtype)})
         except OSError as exc:
             # numpy reports a short write as "N requested and M written", without an errno
             needed = array.nbytes if array is not None else 0
             if exc.errno in DISK_FULL_ERRNOS or _free_bytes(out_dir) < needed:
-                raise RunnerError(ERR_DISK_FULL, "could not write outputs to %s: No space left on device (an "
-                                  "output takes %d bytes)" % (out_dir, needed))
-            raise RunnerError(ERR_OUTPUT_FAILED, "could not write outputs to %s: %s (no permission? "
-                              "change output_dir)" % (out_dir, exc))
+                raise RunnerError(
+                    ERR_DISK_FULL,
+                    "could not write outputs to %s: No space left on device (an "
+                    "output takes %d bytes)" % (out_dir, needed),
+                ) from exc
+            raise RunnerError(
+                ERR_OUTPUT_FAILED,
+                "could not write outputs to %s: %s (no permission? change output_dir)" % (out_dir, exc),
+            ) from exc
         return files
 
     def _inputs_meta(self, info: Dict[str, Any], prepared: Prepared) -> List[Dict[str, Any]]:
@@ -457,12 +557,14 @@ class Runner:
         for k, array in enumerate(prepared.arrays):
             spec = specs[k] if k < len(specs) else None
             fmt = formats[k] if k < len(formats) else None
-            out.append({
-                "name": spec.name if spec is not None else None,
-                "shape": list(np.shape(array)),
-                "dtype": str(np.asarray(array).dtype),
-                "data_format": fmt if fmt is not None else (spec.data_format if spec is not None else None),
-            })
+            out.append(
+                {
+                    "name": spec.name if spec is not None else None,
+                    "shape": list(np.shape(array)),
+                    "dtype": str(np.asarray(array).dtype),
+                    "data_format": fmt if fmt is not None else (spec.data_format if spec is not None else None),
+                }
+            )
         return out
 
     def _progress(self, stage: str, message: str) -> None:

@@ -53,8 +53,8 @@ class StderrTee:
         self._partial = b""
         self._carry = b""
         self._cond = threading.Condition()
-        self._asked = 0      # markers written (tail() calls)
-        self._drained = 0    # highest marker the copier has passed, lines before it recorded
+        self._asked = 0  # markers written (tail() calls)
+        self._drained = 0  # highest marker the copier has passed, lines before it recorded
         self._thread: Optional[threading.Thread] = None
         self._stderr_fd = -1
 
@@ -98,15 +98,15 @@ class StderrTee:
             if end < 0:
                 break
             text.append(buf[:at])
-            number = buf[at + len(self._MARK):end]
+            number = buf[at + len(self._MARK) : end]
             drained = max(drained, int(number) if number.isdigit() else 0)
-            buf = buf[end + 1:]
+            buf = buf[end + 1 :]
         if not final:
             # keep back a possible beginning of a marker until the next read completes it
             at = buf.find(self._MARK)
             if at < 0:
                 at = buf.rfind(b"\0")
-                if at >= 0 and not self._MARK.startswith(buf[at:at + len(self._MARK)]):
+                if at >= 0 and not self._MARK.startswith(buf[at : at + len(self._MARK)]):
                     at = -1
             if at >= 0:
                 buf, self._carry = buf[:at], buf[at:]
@@ -208,13 +208,14 @@ def read_spec_line(fd: int = 0, limit: int = MAX_SPEC_BYTES) -> Tuple[bytes, byt
             if size + at > limit:
                 break
             chunks.append(data[:at])
-            return b"".join(chunks), data[at + 1:]
+            return b"".join(chunks), data[at + 1 :]
         chunks.append(data)
         size += len(data)
         if size > limit:
             break
-    raise ProtocolError("run spec: longer than %d bytes without a newline (the host sends one JSON line, "
-                        "far shorter)" % limit)
+    raise ProtocolError(
+        "run spec: longer than %d bytes without a newline (the host sends one JSON line, far shorter)" % limit
+    )
 
 
 class HostWatch:

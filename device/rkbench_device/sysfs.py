@@ -81,6 +81,7 @@ def _natural_key(name: str) -> Any:
 
 # -- SoC ---------------------------------------------------------------------------
 
+
 def soc_compatible(root: str = "/") -> List[str]:
     """The device-tree compatible strings, most specific first (NUL-separated in the file)."""
     for rel in ("proc/device-tree/compatible", "sys/firmware/devicetree/base/compatible"):
@@ -91,7 +92,7 @@ def soc_compatible(root: str = "/") -> List[str]:
 
 
 def soc_name(compatible: List[str]) -> Optional[str]:
-    """"rk3588" from ["rockchip,rk3588-evb", "rockchip,rk3588"]; None when not a Rockchip SoC."""
+    """ "rk3588" from ["rockchip,rk3588-evb", "rockchip,rk3588"]; None when not a Rockchip SoC."""
     for entry in compatible:
         match = _SOC.match(entry.strip())
         if match:
@@ -108,6 +109,7 @@ def npu_core_count(soc: Optional[str]) -> Optional[int]:
 
 
 # -- NPU ---------------------------------------------------------------------------
+
 
 def parse_npu_load(text: Optional[str]) -> Optional[List[int]]:
     """[21, 11, 0] from "NPU load:  Core0: 21%, Core1: 11%, Core2:  0%,"; [33] from
@@ -130,7 +132,7 @@ def npu_load(root: str = "/") -> Optional[List[int]]:
 
 
 def npu_driver_version(root: str = "/") -> Optional[str]:
-    """"v0.9.8" from "RKNPU driver: v0.9.8" (debugfs), or /sys/module/rknpu/version."""
+    """ "v0.9.8" from "RKNPU driver: v0.9.8" (debugfs), or /sys/module/rknpu/version."""
     text = read_text(root, "sys/kernel/debug/rknpu/version")
     if text:
         return text.split(":", 1)[1].strip() if ":" in text else text
@@ -167,7 +169,7 @@ def librknnrt_path(root: str = "/") -> Optional[str]:
 
 
 def librknnrt_version(root: str = "/") -> Optional[str]:
-    """"2.3.0 (c949ad889d@2024-11-07T11:35:33)" from the bytes of librknnrt.so
+    """ "2.3.0 (c949ad889d@2024-11-07T11:35:33)" from the bytes of librknnrt.so
     (what `strings librknnrt.so | grep "librknnrt version"` shows)."""
     lib = librknnrt_path(root)
     return None if lib is None else librknnrt_file_version(lib)
@@ -185,7 +187,7 @@ def librknnrt_file_version(lib: str) -> Optional[str]:
                 data = tail + chunk
                 at = data.find(_RKNNRT_MARK)
                 if at >= 0:
-                    rest = data[at + len(_RKNNRT_MARK):]
+                    rest = data[at + len(_RKNNRT_MARK) :]
                     if len(rest) < 200:
                         rest += fh.read(200)
                     end = len(rest)
@@ -194,12 +196,13 @@ def librknnrt_file_version(lib: str) -> Optional[str]:
                         if 0 <= pos < end:
                             end = pos
                     return rest[:end].decode("ascii", "replace").strip() or None
-                tail = data[-len(_RKNNRT_MARK):]
+                tail = data[-len(_RKNNRT_MARK) :]
     except OSError:
         return None
 
 
 # -- CPU, thermal, memory ------------------------------------------------------------
+
 
 def cpufreq(root: str = "/") -> List[Dict[str, Any]]:
     """One entry per cpufreq policy: {"policy", "cpus", "cur_khz", "governor",
@@ -207,15 +210,17 @@ def cpufreq(root: str = "/") -> List[Dict[str, Any]]:
     out = []
     pattern = path(root, "sys/devices/system/cpu/cpufreq/policy*")
     for directory in sorted(glob.glob(pattern), key=lambda p: _natural_key(os.path.basename(p))):
-        out.append({
-            "policy": os.path.basename(directory),
-            "cpus": _int_list(read_text(directory, "related_cpus") or read_text(directory, "affected_cpus")),
-            "cur_khz": read_int(directory, "scaling_cur_freq"),
-            "governor": read_text(directory, "scaling_governor"),
-            "min_khz": read_int(directory, "scaling_min_freq"),
-            "max_khz": read_int(directory, "scaling_max_freq"),
-            "available_khz": _int_list(read_text(directory, "scaling_available_frequencies")),
-        })
+        out.append(
+            {
+                "policy": os.path.basename(directory),
+                "cpus": _int_list(read_text(directory, "related_cpus") or read_text(directory, "affected_cpus")),
+                "cur_khz": read_int(directory, "scaling_cur_freq"),
+                "governor": read_text(directory, "scaling_governor"),
+                "min_khz": read_int(directory, "scaling_min_freq"),
+                "max_khz": read_int(directory, "scaling_max_freq"),
+                "available_khz": _int_list(read_text(directory, "scaling_available_frequencies")),
+            }
+        )
     return out
 
 
@@ -272,6 +277,7 @@ def _first_int(line: str) -> Optional[int]:
 
 
 # -- OS ------------------------------------------------------------------------------
+
 
 def os_release(root: str = "/") -> Optional[Dict[str, str]]:
     """/etc/os-release (or /usr/lib/os-release) as a dict (NAME, VERSION_ID, PRETTY_NAME, ...)."""

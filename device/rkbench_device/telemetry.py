@@ -14,8 +14,10 @@ from . import sysfs
 
 def read_telemetry(root: str = "/") -> Telemetry:
     devfreq = sysfs.npu_devfreq(root)
-    cpus = [{"policy": p["policy"], "cpus": p["cpus"], "cur_khz": p["cur_khz"], "governor": p["governor"]}
-            for p in sysfs.cpufreq(root)]
+    cpus = [
+        {"policy": p["policy"], "cpus": p["cpus"], "cur_khz": p["cur_khz"], "governor": p["governor"]}
+        for p in sysfs.cpufreq(root)
+    ]
     return Telemetry(
         timestamp=time.time(),
         npu_load_pct=sysfs.npu_load(root),
@@ -72,8 +74,7 @@ def throttle_verdict(readings: Sequence[Telemetry], temp_limit_c: float) -> Tupl
     reasons: List[str] = []
     npu = [r.npu_freq_hz for r in readings if r.npu_freq_hz is not None]
     if len(set(npu)) > 1:
-        reasons.append("NPU clock changed during the runs: %s Hz (min %d, max %d)"
-                       % (_span(npu), min(npu), max(npu)))
+        reasons.append("NPU clock changed during the runs: %s Hz (min %d, max %d)" % (_span(npu), min(npu), max(npu)))
     policies = {}
     for reading in readings:
         for cpu in reading.cpu:
@@ -82,8 +83,10 @@ def throttle_verdict(readings: Sequence[Telemetry], temp_limit_c: float) -> Tupl
     for policy in sorted(policies, key=str):
         values = policies[policy]
         if len(set(values)) > 1:
-            reasons.append("CPU %s clock changed during the runs: %s kHz (min %d, max %d)"
-                           % (policy, _span(values), min(values), max(values)))
+            reasons.append(
+                "CPU %s clock changed during the runs: %s kHz (min %d, max %d)"
+                % (policy, _span(values), min(values), max(values))
+            )
     hottest = {}
     for reading in readings:
         for zone, temp in reading.temperatures_c.items():

@@ -76,8 +76,9 @@ def run_window(contexts: Sequence[ContextRun], seconds: float) -> float:
             stop.set()
         ends[k] = t1
 
-    threads = [threading.Thread(target=worker, args=(k,), name="rkbench-ctx-%d" % k, daemon=True)
-               for k in range(len(contexts))]
+    threads = [
+        threading.Thread(target=worker, args=(k,), name="rkbench-ctx-%d" % k, daemon=True) for k in range(len(contexts))
+    ]
     gc_was_enabled = gc.isenabled()
     gc.disable()  # no collection pauses inside the window (each thread only appends ints)
     try:
@@ -96,9 +97,18 @@ def run_window(contexts: Sequence[ContextRun], seconds: float) -> float:
     return (max(ends) - start_ns[0]) / 1e9
 
 
-def summarize(index: int, assignment: str, masks: Sequence[str], backend_name: str,
-              contexts: Sequence[ContextRun], elapsed_s: float, sampler: TelemetrySampler,
-              window: Sequence[float], temp_limit_c: float, notes: List[str]) -> Throughput:
+def summarize(
+    index: int,
+    assignment: str,
+    masks: Sequence[str],
+    backend_name: str,
+    contexts: Sequence[ContextRun],
+    elapsed_s: float,
+    sampler: TelemetrySampler,
+    window: Sequence[float],
+    temp_limit_c: float,
+    notes: List[str],
+) -> Throughput:
     """The event for one measured configuration."""
     runs = sum(len(c.samples_ns) for c in contexts)
     pooled: List[int] = []
@@ -106,21 +116,36 @@ def summarize(index: int, assignment: str, masks: Sequence[str], backend_name: s
     for ctx in contexts:
         pooled.extend(ctx.samples_ns)
         stats = summarize_ns(ctx.samples_ns) if ctx.samples_ns else None
-        per_context.append({
-            "core_mask": ctx.mask, "creation": ctx.backend.creation, "runs": len(ctx.samples_ns),
-            "fps": len(ctx.samples_ns) / elapsed_s if elapsed_s > 0 else 0.0,
-            "p50_ms": stats.p50_ms if stats else None, "p99_ms": stats.p99_ms if stats else None,
-            "mean_ms": stats.mean_ms if stats else None,
-        })
+        per_context.append(
+            {
+                "core_mask": ctx.mask,
+                "creation": ctx.backend.creation,
+                "runs": len(ctx.samples_ns),
+                "fps": len(ctx.samples_ns) / elapsed_s if elapsed_s > 0 else 0.0,
+                "p50_ms": stats.p50_ms if stats else None,
+                "p99_ms": stats.p99_ms if stats else None,
+                "mean_ms": stats.mean_ms if stats else None,
+            }
+        )
     readings = sampler.between(window[0], window[1])
     throttled, reasons = throttle_verdict(readings, temp_limit_c)
     return Throughput(
-        index=index, assignment=assignment, core_masks=list(masks), backend=backend_name,
-        runs=runs, elapsed_s=elapsed_s, fps=runs / elapsed_s if elapsed_s > 0 else 0.0,
-        stats=summarize_ns(pooled) if pooled else None, contexts=per_context,
+        index=index,
+        assignment=assignment,
+        core_masks=list(masks),
+        backend=backend_name,
+        runs=runs,
+        elapsed_s=elapsed_s,
+        fps=runs / elapsed_s if elapsed_s > 0 else 0.0,
+        stats=summarize_ns(pooled) if pooled else None,
+        contexts=per_context,
         npu_load_pct=mean_load([r.npu_load_pct for r in readings[1:]] or [r.npu_load_pct for r in readings]),
-        memory=memory_of(contexts), board=board_of(readings), throttled=throttled,
-        throttle_reasons=reasons, notes=notes)
+        memory=memory_of(contexts),
+        board=board_of(readings),
+        throttled=throttled,
+        throttle_reasons=reasons,
+        notes=notes,
+    )
 
 
 def mean_load(loads: Sequence[Optional[List[int]]]) -> Optional[List[float]]:
@@ -146,24 +171,47 @@ def memory_of(contexts: Sequence[ContextRun]) -> Dict[str, Any]:
         dma = (dma or 0) + int(mem["dma_bytes"])
         weight = (weight or 0) + int(mem["weight_bytes"])
     proc = sysfs.process_memory("/") or {}
-    return {"dma_bytes": dma, "weight_bytes": weight, "vm_hwm_kb": proc.get("vm_hwm_kb"),
-            "vm_rss_kb": proc.get("vm_rss_kb")}
+    return {
+        "dma_bytes": dma,
+        "weight_bytes": weight,
+        "vm_hwm_kb": proc.get("vm_hwm_kb"),
+        "vm_rss_kb": proc.get("vm_rss_kb"),
+    }
 
 
 def board_of(readings: Sequence[Any]) -> Dict[str, Any]:
     temps = [t for r in readings for t in r.temperatures_c.values()]
     npu = [r.npu_freq_hz for r in readings if r.npu_freq_hz is not None]
     cpu = [c["cur_khz"] for r in readings for c in r.cpu if c.get("cur_khz") is not None]
-    return {"temp_max_c": max(temps) if temps else None,
-            "npu_freq_hz_min": min(npu) if npu else None, "npu_freq_hz_max": max(npu) if npu else None,
-            "cpu_khz_min": min(cpu) if cpu else None, "cpu_khz_max": max(cpu) if cpu else None}
+    return {
+        "temp_max_c": max(temps) if temps else None,
+        "npu_freq_hz_min": min(npu) if npu else None,
+        "npu_freq_hz_max": max(npu) if npu else None,
+        "cpu_khz_min": min(cpu) if cpu else None,
+        "cpu_khz_max": max(cpu) if cpu else None,
+    }
 
 
-def did_not_fit(index: int, assignment: str, masks: Sequence[str], backend_name: str,
-                created: Sequence[Backend], err: RunnerError) -> Throughput:
+def did_not_fit(
+    index: int, assignment: str, masks: Sequence[str], backend_name: str, created: Sequence[Backend], err: RunnerError
+) -> Throughput:
     """The event for a configuration whose contexts could not all be created."""
     return Throughput(
-        index=index, assignment=assignment, core_masks=list(masks), backend=backend_name,
-        contexts=[{"core_mask": b.core_mask or "auto", "creation": b.creation, "runs": 0, "fps": 0.0,
-                   "p50_ms": None, "p99_ms": None, "mean_ms": None} for b in created],
-        out_of_memory="context %d of %d could not be created: %s" % (len(created) + 1, len(masks), err.message))
+        index=index,
+        assignment=assignment,
+        core_masks=list(masks),
+        backend=backend_name,
+        contexts=[
+            {
+                "core_mask": b.core_mask or "auto",
+                "creation": b.creation,
+                "runs": 0,
+                "fps": 0.0,
+                "p50_ms": None,
+                "p99_ms": None,
+                "mean_ms": None,
+            }
+            for b in created
+        ],
+        out_of_memory="context %d of %d could not be created: %s" % (len(created) + 1, len(masks), err.message),
+    )

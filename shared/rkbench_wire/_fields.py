@@ -41,7 +41,7 @@ def loads(text: str, what: str, snippet: bool = False) -> Any:
     except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         tail = ": %r" % (text[:120],) if snippet else ""
-        raise ProtocolError("%s: not valid JSON (%s)%s" % (what, reason, tail))
+        raise ProtocolError("%s: not valid JSON (%s)%s" % (what, reason, tail)) from exc
 
 
 def get(data: Dict[str, Any], key: str, where: str, default: Any = _MISSING) -> Any:
@@ -97,8 +97,7 @@ def as_opt_int(value: Any, field: str) -> Optional[int]:
     return None if value is None else as_int(value, field)
 
 
-def as_float(value: Any, field: str, minimum: Optional[float] = None,
-             maximum: Optional[float] = None) -> float:
+def as_float(value: Any, field: str, minimum: Optional[float] = None, maximum: Optional[float] = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProtocolError("%s: expected a number, got %s" % (field, _kind(value)))
     number = float(value)

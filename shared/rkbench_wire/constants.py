@@ -45,26 +45,34 @@ MAX_SPEC_BYTES = 4 << 20
 
 # Exit codes of `python3 -m rkbench_device run`.
 EXIT_OK = 0
-EXIT_FAILED = 1          # an `error` event says what failed
-EXIT_BAD_SPEC = 2        # the run spec was not understood (protocol error)
-EXIT_HOST_GONE = 3       # stdin closed while running: the host went away
-EXIT_BOARD_BUSY = 75     # EX_TEMPFAIL: another run holds the board lock
+EXIT_FAILED = 1  # an `error` event says what failed
+EXIT_BAD_SPEC = 2  # the run spec was not understood (protocol error)
+EXIT_HOST_GONE = 3  # stdin closed while running: the host went away
+EXIT_BOARD_BUSY = 75  # EX_TEMPFAIL: another run holds the board lock
 
 # `error` event kinds.
-ERR_PROTOCOL = "protocol"                 # bad or unknown-version run spec
-ERR_MODEL_MISSING = "model_missing"       # a model file is not on the board
-ERR_INPUT_MISSING = "input_missing"       # an input .npy is not on the board
-ERR_BAD_INPUT = "bad_input"               # shape/dtype/count does not fit the model
-ERR_BACKEND_MISSING = "backend_missing"   # the backend cannot be imported here
-ERR_BACKEND_FAILED = "backend_failed"     # load/init/inference returned an error
+ERR_PROTOCOL = "protocol"  # bad or unknown-version run spec
+ERR_MODEL_MISSING = "model_missing"  # a model file is not on the board
+ERR_INPUT_MISSING = "input_missing"  # an input .npy is not on the board
+ERR_BAD_INPUT = "bad_input"  # shape/dtype/count does not fit the model
+ERR_BACKEND_MISSING = "backend_missing"  # the backend cannot be imported here
+ERR_BACKEND_FAILED = "backend_failed"  # load/init/inference returned an error
 ERR_CORE_MASK_REFUSED = "core_mask_refused"
 ERR_BOARD_BUSY = "board_busy"
-ERR_OUTPUT_FAILED = "output_failed"       # could not write outputs (permissions)
-ERR_DISK_FULL = "disk_full"               # ENOSPC/EDQUOT on the board, wherever the runner wrote
-ERR_INTERNAL = "internal"                 # a bug in the runner: the traceback tail is attached
+ERR_OUTPUT_FAILED = "output_failed"  # could not write outputs (permissions)
+ERR_DISK_FULL = "disk_full"  # ENOSPC/EDQUOT on the board, wherever the runner wrote
+ERR_INTERNAL = "internal"  # a bug in the runner: the traceback tail is attached
 
 ERROR_KINDS = (
-    ERR_PROTOCOL, ERR_MODEL_MISSING, ERR_INPUT_MISSING, ERR_BAD_INPUT, ERR_BACKEND_MISSING,
-    ERR_BACKEND_FAILED, ERR_CORE_MASK_REFUSED, ERR_BOARD_BUSY, ERR_OUTPUT_FAILED, ERR_DISK_FULL,
+    ERR_PROTOCOL,
+    ERR_MODEL_MISSING,
+    ERR_INPUT_MISSING,
+    ERR_BAD_INPUT,
+    ERR_BACKEND_MISSING,
+    ERR_BACKEND_FAILED,
+    ERR_CORE_MASK_REFUSED,
+    ERR_BOARD_BUSY,
+    ERR_OUTPUT_FAILED,
+    ERR_DISK_FULL,
     ERR_INTERNAL,
 )

@@ -29,6 +29,7 @@ NPU_MEMORY_KEYS = ("weight_bytes", "internal_bytes", "dma_bytes", "sram_total_by
 def _opt(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
     def checker(value: Any, name: str) -> Any:
         return None if value is None else check(value, name)
+
     return checker
 
 
@@ -144,7 +145,6 @@ def _opt_profile(value: Any, name: str) -> Optional[Dict[str, Any]]:
     return data
 
 
-
 #: Keys of one entry of Throughput.contexts.
 THROUGHPUT_CONTEXT_KEYS = ("core_mask", "creation", "runs", "fps", "p50_ms", "p99_ms", "mean_ms")
 #: Keys of Throughput.memory (bytes from RKNN_QUERY_MEM_SIZE summed over the contexts; kB
@@ -207,13 +207,15 @@ class Event:
         return out
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "Event":
+    def from_dict(cls, data: Dict[str, Any]) -> Event:
         known = {fld.name for fld in fields(cls)} | {"v", "type"}  # type: ignore[arg-type]
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ProtocolError("%s: unknown field(s) %s (same protocol version but a newer runner? "
-                                "deploy the runner from the same rkbench release as the host)"
-                                % (cls.type, ", ".join(repr(name)[:60] for name in unknown[:10])))
+            raise ProtocolError(
+                "%s: unknown field(s) %s (same protocol version but a newer runner? "
+                "deploy the runner from the same rkbench release as the host)"
+                % (cls.type, ", ".join(repr(name)[:60] for name in unknown[:10]))
+            )
         kwargs: Dict[str, Any] = {}
         for fld in fields(cls):  # type: ignore[arg-type]
             name = "%s.%s" % (cls.type, fld.name)
@@ -250,10 +252,18 @@ class Hello(Event):
     pid: Optional[int] = None
     hostname: Optional[str] = None
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
-        "runner_version": f.as_str, "python": f.as_str, "numpy": f.as_opt_str,
-        "soc": f.as_opt_str, "backend": f.as_str, "backend_reason": f.as_str,
-        "protocol_version": f.as_int, "soc_compatible": _str_list, "npu_cores": f.as_opt_int,
-        "backend_versions": f.as_obj, "pid": f.as_opt_int, "hostname": f.as_opt_str,
+        "runner_version": f.as_str,
+        "python": f.as_str,
+        "numpy": f.as_opt_str,
+        "soc": f.as_opt_str,
+        "backend": f.as_str,
+        "backend_reason": f.as_str,
+        "protocol_version": f.as_int,
+        "soc_compatible": _str_list,
+        "npu_cores": f.as_opt_int,
+        "backend_versions": f.as_obj,
+        "pid": f.as_opt_int,
+        "hostname": f.as_opt_str,
     }
 
 
@@ -282,15 +292,19 @@ class Samples(Event):
     latencies_ns: List[int]
     stages_ns: Optional[Dict[str, List[int]]] = None
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
-        "core_mask": f.as_opt_str, "offset": f.as_int, "latencies_ns": _int_list,
+        "core_mask": f.as_opt_str,
+        "offset": f.as_int,
+        "latencies_ns": _int_list,
         "stages_ns": _opt_stages_ns,
     }
 
     def __post_init__(self) -> None:
         for stage, values in (self.stages_ns or {}).items():
             if len(values) != len(self.latencies_ns):
-                raise ProtocolError("samples.stages_ns.%s: %d values for %d latencies (each stage list is "
-                                    "aligned with latencies_ns)" % (stage, len(values), len(self.latencies_ns)))
+                raise ProtocolError(
+                    "samples.stages_ns.%s: %d values for %d latencies (each stage list is "
+                    "aligned with latencies_ns)" % (stage, len(values), len(self.latencies_ns))
+                )
 
 
 @dataclass
@@ -307,8 +321,12 @@ class Telemetry(Event):
     cpu: List[Dict[str, Any]] = field(default_factory=list)
     temperatures_c: Dict[str, float] = field(default_factory=dict)
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
-        "timestamp": f.as_float, "npu_load_pct": _opt_int_list, "npu_freq_hz": f.as_opt_int,
-        "npu_governor": f.as_opt_str, "cpu": _cpu_list, "temperatures_c": _number_dict,
+        "timestamp": f.as_float,
+        "npu_load_pct": _opt_int_list,
+        "npu_freq_hz": f.as_opt_int,
+        "npu_governor": f.as_opt_str,
+        "cpu": _cpu_list,
+        "temperatures_c": _number_dict,
     }
 
 
@@ -365,13 +383,26 @@ class Result(Event):
     profile: Optional[Dict[str, Any]] = None
     versions: Dict[str, Optional[str]] = field(default_factory=dict)
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
-        "core_mask": f.as_opt_str, "backend": f.as_str, "counts": _int_dict, "stats": _stats,
-        "core_mask_applicable": f.as_bool, "elapsed_s": f.as_float, "load_s": f.as_opt_float,
+        "core_mask": f.as_opt_str,
+        "backend": f.as_str,
+        "counts": _int_dict,
+        "stats": _stats,
+        "core_mask_applicable": f.as_bool,
+        "elapsed_s": f.as_float,
+        "load_s": f.as_opt_float,
         "stopped_by": f.as_str,
-        "npu_stats": _opt_stats, "memory": _npu_memory, "throttled": f.as_bool,
-        "throttle_reasons": _str_list, "outputs": _obj_list, "inputs": _obj_list,
-        "input_conversion": f.as_opt_obj, "stage_stats": _stage_stats, "io_mode": _opt_io_mode,
-        "timing_notes": _str_list, "profile": _opt_profile, "versions": f.as_obj,
+        "npu_stats": _opt_stats,
+        "memory": _npu_memory,
+        "throttled": f.as_bool,
+        "throttle_reasons": _str_list,
+        "outputs": _obj_list,
+        "inputs": _obj_list,
+        "input_conversion": f.as_opt_obj,
+        "stage_stats": _stage_stats,
+        "io_mode": _opt_io_mode,
+        "timing_notes": _str_list,
+        "profile": _opt_profile,
+        "versions": f.as_obj,
     }
 
 
@@ -412,12 +443,21 @@ class Throughput(Event):
     out_of_memory: Optional[str] = None
     notes: List[str] = field(default_factory=list)
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
-        "index": f.as_int, "assignment": f.as_str, "core_masks": _str_list, "backend": f.as_str,
-        "runs": f.as_int, "elapsed_s": f.as_float, "fps": f.as_float, "stats": _opt_stats,
-        "contexts": _throughput_contexts, "npu_load_pct": _opt_float_list,
+        "index": f.as_int,
+        "assignment": f.as_str,
+        "core_masks": _str_list,
+        "backend": f.as_str,
+        "runs": f.as_int,
+        "elapsed_s": f.as_float,
+        "fps": f.as_float,
+        "stats": _opt_stats,
+        "contexts": _throughput_contexts,
+        "npu_load_pct": _opt_float_list,
         "memory": lambda v, n: _number_or_null_dict(v, n, THROUGHPUT_MEMORY_KEYS),
         "board": lambda v, n: _number_or_null_dict(v, n, THROUGHPUT_BOARD_KEYS),
-        "throttled": f.as_bool, "throttle_reasons": _str_list, "out_of_memory": f.as_opt_str,
+        "throttled": f.as_bool,
+        "throttle_reasons": _str_list,
+        "out_of_memory": f.as_opt_str,
         "notes": _str_list,
     }
 
@@ -433,7 +473,10 @@ class Error(Event):
     detail: Optional[str] = None
     core_mask: Optional[str] = None
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
-        "kind": f.as_str, "message": f.as_str, "detail": f.as_opt_str, "core_mask": f.as_opt_str,
+        "kind": f.as_str,
+        "message": f.as_str,
+        "detail": f.as_opt_str,
+        "core_mask": f.as_opt_str,
     }
 
 
@@ -446,7 +489,9 @@ class Done(Event):
     exit_code: int
     results: int = 0
     _checks: ClassVar[Dict[str, Callable[[Any, str], Any]]] = {
-        "ok": f.as_bool, "exit_code": f.as_int, "results": f.as_int,
+        "ok": f.as_bool,
+        "exit_code": f.as_int,
+        "results": f.as_int,
     }
 
 
@@ -469,7 +514,7 @@ def decode_event(line: Union[str, bytes]) -> Event:
         try:
             line = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ProtocolError("event: not UTF-8 text (%s)" % exc)
+            raise ProtocolError("event: not UTF-8 text (%s)" % exc) from exc
     text = line.strip()
     if not text:
         raise ProtocolError("event: empty line")
@@ -480,6 +525,5 @@ def decode_event(line: Union[str, bytes]) -> Event:
     kind = data.get("type")
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ProtocolError("event.type: unknown event type %r (known: %s)"
-                            % (kind, ", ".join(sorted(EVENT_TYPES))))
+        raise ProtocolError("event.type: unknown event type %r (known: %s)" % (kind, ", ".join(sorted(EVENT_TYPES))))
     return cls.from_dict(data)

@@ -22,9 +22,25 @@ from .spec import check_version
 
 BOARD_INFO_TYPE = "board_info"
 BOARD_INFO_KEYS = (
-    "runner_version", "soc", "soc_compatible", "npu_cores", "kernel", "os", "python", "numpy",
-    "rknn_toolkit_lite2", "librknnrt", "npu_driver", "npu_devfreq", "cpufreq",
-    "temperatures_c", "memory", "cache_dir", "disk_free_bytes", "backends", "runtime_probe",
+    "runner_version",
+    "soc",
+    "soc_compatible",
+    "npu_cores",
+    "kernel",
+    "os",
+    "python",
+    "numpy",
+    "rknn_toolkit_lite2",
+    "librknnrt",
+    "npu_driver",
+    "npu_devfreq",
+    "cpufreq",
+    "temperatures_c",
+    "memory",
+    "cache_dir",
+    "disk_free_bytes",
+    "backends",
+    "runtime_probe",
 )
 
 

@@ -16,15 +16,15 @@ DEFAULT_LOCK_PATH = "~/.cache/rkbench/board.lock"
 def check_version(data: Dict[str, Any], what: str) -> None:
     """Raise ProtocolError unless `data["v"]` is the protocol version this code speaks."""
     if "v" not in data:
-        raise ProtocolError("%s.v: missing (protocol version; this side speaks version %d)"
-                            % (what, PROTOCOL_VERSION))
+        raise ProtocolError("%s.v: missing (protocol version; this side speaks version %d)" % (what, PROTOCOL_VERSION))
     version = data["v"]
     if isinstance(version, bool) or not isinstance(version, int):
         raise ProtocolError("%s.v: expected an integer protocol version, got %r" % (what, version))
     if version != PROTOCOL_VERSION:
         raise ProtocolError(
             "%s.v: protocol version %d is not supported (this side speaks version %d); "
-            "deploy the runner from the same rkbench release as the host" % (what, version, PROTOCOL_VERSION))
+            "deploy the runner from the same rkbench release as the host" % (what, version, PROTOCOL_VERSION)
+        )
 
 
 def check_throughput(value: Any, where: str = "throughput") -> Dict[str, Any]:
@@ -44,8 +44,9 @@ def check_throughput(value: Any, where: str = "throughput") -> Dict[str, Any]:
         assignment = f.as_nonempty_str(f.get(config, "assignment", at), at + ".assignment")
         masks = f.as_list(f.get(config, "core_masks", at), at + ".core_masks")
         if not 1 <= len(masks) <= MAX_THROUGHPUT_CONTEXTS:
-            raise ProtocolError("%s.core_masks: %d contexts (1 to %d, one core mask each)"
-                                % (at, len(masks), MAX_THROUGHPUT_CONTEXTS))
+            raise ProtocolError(
+                "%s.core_masks: %d contexts (1 to %d, one core mask each)" % (at, len(masks), MAX_THROUGHPUT_CONTEXTS)
+            )
         for k, mask in enumerate(masks):
             f.as_choice(mask, "%s.core_masks[%d]" % (at, k), CORE_MASKS)
         out.append({"assignment": assignment, "core_masks": list(masks)})
@@ -75,7 +76,7 @@ class BuildRecipe:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "model.build_recipe") -> "BuildRecipe":
+    def from_dict(cls, data: Any, where: str = "model.build_recipe") -> BuildRecipe:
         data = f.as_obj(data, where)
         config = f.as_obj(f.get(data, "config", where, {}), where + ".config")
         load = f.as_obj(f.get(data, "load", where, {"kind": "onnx", "kwargs": {}}), where + ".load")
@@ -84,14 +85,13 @@ class BuildRecipe:
         if "model" in kwargs:
             raise ProtocolError("%s.load.kwargs.model: must not be set (model.onnx is used)" % where)
         build = f.as_obj(f.get(data, "build", where, {}), where + ".build")
-        do_q = f.as_bool(f.get(build, "do_quantization", where + ".build", True),
-                         where + ".build.do_quantization")
+        do_q = f.as_bool(f.get(build, "do_quantization", where + ".build", True), where + ".build.do_quantization")
         dataset = f.as_opt_str(f.get(build, "dataset", where + ".build", None), where + ".build.dataset")
         if do_q and not dataset:
-            raise ProtocolError("%s.build.dataset: required when do_quantization is true "
-                                "(a calibration list file on the board)" % where)
-        return cls(config=dict(config), load_kind=kind, load_kwargs=dict(kwargs),
-                   do_quantization=do_q, dataset=dataset)
+            raise ProtocolError(
+                "%s.build.dataset: required when do_quantization is true (a calibration list file on the board)" % where
+            )
+        return cls(config=dict(config), load_kind=kind, load_kwargs=dict(kwargs), do_quantization=do_q, dataset=dataset)
 
 
 @dataclass
@@ -110,7 +110,7 @@ class ModelRef:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "model") -> "ModelRef":
+    def from_dict(cls, data: Any, where: str = "model") -> ModelRef:
         data = f.as_obj(data, where)
         rknn = f.as_opt_str(f.get(data, "rknn", where, None), where + ".rknn")
         onnx = f.as_opt_str(f.get(data, "onnx", where, None), where + ".onnx")
@@ -172,7 +172,7 @@ class RunSpec:
         f.as_choice(self.backend, "backend", BACKENDS)
         masks = f.as_list(self.core_masks, "core_masks")
         if not masks:
-            raise ProtocolError("core_masks: must list at least one mask (e.g. [\"auto\"])")
+            raise ProtocolError('core_masks: must list at least one mask (e.g. ["auto"])')
         for i, mask in enumerate(masks):
             f.as_choice(mask, "core_masks[%d]" % i, CORE_MASKS)
         if len(set(masks)) != len(masks):
@@ -199,12 +199,16 @@ class RunSpec:
             if width is None:
                 width = len(paths)
             elif len(paths) != width:
-                raise ProtocolError("inputs[%d]: has %d paths, inputs[0] has %d (every sample "
-                                    "gives one .npy per model input)" % (i, len(paths), width or 0))
+                raise ProtocolError(
+                    "inputs[%d]: has %d paths, inputs[0] has %d (every sample "
+                    "gives one .npy per model input)" % (i, len(paths), width or 0)
+                )
         formats = f.as_list(self.data_format, "data_format")
         if formats and len(formats) != width:
-            raise ProtocolError("data_format: has %d entries for %d model inputs (give one per input, "
-                                "or an empty list)" % (len(formats), width or 0))
+            raise ProtocolError(
+                "data_format: has %d entries for %d model inputs (give one per input, "
+                "or an empty list)" % (len(formats), width or 0)
+            )
         for k, fmt in enumerate(formats):
             if fmt is not None:
                 f.as_choice(fmt, "data_format[%d]" % k, DATA_FORMATS)
@@ -227,8 +231,7 @@ class RunSpec:
         if self.backend == "onnxruntime" and not self.model.onnx:
             raise ProtocolError("model.onnx: required for backend 'onnxruntime'")
         if self.backend == "simulator" and not (self.model.onnx and self.model.build_recipe):
-            raise ProtocolError("model.build_recipe: backend 'simulator' needs model.onnx and "
-                                "model.build_recipe")
+            raise ProtocolError("model.build_recipe: backend 'simulator' needs model.onnx and model.build_recipe")
 
     # -- (de)serialisation ------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -262,7 +265,7 @@ class RunSpec:
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "RunSpec":
+    def from_dict(cls, data: Any) -> RunSpec:
         where = "run spec"
         if not isinstance(data, dict):
             raise ProtocolError("%s: expected a JSON object" % where)
@@ -270,8 +273,10 @@ class RunSpec:
         known = set(cls.__dataclass_fields__) | {"v"}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ProtocolError("%s: unknown field(s) %s (same protocol version but a newer host? "
-                                "redeploy the runner)" % (where, ", ".join(repr(name)[:60] for name in unknown[:10])))
+            raise ProtocolError(
+                "%s: unknown field(s) %s (same protocol version but a newer host? "
+                "redeploy the runner)" % (where, ", ".join(repr(name)[:60] for name in unknown[:10]))
+            )
         kwargs: Dict[str, Any] = {
             "model": ModelRef.from_dict(f.get(data, "model", where)),
             "inputs": f.get(data, "inputs", where),
@@ -282,19 +287,18 @@ class RunSpec:
             if name in kwargs or name not in data:
                 continue
             value = data[name]
-            if name in ("min_seconds", "max_seconds", "telemetry_interval_s", "temp_limit_c",
-                        "lock_timeout_s"):
+            if name in ("min_seconds", "max_seconds", "telemetry_interval_s", "temp_limit_c", "lock_timeout_s"):
                 value = f.as_float(value, name)
             kwargs[name] = value
         return cls(**kwargs)
 
     @classmethod
-    def from_json(cls, line: Any) -> "RunSpec":
+    def from_json(cls, line: Any) -> RunSpec:
         if isinstance(line, bytes):
             try:
                 line = line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ProtocolError("run spec: not UTF-8 text (%s)" % exc)
+                raise ProtocolError("run spec: not UTF-8 text (%s)" % exc) from exc
         if not isinstance(line, str) or not line.strip():
             raise ProtocolError("run spec: empty; the host must send one JSON line on stdin")
         return cls.from_dict(f.loads(line, "run spec"))

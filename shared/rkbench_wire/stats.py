@@ -47,7 +47,7 @@ class LatencyStats:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: object, where: str = "stats") -> "LatencyStats":
+    def from_dict(cls, data: object, where: str = "stats") -> LatencyStats:
         if not isinstance(data, dict):
             raise ProtocolError("%s: expected an object, got %s" % (where, type(data).__name__))
         values = {}

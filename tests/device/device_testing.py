@@ -17,13 +17,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from rkbench_wire import Event, decode_event
+
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = REPO / "device"
 SHARED = REPO / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FAKES = Path(__file__).resolve().parent / "fakes"
-
-from rkbench_wire import Event, decode_event
 
 INPUT_SHAPE = (1, 3, 16, 16)
 NUM_CLASSES = 6
@@ -47,11 +47,17 @@ def make_tiny_classifier(path: Path) -> Path:
         helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["scores"], transB=1),
     ]
     graph = helper.make_graph(
-        nodes, "rkbench_test_tiny_classifier",
+        nodes,
+        "rkbench_test_tiny_classifier",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, list(INPUT_SHAPE))],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, NUM_CLASSES])],
-        [numpy_helper.from_array(conv_w, "conv_w"), numpy_helper.from_array(conv_b, "conv_b"),
-         numpy_helper.from_array(fc_w, "fc_w"), numpy_helper.from_array(fc_b, "fc_b")])
+        [
+            numpy_helper.from_array(conv_w, "conv_w"),
+            numpy_helper.from_array(conv_b, "conv_b"),
+            numpy_helper.from_array(fc_w, "fc_w"),
+            numpy_helper.from_array(fc_b, "fc_b"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -62,7 +68,8 @@ def make_tiny_classifier(path: Path) -> Path:
 def test_cache_dir() -> Path:
     """~/.cache/rkbench-test (or $RKBENCH_TEST_CACHE): built models kept between runs."""
     base = os.environ.get("RKBENCH_TEST_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rkbench-test")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rkbench-test"
+    )
     return Path(base)
 
 
@@ -91,9 +98,22 @@ def build_tiny_rknn(model_dir: Path, soc: str) -> Path:
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")
-        subprocess.run([sys.executable, "-c", _BUILD_RKNN, str(model_dir / "tiny.onnx"), str(partial), soc,
-                        str(model_dir / "dataset.txt")],
-                       check=True, env=runner_env(), capture_output=True, timeout=600, cwd=str(partial.parent))
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _BUILD_RKNN,
+                str(model_dir / "tiny.onnx"),
+                str(partial),
+                soc,
+                str(model_dir / "dataset.txt"),
+            ],
+            check=True,
+            env=runner_env(),
+            capture_output=True,
+            timeout=600,
+            cwd=str(partial.parent),
+        )
         partial.replace(target)
     return target
 
@@ -124,24 +144,33 @@ class RunOutput:
         return found[0]
 
     def dump(self) -> str:
-        return "stdout:\n%s\nstderr tail:\n%s" % ("\n".join(l[:300] for l in self.lines[-30:]),
-                                                  self.stderr[-3000:])
+        return "stdout:\n%s\nstderr tail:\n%s" % (
+            "\n".join(line[:300] for line in self.lines[-30:]),
+            self.stderr[-3000:],
+        )
 
 
-def start_runner(args: Sequence[str] = ("run",), env: Optional[Dict[str, str]] = None,
-                 stderr_path: Optional[Path] = None) -> subprocess.Popen:
+def start_runner(
+    args: Sequence[str] = ("run",), env: Optional[Dict[str, str]] = None, stderr_path: Optional[Path] = None
+) -> subprocess.Popen:
     stderr = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
     try:
-        return subprocess.Popen([sys.executable, "-m", "rkbench_device"] + list(args),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                env=env or runner_env(), cwd=str(REPO))
+        return subprocess.Popen(
+            [sys.executable, "-m", "rkbench_device"] + list(args),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env or runner_env(),
+            cwd=str(REPO),
+        )
     finally:
         if stderr_path:
             stderr.close()  # type: ignore[union-attr]
 
 
-def run_runner(spec: Any, tmp_path: Path, args: Sequence[str] = (), env: Optional[Dict[str, str]] = None,
-               timeout: float = 60.0) -> RunOutput:
+def run_runner(
+    spec: Any, tmp_path: Path, args: Sequence[str] = (), env: Optional[Dict[str, str]] = None, timeout: float = 60.0
+) -> RunOutput:
     """Run the runner like the host: spec line on stdin, stdin held open until stdout
     closes, every stdout line decoded as a protocol event (a stray print fails here)."""
     line = spec if isinstance(spec, str) else json.dumps(spec)
@@ -171,8 +200,9 @@ def run_runner(spec: Any, tmp_path: Path, args: Sequence[str] = (), env: Optiona
         try:
             events.append(decode_event(text))
         except Exception as exc:
-            raise AssertionError("stdout line is not a protocol event (%s): %r\nstderr:\n%s"
-                                 % (exc, text[:300], stderr[-2000:]))
+            raise AssertionError(
+                "stdout line is not a protocol event (%s): %r\nstderr:\n%s" % (exc, text[:300], stderr[-2000:])
+            ) from exc
     return RunOutput(returncode=code, events=events, lines=lines, stderr=stderr, elapsed_s=elapsed)
 
 

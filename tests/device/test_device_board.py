@@ -22,9 +22,8 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
-from rkbench_wire import PROTOCOL_VERSION, decode_board_info, decode_event
-
 from device_testing import DEVICE, SHARED, runner_env
+from rkbench_wire import PROTOCOL_VERSION, decode_board_info, decode_event
 
 BOARD = os.environ.get("RKBENCH_TEST_BOARD", "")
 
@@ -66,13 +65,16 @@ def _mkdirs(sftp, path):
         current = "/" + "/".join(parts[:i])
         try:
             sftp.stat(current)
-        except IOError:
+        except OSError:
             sftp.mkdir(current)
 
 
 def _runner_command(remote, *args):
     return "cd %s && PYTHONPATH=%s python3 -m rkbench_device %s" % (
-        shlex.quote(remote), shlex.quote(remote), " ".join(shlex.quote(a) for a in args))
+        shlex.quote(remote),
+        shlex.quote(remote),
+        " ".join(shlex.quote(a) for a in args),
+    )
 
 
 def test_board_info_and_run(board, model_dir, tmp_path):
@@ -82,9 +84,16 @@ def test_board_info_and_run(board, model_dir, tmp_path):
     assert facts["soc"], "no Rockchip SoC in /proc/device-tree/compatible: %s" % facts["soc_compatible"]
     assert facts["npu_cores"] in (1, 2, 3)
 
-    spec = {"v": PROTOCOL_VERSION, "warmup": 5, "min_runs": 50, "min_seconds": 1.0, "max_seconds": 30.0,
-            "output_dir": posixpath.join(remote, "out"), "telemetry_interval_s": 0.5,
-            "lock_path": posixpath.join(remote, "board.lock")}
+    spec = {
+        "v": PROTOCOL_VERSION,
+        "warmup": 5,
+        "min_runs": 50,
+        "min_seconds": 1.0,
+        "max_seconds": 30.0,
+        "output_dir": posixpath.join(remote, "out"),
+        "telemetry_interval_s": 0.5,
+        "lock_path": posixpath.join(remote, "board.lock"),
+    }
     x = np.load(model_dir / "input_0.npy")
     sftp.put(str(model_dir / "input_0.npy"), posixpath.join(remote, "input_0.npy"))
     spec["inputs"] = [[posixpath.join(remote, "input_0.npy")]]
@@ -93,8 +102,11 @@ def test_board_info_and_run(board, model_dir, tmp_path):
         rknn_path = tmp_path / "tiny.rknn"
         _build_rknn(model_dir, facts["soc"], rknn_path)
         sftp.put(str(rknn_path), posixpath.join(remote, "tiny.rknn"))
-        spec.update(backend="rknnlite", model={"rknn": posixpath.join(remote, "tiny.rknn")},
-                    core_masks=["auto"] + (["0_1_2"] if facts["npu_cores"] == 3 else []))
+        spec.update(
+            backend="rknnlite",
+            model={"rknn": posixpath.join(remote, "tiny.rknn")},
+            core_masks=["auto"] + (["0_1_2"] if facts["npu_cores"] == 3 else []),
+        )
     elif facts["backends"]["onnxruntime"]["available"]:
         sftp.put(str(model_dir / "tiny.onnx"), posixpath.join(remote, "tiny.onnx"))
         spec.update(backend="onnxruntime", model={"onnx": posixpath.join(remote, "tiny.onnx")})
@@ -117,8 +129,9 @@ def test_board_info_and_run(board, model_dir, tmp_path):
         sftp.get(result.outputs[0]["files"][0]["path"], str(local))
         import onnxruntime as ort
 
-        (want,) = ort.InferenceSession(str(model_dir / "tiny.onnx"),
-                                       providers=["CPUExecutionProvider"]).run(None, {"image": x})
+        (want,) = ort.InferenceSession(str(model_dir / "tiny.onnx"), providers=["CPUExecutionProvider"]).run(
+            None, {"image": x}
+        )
         got = np.load(local).astype(np.float64).ravel()
         cos = float(got @ want.ravel() / (np.linalg.norm(got) * np.linalg.norm(want)))
         assert cos > 0.98, "board output differs from fp32: cosine %.4f" % cos
@@ -135,6 +148,18 @@ def _build_rknn(model_dir: Path, soc: str, target: Path) -> None:
         "assert r.build(do_quantization=True, dataset=sys.argv[4]) == 0\n"
         "assert r.export_rknn(sys.argv[2]) == 0\n"
     )
-    subprocess.run([sys.executable, "-c", code, str(model_dir / "tiny.onnx"), str(target),
-                    soc[:6], str(model_dir / "dataset.txt")],
-                   check=True, env=runner_env(), capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(model_dir / "tiny.onnx"),
+            str(target),
+            soc[:6],
+            str(model_dir / "dataset.txt"),
+        ],
+        check=True,
+        env=runner_env(),
+        capture_output=True,
+        timeout=300,
+    )

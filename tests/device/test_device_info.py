@@ -5,10 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from device_testing import FAKES, FIXTURES, REPO, runner_env
 from rkbench_wire import decode_board_info
 from rkbench_wire.info import BOARD_INFO_KEYS
-
-from device_testing import FAKES, FIXTURES, REPO, runner_env
 
 
 def info(root, *extra_paths, cache_dir=None):
@@ -33,7 +32,7 @@ def test_info_on_rk3588_tree(tmp_path):
     assert data["librknnrt"] == "2.3.0 (c949ad889d@2024-11-07T11:35:33)"
     assert data["npu_driver"] == "v0.9.8"
     assert data["npu_load_pct"] == [21, 11, 0]
-    assert data["npu_devfreq"]["device"] == "fdab0000.npu" and data["npu_devfreq"]["cur_freq_hz"] == 10 ** 9
+    assert data["npu_devfreq"]["device"] == "fdab0000.npu" and data["npu_devfreq"]["cur_freq_hz"] == 10**9
     assert [p["policy"] for p in data["cpufreq"]] == ["policy0", "policy4", "policy6"]
     assert data["temperatures_c"]["npu-thermal"] == 44.384
     assert data["memory"]["MemTotal"] == 7924928
@@ -49,5 +48,7 @@ def test_info_on_bare_tree():
     assert data["librknnrt"] is None and data["npu_driver"] is None and data["npu_devfreq"] is None
     assert data["cpufreq"] == [] and data["temperatures_c"] == {} and data["memory"] is None
     assert data["rknn_toolkit_lite2"] is None
-    assert data["backends"]["rknnlite"] == {"available": False,
-                                            "reason": "the rknnlite package (rknn-toolkit-lite2) is not installed"}
+    assert data["backends"]["rknnlite"] == {
+        "available": False,
+        "reason": "the rknnlite package (rknn-toolkit-lite2) is not installed",
+    }

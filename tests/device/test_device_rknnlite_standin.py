@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rkbench_wire import CORE_MASK_VALUES, ModelRef
-
 from device_testing import FAKES, FIXTURES, run_runner, runner_env
+from rkbench_wire import CORE_MASK_VALUES, ModelRef
 
 
 def calls(log: Path):
@@ -55,8 +54,9 @@ def test_core_mask_names_map_to_npu_core_values(fake_rknnlite, rknn_file, mask):
     backend.root = str(FIXTURES / "rk3588")  # lite2 reads the SoC from the device tree
     backend.load(ModelRef(rknn=str(rknn_file)), mask, ["nhwc"])
     init = [c for c in calls(fake_rknnlite) if c["call"] == "init_runtime"]
-    assert init == [{"call": "init_runtime", "core_mask": {"auto": 0, "0": 1, "1": 2, "2": 4, "0_1": 3,
-                                                            "0_1_2": 7}[mask]}]
+    assert init == [
+        {"call": "init_runtime", "core_mask": {"auto": 0, "0": 1, "1": 2, "2": 4, "0_1": 3, "0_1_2": 7}[mask]}
+    ]
     prepared = backend.prepare([np.ones((1, 4, 4, 3), np.uint8)])
     outputs = backend.infer(prepared.feed)
     assert outputs[0].tolist() == [[48.0, 1.0, 1.0]]
@@ -69,10 +69,13 @@ def test_core_mask_names_map_to_npu_core_values(fake_rknnlite, rknn_file, mask):
     assert calls(fake_rknnlite)[-1] == {"call": "release"}
 
 
-@pytest.mark.parametrize("fail, text", [
-    ("load_rknn", "load_rknn("),
-    ("init_runtime", "init_runtime(core_mask=0_1 [3]) returned -1"),
-])
+@pytest.mark.parametrize(
+    "fail, text",
+    [
+        ("load_rknn", "load_rknn("),
+        ("init_runtime", "init_runtime(core_mask=0_1 [3]) returned -1"),
+    ],
+)
 def test_minus_one_returns_become_clear_errors(fake_rknnlite, rknn_file, monkeypatch, fail, text):
     from rkbench_device.backends.rknnlite_backend import RknnLiteBackend
     from rkbench_device.errors import RunnerError
@@ -130,13 +133,18 @@ def test_librknnrt_checks(tmp_path):
     from rkbench_device.backends.rknnlite_backend import library_check
 
     lib = tmp_path / "usr" / "lib" / "librknnrt.so"
-    assert library_check(str(tmp_path)) == (None, "librknnrt.so is missing from /usr/lib (rknn-toolkit-lite2 loads "
-                                            "/usr/lib/librknnrt.so at init_runtime); fix: rkbench provision BOARD "
-                                            "--librknnrt PATH/TO/librknnrt.so (the x86_64 build)")
+    assert library_check(str(tmp_path)) == (
+        None,
+        "librknnrt.so is missing from /usr/lib (rknn-toolkit-lite2 loads "
+        "/usr/lib/librknnrt.so at init_runtime); fix: rkbench provision BOARD "
+        "--librknnrt PATH/TO/librknnrt.so (the x86_64 build)",
+    )
     other = tmp_path / "usr" / "local" / "lib" / "librknnrt.so"
     other.parent.mkdir(parents=True)
     other.write_bytes(b"librknnrt version: 2.5.0")
-    assert "is at %s, but rknn-toolkit-lite2 loads only /usr/lib/librknnrt.so" % other in library_check(str(tmp_path))[1]
+    assert (
+        "is at %s, but rknn-toolkit-lite2 loads only /usr/lib/librknnrt.so" % other in library_check(str(tmp_path))[1]
+    )
     lib.parent.mkdir(parents=True)
     # an aarch64 ELF shared object (ELFCLASS64, little endian, ET_DYN, EM_AARCH64) on this x86_64 machine
     lib.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + (3).to_bytes(2, "little") + (183).to_bytes(2, "little"))
@@ -148,6 +156,7 @@ def test_librknnrt_checks(tmp_path):
 
 # -- the whole runner with the fake, on fixture board trees ---------------------------------
 
+
 def fake_env(tmp_path, **extra):
     return runner_env([FAKES], FAKE_RKNNLITE_LOG=str(tmp_path / "runner-calls.jsonl"), **extra)
 
@@ -155,9 +164,15 @@ def fake_env(tmp_path, **extra):
 def rknn_spec(base_spec, rknn_file, tmp_path, masks):
     np.save(tmp_path / "nhwc.npy", np.arange(16 * 16 * 3, dtype=np.uint8).reshape(1, 16, 16, 3))
     spec = dict(base_spec)
-    spec.update(backend="auto", core_masks=masks, min_runs=5, min_seconds=0.05,
-                model={"rknn": str(rknn_file), "onnx": None, "build_recipe": None},
-                inputs=[[str(tmp_path / "nhwc.npy")]], data_format=["nhwc"])
+    spec.update(
+        backend="auto",
+        core_masks=masks,
+        min_runs=5,
+        min_seconds=0.05,
+        model={"rknn": str(rknn_file), "onnx": None, "build_recipe": None},
+        inputs=[[str(tmp_path / "nhwc.npy")]],
+        data_format=["nhwc"],
+    )
     return spec
 
 
@@ -211,8 +226,12 @@ def test_runner_on_rk3566_core_0_uses_default_init(base_spec, rknn_file, tmp_pat
 
 def test_runner_reports_init_failure_with_stderr_tail(base_spec, rknn_file, tmp_path):
     spec = rknn_spec(base_spec, rknn_file, tmp_path, ["0"])
-    out = run_runner(spec, tmp_path, args=["--root", str(FIXTURES / "rk3588")],
-                     env=fake_env(tmp_path, FAKE_RKNNLITE_FAIL="init_runtime"))
+    out = run_runner(
+        spec,
+        tmp_path,
+        args=["--root", str(FIXTURES / "rk3588")],
+        env=fake_env(tmp_path, FAKE_RKNNLITE_FAIL="init_runtime"),
+    )
     assert out.returncode == 1
     error = out.one("error")
     assert error.kind == "backend_failed" and error.core_mask == "0"
@@ -221,8 +240,9 @@ def test_runner_reports_init_failure_with_stderr_tail(base_spec, rknn_file, tmp_
 
 def test_rknnlite_npu_time_from_the_internal_run_perf_and_notes(base_spec, rknn_file, tmp_path):
     spec = rknn_spec(base_spec, rknn_file, tmp_path, ["auto"])
-    out = run_runner(spec, tmp_path, args=["--root", str(FIXTURES / "rk3588")],
-                     env=fake_env(tmp_path, FAKE_RKNNLITE_DELAY_S="0.002"))
+    out = run_runner(
+        spec, tmp_path, args=["--root", str(FIXTURES / "rk3588")], env=fake_env(tmp_path, FAKE_RKNNLITE_DELAY_S="0.002")
+    )
     assert out.returncode == 0, out.dump()
     result = out.one("result")
     assert result.io_mode == "copy" and result.profile is None
@@ -232,27 +252,33 @@ def test_rknnlite_npu_time_from_the_internal_run_perf_and_notes(base_spec, rknn_
     notes = "\n".join(result.timing_notes)
     assert "all happen inside RKNNLite.inference()" in notes and "want_float=1" in notes
     assert "internal RKNNLite.rknn_runtime.get_run_perf()" in notes and "not a public API" in notes
-    assert result.memory["npu"] == {"unsupported": "rknn-toolkit-lite2 has no NPU memory query on the board "
-                                                   "(use backend rknnrt)"}
+    assert result.memory["npu"] == {
+        "unsupported": "rknn-toolkit-lite2 has no NPU memory query on the board (use backend rknnrt)"
+    }
 
 
 def test_rknnlite_without_internal_runtime_says_no_npu_time(base_spec, rknn_file, tmp_path):
     spec = rknn_spec(base_spec, rknn_file, tmp_path, ["auto"])
     spec.update(data_format=["nchw"], profile_layers=True)
     np.save(tmp_path / "nhwc.npy", np.zeros((1, 3, 16, 16), np.float32))
-    out = run_runner(spec, tmp_path, args=["--root", str(FIXTURES / "rk3588")],
-                     env=fake_env(tmp_path, FAKE_RKNNLITE_NO_RUN_PERF="1"))
+    out = run_runner(
+        spec, tmp_path, args=["--root", str(FIXTURES / "rk3588")], env=fake_env(tmp_path, FAKE_RKNNLITE_NO_RUN_PERF="1")
+    )
     assert out.returncode == 0, out.dump()
     result = out.one("result")
     assert result.npu_stats is None and result.stage_stats == {}
     assert all(batch.stages_ns is None for batch in out.of("samples"))
     notes = "\n".join(result.timing_notes)
-    assert "no NPU time: rknn-toolkit-lite2" in notes and "has no internal RKNNLite.rknn_runtime.get_run_perf()" in notes
+    assert (
+        "no NPU time: rknn-toolkit-lite2" in notes and "has no internal RKNNLite.rknn_runtime.get_run_perf()" in notes
+    )
     # the NCHW input is transposed once before timing, not by lite2 inside every call
     assert result.input_conversion["steps"] == [
-        "input 0: NCHW -> NHWC (lite2 would transpose it in Python inside every inference() call)"]
+        "input 0: NCHW -> NHWC (lite2 would transpose it in Python inside every inference() call)"
+    ]
     assert {tuple(c["shapes"][0]) for c in calls(tmp_path / "runner-calls.jsonl") if c["call"] == "inference"} == {
-        (1, 16, 16, 3)}
+        (1, 16, 16, 3)
+    }
     assert result.profile == {"unsupported": "backend rknnlite has no per-layer NPU profile (use backend rknnrt)"}
 
 

@@ -22,8 +22,9 @@ def shared_lib(tmp_path, compiler, *flags, name="librknnrt.so"):
     source = tmp_path / "lib.c"
     source.write_text("int rkbench_test_symbol(void) { return 0; }\n")
     target = tmp_path / name
-    proc = subprocess.run([compiler, "-shared", "-fPIC", *flags, "-o", str(target), str(source)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [compiler, "-shared", "-fPIC", *flags, "-o", str(target), str(source)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip("%s cannot build a shared library here: %s" % (compiler, proc.stderr[-300:]))
     return target
@@ -33,8 +34,13 @@ def rknnrt_spec(base_spec, tmp_path, **changes):
     model = tmp_path / "model.rknn"
     model.write_bytes(b"not read: the library fails first")
     np.save(tmp_path / "in.npy", np.zeros((1, 16, 16, 3), np.uint8))
-    spec = dict(base_spec, backend="rknnrt", model={"rknn": str(model)}, inputs=[[str(tmp_path / "in.npy")]],
-                data_format=["nhwc"])
+    spec = dict(
+        base_spec,
+        backend="rknnrt",
+        model={"rknn": str(model)},
+        inputs=[[str(tmp_path / "in.npy")]],
+        data_format=["nhwc"],
+    )
     spec.update(changes)
     return spec
 
@@ -57,32 +63,57 @@ def test_no_librknnrt_on_the_board(base_spec, tmp_path):
 def test_placeholder_file_is_not_a_library(base_spec, tmp_path):
     out = run_runner(rknnrt_spec(base_spec, tmp_path), tmp_path, args=["--root", str(FIXTURES / "rk3588")])
     message = failed(out)
-    assert "rk3588/usr/lib/librknnrt.so is not a shared library (no ELF shared-object header" in message and FIX in message
+    assert (
+        "rk3588/usr/lib/librknnrt.so is not a shared library (no ELF shared-object header" in message and FIX in message
+    )
 
 
-@pytest.mark.parametrize("compiler, flags, words", [
-    ("aarch64-linux-gnu-gcc", [], "is a 64-bit aarch64 library but this Python is 64-bit on x86_64: wrong architecture"),
-    ("gcc", ["-m32", "-nostdlib"], "is a 32-bit x86 (i386) library but this Python is 64-bit on x86_64: wrong architecture"),
-])
+@pytest.mark.parametrize(
+    "compiler, flags, words",
+    [
+        (
+            "aarch64-linux-gnu-gcc",
+            [],
+            "is a 64-bit aarch64 library but this Python is 64-bit on x86_64: wrong architecture",
+        ),
+        (
+            "gcc",
+            ["-m32", "-nostdlib"],
+            "is a 32-bit x86 (i386) library but this Python is 64-bit on x86_64: wrong architecture",
+        ),
+    ],
+)
 def test_wrong_architecture_is_named(base_spec, tmp_path, compiler, flags, words):
     lib = shared_lib(tmp_path, compiler, *flags)
-    out = run_runner(rknnrt_spec(base_spec, tmp_path), tmp_path, args=["--root", str(FIXTURES / "rk3588")],
-                     env=runner_env(RKBENCH_LIBRKNNRT=str(lib)))
+    out = run_runner(
+        rknnrt_spec(base_spec, tmp_path),
+        tmp_path,
+        args=["--root", str(FIXTURES / "rk3588")],
+        env=runner_env(RKBENCH_LIBRKNNRT=str(lib)),
+    )
     message = failed(out)
     assert str(lib) in message and words in message and FIX in message
 
 
 def test_a_library_without_the_api_is_not_librknnrt(base_spec, tmp_path):
     lib = shared_lib(tmp_path, "gcc")
-    out = run_runner(rknnrt_spec(base_spec, tmp_path), tmp_path, args=["--root", str(FIXTURES / "rk3588")],
-                     env=runner_env(RKBENCH_LIBRKNNRT=str(lib)))
+    out = run_runner(
+        rknnrt_spec(base_spec, tmp_path),
+        tmp_path,
+        args=["--root", str(FIXTURES / "rk3588")],
+        env=runner_env(RKBENCH_LIBRKNNRT=str(lib)),
+    )
     message = failed(out)
     assert "loads but lacks rknn_init, rknn_destroy, rknn_query" in message and "it is not librknnrt" in message
 
 
 def test_override_pointing_nowhere(base_spec, tmp_path):
-    out = run_runner(rknnrt_spec(base_spec, tmp_path), tmp_path, args=["--root", str(FIXTURES / "rk3588")],
-                     env=runner_env(RKBENCH_LIBRKNNRT=str(tmp_path / "absent.so")))
+    out = run_runner(
+        rknnrt_spec(base_spec, tmp_path),
+        tmp_path,
+        args=["--root", str(FIXTURES / "rk3588")],
+        env=runner_env(RKBENCH_LIBRKNNRT=str(tmp_path / "absent.so")),
+    )
     assert "librknnrt.so not found at %s (RKBENCH_LIBRKNNRT=" % (tmp_path / "absent.so") in failed(out)
 
 
@@ -91,8 +122,9 @@ def test_board_python_without_ctypes(base_spec, tmp_path):
     shadow = tmp_path / "no_ctypes"
     shadow.mkdir()
     (shadow / "_ctypes.py").write_text("raise ImportError(\"No module named '_ctypes'\")\n")
-    out = run_runner(rknnrt_spec(base_spec, tmp_path), tmp_path, args=["--root", str(FIXTURES / "rk3588")],
-                     env=runner_env([shadow]))
+    out = run_runner(
+        rknnrt_spec(base_spec, tmp_path), tmp_path, args=["--root", str(FIXTURES / "rk3588")], env=runner_env([shadow])
+    )
     message = failed(out)
     assert "has no working ctypes (No module named '_ctypes')" in message
     assert "rknn-toolkit-lite2 both need it" in message

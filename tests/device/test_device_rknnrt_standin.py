@@ -23,13 +23,24 @@ RUN_US = 1500
 
 
 def env_for(lib, soc="rk3588", **knobs):
-    return runner_env(RKBENCH_LIBRKNNRT=str(lib), RKNN_STANDIN_ROOT=str(FIXTURES / soc),
-                      RKNN_STANDIN_RUN_US=str(knobs.pop("run_us", RUN_US)), **knobs)
+    return runner_env(
+        RKBENCH_LIBRKNNRT=str(lib),
+        RKNN_STANDIN_ROOT=str(FIXTURES / soc),
+        RKNN_STANDIN_RUN_US=str(knobs.pop("run_us", RUN_US)),
+        **knobs,
+    )
 
 
 def spec_for(base_spec, model, tmp_path, model_dir, **changes):
-    spec = dict(base_spec, backend="rknnrt", model={"rknn": str(model)}, data_format=["nchw"],
-                min_runs=30, min_seconds=0.1, save_outputs=True)
+    spec = dict(
+        base_spec,
+        backend="rknnrt",
+        model={"rknn": str(model)},
+        data_format=["nchw"],
+        min_runs=30,
+        min_seconds=0.1,
+        save_outputs=True,
+    )
     spec.update(changes)
     return spec
 
@@ -93,8 +104,9 @@ def test_copy_mode_npu_time_stages_memory_versions(base_spec, tiny_rknn, standin
 def test_zero_copy_and_copy_both_run_and_agree(base_spec, tiny_rknn, standin, model_dir, tmp_path):
     results = {}
     for mode in ("copy", "zero_copy"):
-        spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, io_mode=mode,
-                        output_dir=str(tmp_path / mode))
+        spec = spec_for(
+            base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, io_mode=mode, output_dir=str(tmp_path / mode)
+        )
         out = run(spec, tmp_path, standin())
         assert out.returncode == 0, out.dump()
         results[mode] = out.one("result")
@@ -111,8 +123,15 @@ def test_zero_copy_and_copy_both_run_and_agree(base_spec, tiny_rknn, standin, mo
 
 
 def test_profile_pass_writes_the_table_and_adds_no_sample(base_spec, tiny_rknn, standin, model_dir, tmp_path):
-    spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, profile_layers=True, profile_runs=4,
-                    core_masks=["0", "0_1"])
+    spec = spec_for(
+        base_spec,
+        tiny_rknn("rk3588"),
+        tmp_path,
+        model_dir,
+        profile_layers=True,
+        profile_runs=4,
+        core_masks=["0", "0_1"],
+    )
     out = run(spec, tmp_path, standin())
     assert out.returncode == 0, out.dump()
     for result in out.of("result"):
@@ -152,19 +171,24 @@ def test_model_for_another_soc_is_named(base_spec, tiny_rknn, standin, model_dir
     assert out.returncode == 1, out.dump()
     error = out.one("error")
     assert error.kind == "backend_failed" and error.core_mask == "auto"
-    assert "rknn_init returned -13 RKNN_ERR_TARGET_PLATFORM_UNMATCH: the model was built for another SoC" \
-        in error.message
+    assert (
+        "rknn_init returned -13 RKNN_ERR_TARGET_PLATFORM_UNMATCH: the model was built for another SoC" in error.message
+    )
     assert "[stand-in]" in (error.detail or "")  # the runtime's own lines reach the error
     assert not out.of("result")
 
 
-@pytest.mark.parametrize("fail, words", [
-    ("rknn_init=-3", "rknn_init returned -3 RKNN_ERR_DEVICE_UNAVAILABLE: the NPU device cannot be opened"),
-    ("rknn_inputs_set=-8", "rknn_inputs_set returned -8 RKNN_ERR_INPUT_INVALID"),
-    ("rknn_outputs_get=-9", "rknn_outputs_get(want_float=1) returned -9 RKNN_ERR_OUTPUT_INVALID"),
-])
-def test_failures_before_timing_are_named_with_the_runtime_lines(base_spec, tiny_rknn, standin, model_dir,
-                                                                  tmp_path, fail, words):
+@pytest.mark.parametrize(
+    "fail, words",
+    [
+        ("rknn_init=-3", "rknn_init returned -3 RKNN_ERR_DEVICE_UNAVAILABLE: the NPU device cannot be opened"),
+        ("rknn_inputs_set=-8", "rknn_inputs_set returned -8 RKNN_ERR_INPUT_INVALID"),
+        ("rknn_outputs_get=-9", "rknn_outputs_get(want_float=1) returned -9 RKNN_ERR_OUTPUT_INVALID"),
+    ],
+)
+def test_failures_before_timing_are_named_with_the_runtime_lines(
+    base_spec, tiny_rknn, standin, model_dir, tmp_path, fail, words
+):
     spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir)
     out = run(spec, tmp_path, standin(), RKNN_STANDIN_FAIL=fail)
     assert out.returncode == 1, out.dump()
@@ -176,8 +200,7 @@ def test_failures_before_timing_are_named_with_the_runtime_lines(base_spec, tiny
 
 
 def test_failure_inside_the_timed_loop_keeps_what_was_measured(base_spec, tiny_rknn, standin, model_dir, tmp_path):
-    spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, min_runs=1000, min_seconds=5.0,
-                    warmup=1)
+    spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, min_runs=1000, min_seconds=5.0, warmup=1)
     # calls 1..3 warm up (each of the 3 inputs once), 4..40 are timed; the 41st rknn_run fails
     out = run(spec, tmp_path, standin(), RKNN_STANDIN_FAIL="rknn_run@41=-2")
     assert out.returncode == 1, out.dump()
@@ -198,8 +221,7 @@ def test_core_masks_on_rk3566(base_spec, tiny_rknn, standin, model_dir, tmp_path
 
 
 def test_core_masks_on_rk3588_reach_the_runtime(base_spec, tiny_rknn, standin, model_dir, tmp_path):
-    spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, core_masks=["0", "0_1_2"],
-                    save_outputs=False)
+    spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, core_masks=["0", "0_1_2"], save_outputs=False)
     out = run(spec, tmp_path, standin())
     assert out.returncode == 0, out.dump()
     single, triple = out.of("result")
@@ -222,8 +244,7 @@ def test_old_runtime_degrades(base_spec, tiny_rknn, standin, model_dir, tmp_path
 
 
 def test_auto_prefers_rknnrt_and_says_so(base_spec, tiny_rknn, standin, model_dir, tmp_path):
-    spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, backend="auto", min_runs=5,
-                    save_outputs=False)
+    spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, backend="auto", min_runs=5, save_outputs=False)
     spec["model"] = {"rknn": str(tiny_rknn("rk3588")), "onnx": base_spec["model"]["onnx"]}
     out = run(spec, tmp_path, standin())
     assert out.returncode == 0, out.dump()
@@ -234,8 +255,14 @@ def test_auto_prefers_rknnrt_and_says_so(base_spec, tiny_rknn, standin, model_di
 
 
 def info(root, lib, *args):
-    proc = subprocess.run([sys.executable, "-m", "rkbench_device", "info", "--root", str(root)] + list(args),
-                          capture_output=True, text=True, env=env_for(lib), cwd=str(REPO), timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rkbench_device", "info", "--root", str(root)] + list(args),
+        capture_output=True,
+        text=True,
+        env=env_for(lib),
+        cwd=str(REPO),
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == 1, proc.stdout  # the runtime's chatter stayed off stdout
     return json.loads(proc.stdout), proc.stderr
@@ -264,8 +291,12 @@ def test_contexts_in_threads_overlap_the_gil_is_released(tiny_rknn, standin, mod
     from rkbench_device.backends.rknnrt_backend import RknnRtBackend
     from rkbench_wire import ModelRef
 
-    for name, value in (("RKBENCH_LIBRKNNRT", str(standin())), ("RKNN_STANDIN_ROOT", str(FIXTURES / "rk3588")),
-                        ("RKNN_STANDIN_RUN_US", "40000"), ("RKNN_STANDIN_QUIET", "1")):
+    for name, value in (
+        ("RKBENCH_LIBRKNNRT", str(standin())),
+        ("RKNN_STANDIN_ROOT", str(FIXTURES / "rk3588")),
+        ("RKNN_STANDIN_RUN_US", "40000"),
+        ("RKNN_STANDIN_QUIET", "1"),
+    ):
         monkeypatch.setenv(name, value)
     backends, calls = [], []
     for mask in ("0", "1"):
@@ -275,6 +306,7 @@ def test_contexts_in_threads_overlap_the_gil_is_released(tiny_rknn, standin, mod
         backends.append(backend)
         calls.append(backend.bind(backend.prepare([np.load(model_dir / "input_0.npy")]).feed))
     try:
+
         def five(call):
             for _ in range(5):
                 call()
@@ -304,14 +336,25 @@ def test_uint8_inputs_left_to_the_runtime_in_both_modes(base_spec, tiny_rknn, st
     np.save(tmp_path / "u8.npy", image if layout == "nchw" else image.transpose(0, 2, 3, 1))
     outputs = {}
     for mode in ("copy", "zero_copy"):
-        spec = spec_for(base_spec, tiny_rknn("rk3588"), tmp_path, model_dir, io_mode=mode, data_format=[layout],
-                        inputs=[[str(tmp_path / "u8.npy")]], output_dir=str(tmp_path / mode))
+        spec = spec_for(
+            base_spec,
+            tiny_rknn("rk3588"),
+            tmp_path,
+            model_dir,
+            io_mode=mode,
+            data_format=[layout],
+            inputs=[[str(tmp_path / "u8.npy")]],
+            output_dir=str(tmp_path / mode),
+        )
         out = run(spec, tmp_path, standin())
         assert out.returncode == 0, out.dump()
         result = out.one("result")
         (step,) = result.input_conversion["steps"]
-        where = "rknn_run, in the timed run stage" if mode == "zero_copy" else \
-            "rknn_inputs_set, in the timed inputs_set stage"
+        where = (
+            "rknn_run, in the timed run stage"
+            if mode == "zero_copy"
+            else "rknn_inputs_set, in the timed inputs_set stage"
+        )
         assert ("uint8 %s given to the runtime as it is" % layout.upper()) in step and where in step
         assert result.inputs[0]["dtype"] == "uint8"
         outputs[mode] = np.load(result.outputs[0]["files"][0]["path"])
@@ -326,9 +369,23 @@ def test_info_works_on_a_board_python_without_numpy(tiny_rknn, standin, tmp_path
     (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'numpy'\")\n")
     env = env_for(standin())
     env["PYTHONPATH"] = "%s:%s" % (shadow.parent, env["PYTHONPATH"])
-    proc = subprocess.run([sys.executable, "-m", "rkbench_device", "info", "--root", str(FIXTURES / "rk3588"),
-                           "--probe-model", str(tiny_rknn("rk3588"))],
-                          capture_output=True, text=True, env=env, cwd=str(REPO), timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rkbench_device",
+            "info",
+            "--root",
+            str(FIXTURES / "rk3588"),
+            "--probe-model",
+            str(tiny_rknn("rk3588")),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(REPO),
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["numpy"] is None and data["backends"]["rknnrt"]["available"] is True

@@ -8,9 +8,8 @@ import queue
 import threading
 import time
 
-from rkbench_wire import decode_event
-
 from device_testing import run_runner, start_runner
+from rkbench_wire import decode_event
 
 
 class EventReader:
@@ -99,8 +98,11 @@ def test_board_lock_busy_then_free(base_spec, tmp_path):
         assert not out.of("result")
 
         # a third run with a longer timeout gets the board once the holder's host goes away
-        patient, patient_reader = launch(dict(base_spec, lock_timeout_s=20.0, min_runs=5, min_seconds=0.1,
-                                              output_dir=str(tmp_path / "out3")), tmp_path, "patient")
+        patient, patient_reader = launch(
+            dict(base_spec, lock_timeout_s=20.0, min_runs=5, min_seconds=0.1, output_dir=str(tmp_path / "out3")),
+            tmp_path,
+            "patient",
+        )
         try:
             patient_reader.wait_for(lambda e: e.type == "progress" and "waiting" in e.message)
             holder.stdin.close()

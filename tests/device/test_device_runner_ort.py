@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rkbench_wire import PROTOCOL_VERSION, summarize_ns
-
 from device_testing import FIXTURES, latencies, run_runner
+from rkbench_wire import PROTOCOL_VERSION, summarize_ns
 
 
 def ort_outputs(onnx_path, array):
@@ -88,7 +87,7 @@ def test_min_runs_dominates_then_caps(base_spec, tmp_path):
     result = out.one("result")
     assert result.counts["runs"] == 200 and result.stopped_by == "max_runs" and result.outputs == []
     # max_seconds caps it too
-    base_spec.update(min_runs=10 ** 8, min_seconds=0.2, max_runs=10 ** 9, max_seconds=0.3)
+    base_spec.update(min_runs=10**8, min_seconds=0.2, max_runs=10**9, max_seconds=0.3)
     out = run_runner(base_spec, tmp_path)
     result = out.one("result")
     assert result.stopped_by == "max_seconds" and 0.3 <= result.elapsed_s < 2.0
@@ -103,17 +102,21 @@ def test_nhwc_uint8_inputs_are_converted_once_and_reported(base_spec, model_dir,
     base_spec["model"]["build_recipe"] = {
         "config": {"mean_values": [[0, 0, 0]], "std_values": [[255, 255, 255]], "target_platform": "rk3566"},
         "load": {"kind": "onnx", "kwargs": {}},
-        "build": {"do_quantization": False, "dataset": None}}
+        "build": {"do_quantization": False, "dataset": None},
+    }
     out = run_runner(base_spec, tmp_path)
     assert out.returncode == 0, out.dump()
     result = out.one("result")
     conv = result.input_conversion
     assert conv is not None and conv["seconds"] >= 0
-    assert conv["steps"] == ["input 0 (image): NHWC -> NCHW",
-                             "input 0 (image): uint8 -> float32 with mean/std of the build recipe"]
+    assert conv["steps"] == [
+        "input 0 (image): NHWC -> NCHW",
+        "input 0 (image): uint8 -> float32 with mean/std of the build recipe",
+    ]
     assert result.inputs[0]["shape"] == [1, 3, 16, 16] and result.inputs[0]["dtype"] == "float32"
-    want = ort_outputs(model_dir / "tiny.onnx",
-                       (image.transpose(0, 3, 1, 2).astype(np.float32) / 255.0).astype(np.float32))[0]
+    want = ort_outputs(
+        model_dir / "tiny.onnx", (image.transpose(0, 3, 1, 2).astype(np.float32) / 255.0).astype(np.float32)
+    )[0]
     np.testing.assert_allclose(np.load(result.outputs[0]["files"][0]["path"]), want, rtol=1e-5, atol=1e-6)
 
 
@@ -129,8 +132,10 @@ def test_telemetry_from_board_tree_and_temperature_limit(base_spec, tmp_path):
     result = out.one("result")
     # soc-thermal and littlecore-thermal are at 45.23 C in the tree, the limit is 45.0
     assert result.throttled is True
-    assert result.throttle_reasons == ["littlecore-thermal reached 45.2 C (limit 45.0 C)",
-                                       "soc-thermal reached 45.2 C (limit 45.0 C)"]
+    assert result.throttle_reasons == [
+        "littlecore-thermal reached 45.2 C (limit 45.0 C)",
+        "soc-thermal reached 45.2 C (limit 45.0 C)",
+    ]
     base_spec["temp_limit_c"] = 85.0
     out = run_runner(base_spec, tmp_path, args=["--root", str(FIXTURES / "rk3588")])
     assert out.one("result").throttled is False
@@ -144,16 +149,31 @@ def test_core_masks_do_not_apply_to_onnxruntime(base_spec, tmp_path):
     assert any("do not apply to backend onnxruntime" in p.message for p in out.of("progress"))
 
 
-@pytest.mark.parametrize("change, kind, text", [
-    (lambda s, t: s["model"].update(onnx=str(t / "nope.onnx")), "model_missing", "nope.onnx"),
-    (lambda s, t: s.update(inputs=[[str(t / "missing.npy")]]), "input_missing", "missing.npy"),
-    (lambda s, t: (np.save(t / "wrong.npy", np.zeros((1, 3, 8, 8), np.float32)),
-                   s.update(inputs=[[str(t / "wrong.npy")]])), "bad_input", "[1, 3, 8, 8]"),
-    (lambda s, t: ((t / "junk.npy").write_text("not numpy"), s.update(inputs=[[str(t / "junk.npy")]])),
-     "bad_input", "junk.npy"),
-    (lambda s, t: s.update(backend="rknnlite", model={"rknn": str(t / "m.rknn")}), "backend_missing",
-     "rkbench provision"),
-])
+@pytest.mark.parametrize(
+    "change, kind, text",
+    [
+        (lambda s, t: s["model"].update(onnx=str(t / "nope.onnx")), "model_missing", "nope.onnx"),
+        (lambda s, t: s.update(inputs=[[str(t / "missing.npy")]]), "input_missing", "missing.npy"),
+        (
+            lambda s, t: (
+                np.save(t / "wrong.npy", np.zeros((1, 3, 8, 8), np.float32)),
+                s.update(inputs=[[str(t / "wrong.npy")]]),
+            ),
+            "bad_input",
+            "[1, 3, 8, 8]",
+        ),
+        (
+            lambda s, t: ((t / "junk.npy").write_text("not numpy"), s.update(inputs=[[str(t / "junk.npy")]])),
+            "bad_input",
+            "junk.npy",
+        ),
+        (
+            lambda s, t: s.update(backend="rknnlite", model={"rknn": str(t / "m.rknn")}),
+            "backend_missing",
+            "rkbench provision",
+        ),
+    ],
+)
 def test_failures_become_error_events(base_spec, tmp_path, change, kind, text):
     change(base_spec, tmp_path)
     out = run_runner(base_spec, tmp_path)
@@ -167,11 +187,14 @@ def test_failures_become_error_events(base_spec, tmp_path, change, kind, text):
     assert hello.backend == ("none" if kind == "backend_missing" else "onnxruntime")
 
 
-@pytest.mark.parametrize("line, expect", [
-    (lambda s: dict(s, v=1), "run spec.v: protocol version 1 is not supported"),
-    (lambda s: dict(s, min_runs="many"), "min_runs: expected an integer"),
-    (lambda s: "this is not json", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "line, expect",
+    [
+        (lambda s: dict(s, v=1), "run spec.v: protocol version 1 is not supported"),
+        (lambda s: dict(s, min_runs="many"), "min_runs: expected an integer"),
+        (lambda s: "this is not json", "not valid JSON"),
+    ],
+)
 def test_runner_rejects_bad_specs(base_spec, tmp_path, line, expect):
     spec = line(base_spec)
     out = run_runner(spec if isinstance(spec, str) else json.dumps(spec), tmp_path)

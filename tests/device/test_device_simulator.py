@@ -11,7 +11,6 @@ import pytest
 from device_testing import run_runner
 
 
-
 def cosine(a, b):
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()

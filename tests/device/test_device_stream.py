@@ -10,9 +10,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from rkbench_device.stream import StderrTee
-
 from device_testing import REPO, runner_env
+from rkbench_device.stream import StderrTee
 
 STRESS = r"""
 import os, sys
@@ -41,8 +40,14 @@ os.write(events, (tee.tail() + "\n").encode())
 
 
 def run_script(script, *args):
-    proc = subprocess.run([sys.executable, "-c", script] + list(args), capture_output=True, text=True,
-                          env=runner_env(), cwd=str(REPO), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script] + list(args),
+        capture_output=True,
+        text=True,
+        env=runner_env(),
+        cwd=str(REPO),
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from device_testing import FIXTURES
 from rkbench_device import sysfs
 from rkbench_device.telemetry import read_telemetry
-
-from device_testing import FIXTURES
 
 RK3588 = str(FIXTURES / "rk3588")
 RK3566 = str(FIXTURES / "rk3566")
@@ -76,15 +75,18 @@ def test_bare_tree_every_reader_returns_nothing():
     assert reading.npu_load_pct is None and reading.npu_freq_hz is None and reading.cpu == []
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("NPU load:  Core0: 21%, Core1: 11%, Core2:  0%,", [21, 11, 0]),
-    ("NPU load:  Core1: 5%, Core0: 7%,", [7, 5]),
-    ("NPU load:  33%", [33]),
-    ("NPU load:   0%\n", [0]),
-    ("", None),
-    ("garbage", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("NPU load:  Core0: 21%, Core1: 11%, Core2:  0%,", [21, 11, 0]),
+        ("NPU load:  Core1: 5%, Core0: 7%,", [7, 5]),
+        ("NPU load:  33%", [33]),
+        ("NPU load:   0%\n", [0]),
+        ("", None),
+        ("garbage", None),
+        (None, None),
+    ],
+)
 def test_parse_npu_load(text, expected):
     assert sysfs.parse_npu_load(text) == expected
 

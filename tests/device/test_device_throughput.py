@@ -16,15 +16,24 @@ SECONDS = 0.6
 
 
 def env_for(lib, soc="rk3588", **knobs):
-    return runner_env(RKBENCH_LIBRKNNRT=str(lib), RKNN_STANDIN_ROOT=str(FIXTURES / soc),
-                      RKNN_STANDIN_RUN_US=str(RUN_US), RKNN_STANDIN_IO_US="20", RKNN_STANDIN_QUIET="1", **knobs)
+    return runner_env(
+        RKBENCH_LIBRKNNRT=str(lib),
+        RKNN_STANDIN_ROOT=str(FIXTURES / soc),
+        RKNN_STANDIN_RUN_US=str(RUN_US),
+        RKNN_STANDIN_IO_US="20",
+        RKNN_STANDIN_QUIET="1",
+        **knobs,
+    )
 
 
 def throughput_spec(base_spec, model, configs, seconds=SECONDS):
-    spec = dict(base_spec, backend="rknnrt", model={"rknn": str(model)}, data_format=["nchw"],
-                save_outputs=False, warmup=1)
-    spec["throughput"] = {"seconds": seconds,
-                          "configs": [{"assignment": name, "core_masks": masks} for name, masks in configs]}
+    spec = dict(
+        base_spec, backend="rknnrt", model={"rknn": str(model)}, data_format=["nchw"], save_outputs=False, warmup=1
+    )
+    spec["throughput"] = {
+        "seconds": seconds,
+        "configs": [{"assignment": name, "core_masks": masks} for name, masks in configs],
+    }
     return spec
 
 
@@ -33,8 +42,12 @@ def run(spec, tmp_path, lib, soc="rk3588", **knobs):
 
 
 def test_contexts_overlap_on_cores_and_every_run_is_counted(base_spec, tiny_rknn, standin, tmp_path):
-    configs = [("per-core", ["0"]), ("per-core", ["0", "1", "2"]),
-               ("per-core", ["0", "1", "2", "0", "1", "2"]), ("0_1_2", ["0_1_2"])]
+    configs = [
+        ("per-core", ["0"]),
+        ("per-core", ["0", "1", "2"]),
+        ("per-core", ["0", "1", "2", "0", "1", "2"]),
+        ("0_1_2", ["0_1_2"]),
+    ]
     out = run(throughput_spec(base_spec, tiny_rknn("rk3588"), configs), tmp_path, standin())
     assert out.returncode == 0, out.dump()
     events = out.of("throughput")
@@ -63,18 +76,20 @@ def test_contexts_overlap_on_cores_and_every_run_is_counted(base_spec, tiny_rknn
 
 def test_share_weight_on_an_older_runtime_without_dup_context(base_spec, tiny_rknn, standin, tmp_path):
     configs = [("per-core", ["0", "1"])]
-    out = run(throughput_spec(base_spec, tiny_rknn("rk3588"), configs, seconds=0.2), tmp_path,
-              standin("old", "1.6.0"))
+    out = run(throughput_spec(base_spec, tiny_rknn("rk3588"), configs, seconds=0.2), tmp_path, standin("old", "1.6.0"))
     assert out.returncode == 0, out.dump()
     event = out.one("throughput")
     assert [c["creation"] for c in event.contexts] == ["init", "share_weight"]
 
 
-def test_contexts_that_do_not_fit_stop_the_sweep_keeping_what_was_measured(base_spec, tiny_rknn, standin,
-                                                                           tmp_path):
+def test_contexts_that_do_not_fit_stop_the_sweep_keeping_what_was_measured(base_spec, tiny_rknn, standin, tmp_path):
     configs = [("auto", ["auto"] * n) for n in (1, 2, 3, 4)]
-    out = run(throughput_spec(base_spec, tiny_rknn("rk3588"), configs, seconds=0.2), tmp_path, standin(),
-              RKNN_STANDIN_MAX_CONTEXTS="2")
+    out = run(
+        throughput_spec(base_spec, tiny_rknn("rk3588"), configs, seconds=0.2),
+        tmp_path,
+        standin(),
+        RKNN_STANDIN_MAX_CONTEXTS="2",
+    )
     assert out.returncode == 0, out.dump()
     events = out.of("throughput")
     assert [len(e.core_masks) for e in events] == [1, 2, 3]  # the 4th is never tried
@@ -96,8 +111,7 @@ def test_a_core_mask_the_soc_lacks_is_refused_before_running(base_spec, tiny_rkn
 
 def test_single_core_soc_says_more_contexts_only_overlap_cpu_work(base_spec, tiny_rknn, standin, tmp_path):
     configs = [("auto", ["auto"]), ("auto", ["auto", "auto"])]
-    out = run(throughput_spec(base_spec, tiny_rknn("rk3566"), configs, seconds=0.3), tmp_path, standin(),
-              soc="rk3566")
+    out = run(throughput_spec(base_spec, tiny_rknn("rk3566"), configs, seconds=0.3), tmp_path, standin(), soc="rk3566")
     assert out.returncode == 0, out.dump()
     assert any("only overlap CPU-side work" in p.message for p in out.of("progress"))
     one, two = out.of("throughput")

@@ -30,9 +30,12 @@ def test_core_masks_by_soc():
 
 
 def reading(npu=None, cpu=None, temps=None):
-    return Telemetry(timestamp=0.0, npu_freq_hz=npu,
-                     cpu=[{"policy": "policy0", "cur_khz": cpu}] if cpu is not None else [],
-                     temperatures_c=temps or {})
+    return Telemetry(
+        timestamp=0.0,
+        npu_freq_hz=npu,
+        cpu=[{"policy": "policy0", "cur_khz": cpu}] if cpu is not None else [],
+        temperatures_c=temps or {},
+    )
 
 
 def test_throttle_verdict():
@@ -41,8 +44,9 @@ def test_throttle_verdict():
     assert throttle_verdict([], 85.0) == (False, [])
     npu_drop = steady + [reading(800_000_000, 1_800_000, {"soc": 50.0})]
     throttled, reasons = throttle_verdict(npu_drop, 85.0)
-    assert throttled and reasons == ["NPU clock changed during the runs: 1000000000 -> 800000000 Hz "
-                                     "(min 800000000, max 1000000000)"]
+    assert throttled and reasons == [
+        "NPU clock changed during the runs: 1000000000 -> 800000000 Hz (min 800000000, max 1000000000)"
+    ]
     cpu_drop = steady + [reading(1_000_000_000, 1_416_000, {"soc": 50.0})]
     throttled, reasons = throttle_verdict(cpu_drop, 85.0)
     assert throttled and "CPU policy0 clock changed" in reasons[0]
@@ -56,8 +60,15 @@ def test_throttle_verdict():
 def test_measure_respects_min_runs_and_min_seconds():
     calls = [lambda: None, lambda: None]
     batches = []
-    m = measure(calls, min_runs=5, min_seconds=0.05, max_runs=10 ** 9, max_seconds=5,
-                on_batch=lambda off, b: batches.append((off, list(b))), batch_interval_s=0.01)
+    m = measure(
+        calls,
+        min_runs=5,
+        min_seconds=0.05,
+        max_runs=10**9,
+        max_seconds=5,
+        on_batch=lambda off, b: batches.append((off, list(b))),
+        batch_interval_s=0.01,
+    )
     assert m.elapsed_s >= 0.05 and len(m.samples_ns) > 5 and m.stopped_by == "min_reached"
     streamed = []
     for off, batch in batches:
@@ -75,8 +86,14 @@ def test_measure_respects_min_runs_and_min_seconds():
 def test_measure_caps():
     m = measure([lambda: None], min_runs=10, min_seconds=100, max_runs=500, max_seconds=5, on_batch=lambda o, b: None)
     assert len(m.samples_ns) == 500 and m.stopped_by == "max_runs"
-    m = measure([lambda: time.sleep(0.001)], min_runs=10 ** 6, min_seconds=100, max_runs=10 ** 7, max_seconds=0.1,
-                on_batch=lambda o, b: None)
+    m = measure(
+        [lambda: time.sleep(0.001)],
+        min_runs=10**6,
+        min_seconds=100,
+        max_runs=10**7,
+        max_seconds=0.1,
+        on_batch=lambda o, b: None,
+    )
     assert m.stopped_by == "max_seconds" and 0.1 <= m.elapsed_s < 0.5
 
 
@@ -92,8 +109,9 @@ def test_slowed_adds_the_fraction():
         time.sleep(0.004)
 
     base = measure([work], min_runs=15, min_seconds=0, max_runs=15, max_seconds=5, on_batch=lambda o, b: None)
-    slow = measure([slowed(work, 0.5)], min_runs=15, min_seconds=0, max_runs=15, max_seconds=5,
-                   on_batch=lambda o, b: None)
+    slow = measure(
+        [slowed(work, 0.5)], min_runs=15, min_seconds=0, max_runs=15, max_seconds=5, on_batch=lambda o, b: None
+    )
     ratio = sorted(slow.samples_ns)[7] / sorted(base.samples_ns)[7]
     assert 1.35 < ratio < 1.8
 
@@ -130,6 +148,7 @@ def test_unexpected_exception_becomes_internal_error_event(tmp_path: Path, base_
         def bind(self, feed):
             def boom():
                 raise ZeroDivisionError("bug in the loop")
+
             return boom
 
     monkeypatch.setattr(runner_mod, "create_backend", lambda name: Broken())
@@ -161,6 +180,13 @@ def test_measure_passes_on_what_it_measured_when_a_call_fails():
 
     batches = []
     with pytest.raises(RuntimeError, match="-2"):
-        measure([flaky], min_runs=100, min_seconds=10, max_runs=1000, max_seconds=10,
-                on_batch=lambda off, b: batches.append((off, list(b))), batch_interval_s=100)
+        measure(
+            [flaky],
+            min_runs=100,
+            min_seconds=10,
+            max_runs=1000,
+            max_seconds=10,
+            on_batch=lambda off, b: batches.append((off, list(b))),
+            batch_interval_s=100,
+        )
     assert [(off, len(b)) for off, b in batches] == [(0, 7)]

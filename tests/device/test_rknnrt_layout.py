@@ -6,18 +6,37 @@ import numpy as np
 import pytest
 
 from rkbench_device.backends.rknnrt_layout import (
-    array_format, dequantize, output_float, pack, plan_input, quantize, unpack,
+    array_format,
+    dequantize,
+    output_float,
+    pack,
+    plan_input,
+    quantize,
+    unpack,
 )
 
 
-def attr(dims, fmt, type_="int8", qnt="affine_asymmetric", zp=-128, scale=1 / 255, w_stride=0, size=None,
-         name="image"):
+def attr(dims, fmt, type_="int8", qnt="affine_asymmetric", zp=-128, scale=1 / 255, w_stride=0, size=None, name="image"):
     n = int(np.prod(dims))
     item = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4, "int4": 1}[type_]
     size = n * item if size is None else size
-    return {"index": 0, "name": name, "dims": list(dims), "n_elems": n, "size": size, "fmt": fmt, "type": type_,
-            "qnt_type": qnt, "fl": 0, "zp": zp, "scale": scale, "w_stride": w_stride, "h_stride": 0,
-            "size_with_stride": size, "pass_through": 0}
+    return {
+        "index": 0,
+        "name": name,
+        "dims": list(dims),
+        "n_elems": n,
+        "size": size,
+        "fmt": fmt,
+        "type": type_,
+        "qnt_type": qnt,
+        "fl": 0,
+        "zp": zp,
+        "scale": scale,
+        "w_stride": w_stride,
+        "h_stride": 0,
+        "size_with_stride": size,
+        "pass_through": 0,
+    }
 
 
 USER = attr([1, 16, 16, 3], "nhwc")
@@ -40,8 +59,10 @@ def test_float_nchw_is_quantized_and_transposed_once_for_pass_through():
     want = np.clip(np.round(x.transpose(0, 2, 3, 1) * 255) - 128, -128, 127).astype(np.int8)
     np.testing.assert_array_equal(plan.data, want)
     assert plan.data.flags["C_CONTIGUOUS"]
-    assert plan.steps == ["input 0 (image): float32 -> int8, quantized with the input's zp -128, scale 0.00392157",
-                          "input 0 (image): NCHW -> native NHWC [1, 16, 16, 3]"]
+    assert plan.steps == [
+        "input 0 (image): float32 -> int8, quantized with the input's zp -128, scale 0.00392157",
+        "input 0 (image): NCHW -> native NHWC [1, 16, 16, 3]",
+    ]
 
 
 def test_native_width_stride_and_nc1hwc2_packing_round_trip():

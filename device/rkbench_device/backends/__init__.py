@@ -16,8 +16,17 @@ from ..sysfs import soc_compatible
 from ..versions import module_found
 from .base import Backend, Prepared, TensorInfo
 
-__all__ = ["Availability", "Backend", "Prepared", "TensorInfo", "RKNN_MODEL_BACKENDS", "availability",
-           "backend_versions", "choose_backend", "create_backend"]
+__all__ = [
+    "Availability",
+    "Backend",
+    "Prepared",
+    "TensorInfo",
+    "RKNN_MODEL_BACKENDS",
+    "availability",
+    "backend_versions",
+    "choose_backend",
+    "create_backend",
+]
 
 #: Backends that run the .rknn (the others run the .onnx).
 RKNN_MODEL_BACKENDS = ("rknnrt", "rknnlite")
@@ -79,8 +88,10 @@ def choose_backend(spec: RunSpec, root: str = "/") -> Tuple[str, str]:
         state = avail[spec.backend]
         if not state.available:
             hint = _HINTS[spec.backend] if "fix:" not in state.reason else ""
-            raise RunnerError(ERR_BACKEND_MISSING, "backend %s was asked for but %s%s"
-                              % (spec.backend, state.reason, ": " + hint if hint else ""))
+            raise RunnerError(
+                ERR_BACKEND_MISSING,
+                "backend %s was asked for but %s%s" % (spec.backend, state.reason, ": " + hint if hint else ""),
+            )
         return spec.backend, "asked for by the run spec (%s)" % state.reason
     why_not: List[str] = []
     for name, needs, missing in (
@@ -92,13 +103,17 @@ def choose_backend(spec: RunSpec, root: str = "/") -> Tuple[str, str]:
         state = avail[name]
         if state.available and needs:
             skipped = ("; not " + "; not ".join(why_not)) if why_not else ""
-            chosen = ("the C API backend (NPU time, per-layer profile, NPU memory; "
-                      "--backend rknnlite measures the vendor's Python path): " if name == "rknnrt" else "")
+            chosen = (
+                "the C API backend (NPU time, per-layer profile, NPU memory; "
+                "--backend rknnlite measures the vendor's Python path): "
+                if name == "rknnrt"
+                else ""
+            )
             return name, "auto: %s%s%s" % (chosen, state.reason, skipped)
         why_not.append("%s (%s)" % (name, state.reason if not state.available else missing))
-    raise RunnerError(ERR_BACKEND_MISSING,
-                      "no backend can run this model here: %s. %s"
-                      % ("; ".join(why_not), _HINTS["rknnlite"]))
+    raise RunnerError(
+        ERR_BACKEND_MISSING, "no backend can run this model here: %s. %s" % ("; ".join(why_not), _HINTS["rknnlite"])
+    )
 
 
 def create_backend(name: str) -> Backend:

@@ -65,12 +65,11 @@ class Backend:
         self.io_mode = "copy"
         #: Throughput mode: a loaded backend of the same model this one's context is made
         #: from (rknn_dup_context, SHARE_WEIGHT_MEM) where the backend can; None = its own init.
-        self.share_with: Optional["Backend"] = None
+        self.share_with: Optional[Backend] = None
         #: How load() made the context (constants.CONTEXT_CREATIONS).
         self.creation = "init"
 
-    def load(self, model: ModelRef, core_mask: Optional[str] = None,
-             data_format: Sequence[Optional[str]] = ()) -> None:
+    def load(self, model: ModelRef, core_mask: Optional[str] = None, data_format: Sequence[Optional[str]] = ()) -> None:
         raise NotImplementedError
 
     def info(self) -> Dict[str, Any]:
@@ -172,7 +171,8 @@ def check_outputs(outputs: Any, what: str) -> List[Any]:
             ERR_BACKEND_FAILED,
             "%s returned no outputs (None): the runtime refused the inputs or failed; "
             "check the input shapes/dtypes and data_format against the model, and the stderr "
-            "lines above" % what)
+            "lines above" % what,
+        )
     return list(outputs)
 
 

@@ -46,8 +46,7 @@ class OnnxRuntimeBackend(Backend):
         self._outputs: List[TensorInfo] = []
         self._mean_std: Dict[int, Any] = {}
 
-    def load(self, model: ModelRef, core_mask: Optional[str] = None,
-             data_format: Sequence[Optional[str]] = ()) -> None:
+    def load(self, model: ModelRef, core_mask: Optional[str] = None, data_format: Sequence[Optional[str]] = ()) -> None:
         if not model.onnx:
             raise RunnerError(ERR_MODEL_MISSING, "backend onnxruntime needs model.onnx in the run spec")
         if not os.path.isfile(model.onnx):
@@ -55,9 +54,10 @@ class OnnxRuntimeBackend(Backend):
         try:
             import onnxruntime as ort
         except Exception as exc:
-            raise RunnerError(ERR_BACKEND_MISSING,
-                              "onnxruntime cannot be imported here (%s): run `rkbench provision` "
-                              "to install it" % exc)
+            raise RunnerError(
+                ERR_BACKEND_MISSING,
+                "onnxruntime cannot be imported here (%s): run `rkbench provision` to install it" % exc,
+            ) from exc
         self.data_format = list(data_format)
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -65,16 +65,23 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = self.cpu_threads
             options.inter_op_num_threads = 1
         try:
-            self._session = ort.InferenceSession(model.onnx, sess_options=options,
-                                                 providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(model.onnx, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise RunnerError(ERR_BACKEND_FAILED, "onnxruntime could not load %s: %s" % (model.onnx, exc))
+            raise RunnerError(ERR_BACKEND_FAILED, "onnxruntime could not load %s: %s" % (model.onnx, exc)) from exc
         self._run = self._session.run
-        self._inputs = [TensorInfo(name=i.name, shape=list(i.shape), dtype=_ORT_TYPES.get(i.type, i.type),
-                                   data_format="nchw" if len(i.shape) == 4 else None)
-                        for i in self._session.get_inputs()]
-        self._outputs = [TensorInfo(name=o.name, shape=list(o.shape), dtype=_ORT_TYPES.get(o.type, o.type))
-                         for o in self._session.get_outputs()]
+        self._inputs = [
+            TensorInfo(
+                name=i.name,
+                shape=list(i.shape),
+                dtype=_ORT_TYPES.get(i.type, i.type),
+                data_format="nchw" if len(i.shape) == 4 else None,
+            )
+            for i in self._session.get_inputs()
+        ]
+        self._outputs = [
+            TensorInfo(name=o.name, shape=list(o.shape), dtype=_ORT_TYPES.get(o.type, o.type))
+            for o in self._session.get_outputs()
+        ]
         recipe = model.build_recipe
         if recipe is not None:
             means = recipe.config.get("mean_values")
@@ -93,8 +100,10 @@ class OnnxRuntimeBackend(Backend):
         integer image -> float with the build recipe's mean/std (what the RKNN model does
         inside), a dtype cast. Done once per sample, before the loop."""
         if len(arrays) != len(self._inputs):
-            raise bad_input("the model has %d input(s) (%s) but each sample gives %d .npy file(s)"
-                            % (len(self._inputs), ", ".join(str(t.name) for t in self._inputs), len(arrays)))
+            raise bad_input(
+                "the model has %d input(s) (%s) but each sample gives %d .npy file(s)"
+                % (len(self._inputs), ", ".join(str(t.name) for t in self._inputs), len(arrays))
+            )
         feed = {}
         fed = []
         steps: List[str] = []
@@ -107,15 +116,18 @@ class OnnxRuntimeBackend(Backend):
                     arr = np.ascontiguousarray(transposed)
                     steps.append("input %d (%s): NHWC -> NCHW" % (k, spec.name))
             if not _shape_fits(arr.shape, spec.shape):
-                raise bad_input("input %d (%s): shape %s does not fit the model's %s (data_format %s)"
-                                % (k, spec.name, list(arr.shape), spec.shape, fmt))
+                raise bad_input(
+                    "input %d (%s): shape %s does not fit the model's %s (data_format %s)"
+                    % (k, spec.name, list(arr.shape), spec.shape, fmt)
+                )
             want = spec.dtype
             if want and want in _ORT_TYPES.values() and str(arr.dtype) != want:
                 source = str(arr.dtype)
                 if k in self._mean_std and np.issubdtype(arr.dtype, np.integer) and want.startswith("float"):
                     arr = _normalize(arr, self._mean_std[k], want)
-                    steps.append("input %d (%s): %s -> %s with mean/std of the build recipe"
-                                 % (k, spec.name, source, want))
+                    steps.append(
+                        "input %d (%s): %s -> %s with mean/std of the build recipe" % (k, spec.name, source, want)
+                    )
                 else:
                     arr = arr.astype(want)
                     steps.append("input %d (%s): %s -> %s" % (k, spec.name, source, want))
@@ -127,7 +139,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             return self._run(None, feed)
         except Exception as exc:
-            raise RunnerError(ERR_BACKEND_FAILED, "onnxruntime inference failed: %s" % exc)
+            raise RunnerError(ERR_BACKEND_FAILED, "onnxruntime inference failed: %s" % exc) from exc
 
     def bind(self, feed: Any) -> Callable[[], Any]:
         return functools.partial(self._run, None, feed)

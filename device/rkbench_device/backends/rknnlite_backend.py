@@ -50,9 +50,11 @@ LITE2_LIBRARY_PATHS = ("usr/lib/librknn_runtime.so", "usr/lib64/librknn_runtime.
 PROVISION_FIX = "fix: rkbench provision BOARD --librknnrt PATH/TO/librknnrt.so (the %s build)"
 #: The numpy dtypes inference() maps to an rknn tensor type (others it refuses).
 LITE2_TYPES = ("float32", "float16", "int8", "uint8")
-NO_DEVICE_TREE = ("this board has no /proc/device-tree/compatible: rknn-toolkit-lite2 reads the SoC from it and "
-                  "cannot start without it (its init_runtime fails); fix: boot the board's Rockchip kernel with "
-                  "its device tree (`rkbench doctor` checks the SoC)")
+NO_DEVICE_TREE = (
+    "this board has no /proc/device-tree/compatible: rknn-toolkit-lite2 reads the SoC from it and "
+    "cannot start without it (its init_runtime fails); fix: boot the board's Rockchip kernel with "
+    "its device tree (`rkbench doctor` checks the SoC)"
+)
 
 
 def library_check(root: str = "/") -> Tuple[Optional[str], str]:
@@ -71,16 +73,22 @@ def library_check(root: str = "/") -> Tuple[Optional[str], str]:
             kind = elf_kind(found)
             want = _HOST_MACHINES.get(machine.lower())
             if kind is not None and want is not None and kind[1] != want:
-                return None, ("%s is built for %s, but this board is %s: rknn-toolkit-lite2 cannot load it "
-                              "(wrong architecture); %s" % (found, _ELF_MACHINES.get(kind[1], "machine %d" % kind[1]),
-                                                            machine, fix))
+                return None, (
+                    "%s is built for %s, but this board is %s: rknn-toolkit-lite2 cannot load it "
+                    "(wrong architecture); %s"
+                    % (found, _ELF_MACHINES.get(kind[1], "machine %d" % kind[1]), machine, fix)
+                )
             return found, ""
     elsewhere = librknnrt_path(root)
     if elsewhere is not None:
-        return None, ("librknnrt.so is at %s, but rknn-toolkit-lite2 loads only /usr/lib/librknnrt.so: copy it "
-                      "there, or %s" % (elsewhere, fix))
-    return None, ("librknnrt.so is missing from /usr/lib (rknn-toolkit-lite2 loads /usr/lib/librknnrt.so at "
-                  "init_runtime); %s" % fix)
+        return None, (
+            "librknnrt.so is at %s, but rknn-toolkit-lite2 loads only /usr/lib/librknnrt.so: copy it "
+            "there, or %s" % (elsewhere, fix)
+        )
+    return None, (
+        "librknnrt.so is missing from /usr/lib (rknn-toolkit-lite2 loads /usr/lib/librknnrt.so at "
+        "init_runtime); %s" % fix
+    )
 
 
 def versions(root: str = "/") -> Dict[str, Optional[str]]:
@@ -118,8 +126,7 @@ class RknnLiteBackend(Backend):
         self._npu: List[int] = []
         self._run_perf: Optional[Tuple[Optional[Callable[[], Optional[int]]], str]] = None
 
-    def load(self, model: ModelRef, core_mask: Optional[str] = None,
-             data_format: Sequence[Optional[str]] = ()) -> None:
+    def load(self, model: ModelRef, core_mask: Optional[str] = None, data_format: Sequence[Optional[str]] = ()) -> None:
         if not model.rknn:
             raise RunnerError(ERR_MODEL_MISSING, "backend rknnlite needs model.rknn in the run spec")
         if not os.path.isfile(model.rknn):
@@ -127,9 +134,11 @@ class RknnLiteBackend(Backend):
         try:
             from rknnlite.api import RKNNLite
         except Exception as exc:
-            raise RunnerError(ERR_BACKEND_MISSING,
-                              "rknn-toolkit-lite2 cannot be imported here (%s): run `rkbench provision` "
-                              "to install it (it also needs /usr/lib/librknnrt.so)" % exc)
+            raise RunnerError(
+                ERR_BACKEND_MISSING,
+                "rknn-toolkit-lite2 cannot be imported here (%s): run `rkbench provision` "
+                "to install it (it also needs /usr/lib/librknnrt.so)" % exc,
+            ) from exc
         mask = core_mask or "auto"
         self.core_mask = mask
         self.data_format = list(data_format)
@@ -140,13 +149,14 @@ class RknnLiteBackend(Backend):
         try:
             self._rknn = RKNNLite(verbose=False)
         except Exception as exc:
-            raise RunnerError(ERR_BACKEND_FAILED, "RKNNLite() failed: %s" % exc)
+            raise RunnerError(ERR_BACKEND_FAILED, "RKNNLite() failed: %s" % exc) from exc
         ret = _call(self._rknn.load_rknn, "load_rknn(%s)" % model.rknn, model.rknn)
         if ret != 0:
-            raise RunnerError(ERR_BACKEND_FAILED,
-                              "load_rknn(%s) returned %r: the file is not a valid .rknn for this "
-                              "runtime (built for another target_platform or a newer toolkit?)"
-                              % (model.rknn, ret))
+            raise RunnerError(
+                ERR_BACKEND_FAILED,
+                "load_rknn(%s) returned %r: the file is not a valid .rknn for this "
+                "runtime (built for another target_platform or a newer toolkit?)" % (model.rknn, ret),
+            )
         value = core_mask_value(RKNNLite, mask)
         if self.npu_cores == 1:
             # Single-core SoCs (RK3566/RK3568/RK3562) refuse rknn_set_core_mask; core 0 is
@@ -156,11 +166,13 @@ class RknnLiteBackend(Backend):
         else:
             ret = _call(self._rknn.init_runtime, "init_runtime(core_mask=%s)" % mask, core_mask=value)
         if ret != 0:
-            raise RunnerError(ERR_BACKEND_FAILED,
-                              "init_runtime(core_mask=%s [%d]) returned %r: the NPU runtime could not "
-                              "start; check that librknnrt matches the toolkit that built the model "
-                              "and that the rknpu driver is loaded (`rkbench doctor`)" % (mask, value, ret),
-                              core_mask=mask)
+            raise RunnerError(
+                ERR_BACKEND_FAILED,
+                "init_runtime(core_mask=%s [%d]) returned %r: the NPU runtime could not "
+                "start; check that librknnrt matches the toolkit that built the model "
+                "and that the rknpu driver is loaded (`rkbench doctor`)" % (mask, value, ret),
+                core_mask=mask,
+            )
         self._infer = self._rknn.inference
         try:
             self._api, self._drv = internals.sdk_versions(self._rknn.get_sdk_version())
@@ -175,11 +187,15 @@ class RknnLiteBackend(Backend):
         if self._io is not None:
             inputs, outputs = self._io
         elif self._attrs is not None:
-            inputs, outputs = ([TensorInfo(a["name"], a["dims"], a["type"], a["fmt"]) for a in attrs]
-                               for attrs in self._attrs)
+            inputs, outputs = (
+                [TensorInfo(a["name"], a["dims"], a["type"], a["fmt"]) for a in attrs] for attrs in self._attrs
+            )
         out = {"inputs": inputs, "outputs": outputs, "versions": versions()}
-        out["versions"].update(api_version=self._api, drv_version=self._drv,
-                               sdk="API %s, driver %s" % (self._api, self._drv) if self._api else None)
+        out["versions"].update(
+            api_version=self._api,
+            drv_version=self._drv,
+            sdk="API %s, driver %s" % (self._api, self._drv) if self._api else None,
+        )
         return out
 
     def prepare(self, arrays: Sequence[Any]) -> Prepared:
@@ -194,8 +210,10 @@ class RknnLiteBackend(Backend):
         feed, steps, fed = [], [], []
         attrs = self._attrs[0] if self._attrs is not None else None
         if attrs is not None and len(arrays) != len(attrs):
-            raise bad_input("the model has %d input(s) (%s) but each sample gives %d .npy file(s)"
-                            % (len(attrs), ", ".join(a["name"] for a in attrs), len(arrays)))
+            raise bad_input(
+                "the model has %d input(s) (%s) but each sample gives %d .npy file(s)"
+                % (len(attrs), ", ".join(a["name"] for a in attrs), len(arrays))
+            )
         for k, array in enumerate(arrays):
             arr = np.asarray(array)
             given = self.data_format[k] if k < len(self.data_format) else None
@@ -208,21 +226,29 @@ class RknnLiteBackend(Backend):
                 try:
                     fmt = array_format(arr, given, attrs[k])
                 except ValueError as exc:
-                    raise bad_input("%s: %s (data_format %s)" % (label, exc, given))
+                    raise bad_input("%s: %s (data_format %s)" % (label, exc, given)) from exc
             if fmt == "nchw" and arr.ndim == 4:
                 arr = np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
-                steps.append("%s: NCHW -> NHWC (lite2 would transpose it in Python inside every "
-                             "inference() call)" % label)
+                steps.append(
+                    "%s: NCHW -> NHWC (lite2 would transpose it in Python inside every inference() call)" % label
+                )
             attr = attrs[k] if attrs is not None else None
             target = NUMPY_TYPES.get(attr["type"]) if attr is not None else None
             if target in LITE2_TYPES and arr.dtype != np.dtype(target) and np.issubdtype(arr.dtype, np.floating):
                 if attr["qnt_type"] != "none" and np.issubdtype(np.dtype(target), np.integer):
                     arr = quantize(arr, attr)
-                    steps.append("%s: %s -> %s, quantized with the input's %s (librknnrt would do it inside "
-                                 "rknn_inputs_set)" % (label, np.asarray(array).dtype, target,
-                                                       "zp %d, scale %g" % (attr["zp"], attr["scale"])
-                                                       if attr["qnt_type"] == "affine_asymmetric"
-                                                       else "fl %d" % attr["fl"]))
+                    steps.append(
+                        "%s: %s -> %s, quantized with the input's %s (librknnrt would do it inside "
+                        "rknn_inputs_set)"
+                        % (
+                            label,
+                            np.asarray(array).dtype,
+                            target,
+                            "zp %d, scale %g" % (attr["zp"], attr["scale"])
+                            if attr["qnt_type"] == "affine_asymmetric"
+                            else "fl %d" % attr["fl"],
+                        )
+                    )
                 elif not np.issubdtype(np.dtype(target), np.integer):
                     arr = arr.astype(target)
                     steps.append("%s: %s -> %s" % (label, np.asarray(array).dtype, target))
@@ -239,21 +265,29 @@ class RknnLiteBackend(Backend):
             try:
                 outputs = self._infer(inputs=feed)
             except Exception as exc:
-                raise RunnerError(ERR_BACKEND_FAILED, "RKNNLite.inference failed: %s" % exc,
-                                  core_mask=self.core_mask)
+                raise RunnerError(
+                    ERR_BACKEND_FAILED, "RKNNLite.inference failed: %s" % exc, core_mask=self.core_mask
+                ) from exc
             return check_outputs(outputs, "RKNNLite.inference")
         set_inputs, run, get_outputs = steps
         try:
             set_inputs(feed, None, None)
         except Exception as exc:
-            raise RunnerError(ERR_BACKEND_FAILED, "RKNNLite.inference refuses the inputs (%s): %s; check "
-                              "the .npy shapes/dtypes against the model" % (", ".join(self._fed), exc),
-                              core_mask=self.core_mask)
+            raise RunnerError(
+                ERR_BACKEND_FAILED,
+                "RKNNLite.inference refuses the inputs (%s): %s; check "
+                "the .npy shapes/dtypes against the model" % (", ".join(self._fed), exc),
+                core_mask=self.core_mask,
+            ) from exc
         ret = run(False)
         if ret not in (0, None):
-            raise RunnerError(ERR_BACKEND_FAILED, "rknn_run returned %s under RKNNLite (which ignores it and "
-                              "would return stale outputs): the NPU runtime failed; see its stderr lines "
-                              "above" % ret, core_mask=self.core_mask)
+            raise RunnerError(
+                ERR_BACKEND_FAILED,
+                "rknn_run returned %s under RKNNLite (which ignores it and "
+                "would return stale outputs): the NPU runtime failed; see its stderr lines "
+                "above" % ret,
+                core_mask=self.core_mask,
+            )
         return check_outputs(get_outputs(False), "RKNNLite.inference")
 
     def bind(self, feed: Any) -> Callable[[], Any]:
@@ -278,15 +312,20 @@ class RknnLiteBackend(Backend):
             where = "rknn-toolkit-lite2 %s" % (versions()["rknn_toolkit_lite2"] or "(version unknown)")
             getter, answer = internals.run_perf_getter(self._rknn)
             if getter is None and answer is None:
-                self._run_perf = (None, "no NPU time: %s has no internal RKNNLite.rknn_runtime.get_run_perf()"
-                                  % where)
+                self._run_perf = (None, "no NPU time: %s has no internal RKNNLite.rknn_runtime.get_run_perf()" % where)
             elif getter is not None:
-                self._run_perf = (getter, "npu: from %s's internal RKNNLite.rknn_runtime.get_run_perf() "
-                                          "(RKNN_QUERY_PERF_RUN, microseconds; not a public API), queried "
-                                          "inside each timed call, so its cost is in the latency" % where)
+                self._run_perf = (
+                    getter,
+                    "npu: from %s's internal RKNNLite.rknn_runtime.get_run_perf() "
+                    "(RKNN_QUERY_PERF_RUN, microseconds; not a public API), queried "
+                    "inside each timed call, so its cost is in the latency" % where,
+                )
             else:
-                self._run_perf = (None, "no NPU time: %s's internal rknn_runtime.get_run_perf() gave %r, not "
-                                        "a number of microseconds" % (where, answer))
+                self._run_perf = (
+                    None,
+                    "no NPU time: %s's internal rknn_runtime.get_run_perf() gave %r, not "
+                    "a number of microseconds" % (where, answer),
+                )
         return self._run_perf
 
     def start_timing(self) -> None:
@@ -302,31 +341,45 @@ class RknnLiteBackend(Backend):
         return {"unsupported": "rknn-toolkit-lite2 has no NPU memory query on the board (use backend rknnrt)"}
 
     def timing_notes(self) -> List[str]:
-        notes = ["rknnlite: rknn_inputs_set, rknn_run and rknn_outputs_get all happen inside RKNNLite.inference(): "
-                 "no stage split is possible, only end-to-end latency (use backend rknnrt for the split)"]
+        notes = [
+            "rknnlite: rknn_inputs_set, rknn_run and rknn_outputs_get all happen inside RKNNLite.inference(): "
+            "no stage split is possible, only end-to-end latency (use backend rknnrt for the split)"
+        ]
         ins, outs = self._attrs if self._attrs is not None else (None, None)
         for k, fed in enumerate(self._fed):
             if ins is None:
-                notes.append("rknnlite: input %d goes in as %s; whether librknnrt converts it inside "
-                             "rknn_inputs_set cannot be told (lite2 did not show the input's attr)" % (k, fed))
+                notes.append(
+                    "rknnlite: input %d goes in as %s; whether librknnrt converts it inside "
+                    "rknn_inputs_set cannot be told (lite2 did not show the input's attr)" % (k, fed)
+                )
                 continue
             native = "%s %s" % (ins[k]["type"], ins[k]["fmt"].upper())
             if fed.lower() == native.lower():
-                notes.append("rknnlite: input %d (%s) goes in as %s, the model's own type: no conversion inside"
-                             % (k, ins[k]["name"], fed))
+                notes.append(
+                    "rknnlite: input %d (%s) goes in as %s, the model's own type: no conversion inside"
+                    % (k, ins[k]["name"], fed)
+                )
             else:
-                notes.append("rknnlite: input %d (%s) goes in as %s; librknnrt converts it to %s inside "
-                             "rknn_inputs_set, inside the latency" % (k, ins[k]["name"], fed, native))
+                notes.append(
+                    "rknnlite: input %d (%s) goes in as %s; librknnrt converts it to %s inside "
+                    "rknn_inputs_set, inside the latency" % (k, ins[k]["name"], fed, native)
+                )
         if outs is None:
-            notes.append("rknnlite: inference() always asks for float32 outputs (want_float=1): their "
-                         "conversion is inside the latency")
+            notes.append(
+                "rknnlite: inference() always asks for float32 outputs (want_float=1): their "
+                "conversion is inside the latency"
+            )
         for k, attr in enumerate(outs or []):
             if attr["type"] != "float32":
-                notes.append("rknnlite: output %d (%s) is %s on the NPU; inference() always asks for float32 "
-                             "(want_float=1), so librknnrt converts it inside rknn_outputs_get, inside the "
-                             "latency" % (k, attr["name"], attr["type"]))
-        notes.append("rknnlite: inference() ignores rknn_run's return code, so a run failing inside the timed "
-                     "loop is not seen there (the checked runs before it stop on one)")
+                notes.append(
+                    "rknnlite: output %d (%s) is %s on the NPU; inference() always asks for float32 "
+                    "(want_float=1), so librknnrt converts it inside rknn_outputs_get, inside the "
+                    "latency" % (k, attr["name"], attr["type"])
+                )
+        notes.append(
+            "rknnlite: inference() ignores rknn_run's return code, so a run failing inside the timed "
+            "loop is not seen there (the checked runs before it stop on one)"
+        )
         notes.append(self._npu_time_source()[1])
         return notes
 
@@ -343,4 +396,4 @@ def _call(method: Any, what: str, *args: Any, **kwargs: Any) -> Any:
     try:
         return method(*args, **kwargs)
     except Exception as exc:
-        raise RunnerError(ERR_BACKEND_FAILED, "RKNNLite.%s raised %s: %s" % (what, type(exc).__name__, exc))
+        raise RunnerError(ERR_BACKEND_FAILED, "RKNNLite.%s raised %s: %s" % (what, type(exc).__name__, exc)) from exc

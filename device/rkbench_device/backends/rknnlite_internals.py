@@ -68,14 +68,19 @@ def tensor_attrs(rknn: Any) -> Optional[Tuple[List[Attr], List[Attr]]]:
             attrs = []
             for i in range(int(count)):
                 a = runtime.get_tensor_attr(i, is_output=output)
-                attrs.append({
-                    "index": i, "name": bytes(a.name).decode("utf-8", "replace"),
-                    "dims": [int(a.dims[k]) for k in range(int(a.n_dims))],
-                    "fmt": TENSOR_FORMATS.get(int(a.fmt), str(a.fmt)),
-                    "type": TENSOR_TYPES.get(int(a.type), (str(a.type), None))[0],
-                    "qnt_type": QUANT_TYPES.get(int(a.qnt_type), str(a.qnt_type)),
-                    "zp": _signed32(int(a.zp)), "scale": float(a.scale), "fl": int(a.fl),
-                })
+                attrs.append(
+                    {
+                        "index": i,
+                        "name": bytes(a.name).decode("utf-8", "replace"),
+                        "dims": [int(a.dims[k]) for k in range(int(a.n_dims))],
+                        "fmt": TENSOR_FORMATS.get(int(a.fmt), str(a.fmt)),
+                        "type": TENSOR_TYPES.get(int(a.type), (str(a.type), None))[0],
+                        "qnt_type": QUANT_TYPES.get(int(a.qnt_type), str(a.qnt_type)),
+                        "zp": _signed32(int(a.zp)),
+                        "scale": float(a.scale),
+                        "fl": int(a.fl),
+                    }
+                )
             found.append(attrs)
         return found[0], found[1]
     except Exception:

@@ -13,8 +13,19 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import (
-    POINTER, Structure, c_char, c_float, c_int, c_int8, c_int32, c_int64, c_uint8, c_uint32, c_uint64,
-    c_void_p, sizeof,
+    POINTER,
+    Structure,
+    c_char,
+    c_float,
+    c_int,
+    c_int8,
+    c_int32,
+    c_int64,
+    c_uint8,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+    sizeof,
 )
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -92,14 +103,21 @@ RKNN_TENSOR_NCHW = 0
 RKNN_TENSOR_NHWC = 1
 RKNN_TENSOR_NC1HWC2 = 2
 RKNN_TENSOR_UNDEFINED = 3
-TENSOR_FORMATS = {RKNN_TENSOR_NCHW: "nchw", RKNN_TENSOR_NHWC: "nhwc", RKNN_TENSOR_NC1HWC2: "nc1hwc2",
-                  RKNN_TENSOR_UNDEFINED: "undefined"}
+TENSOR_FORMATS = {
+    RKNN_TENSOR_NCHW: "nchw",
+    RKNN_TENSOR_NHWC: "nhwc",
+    RKNN_TENSOR_NC1HWC2: "nc1hwc2",
+    RKNN_TENSOR_UNDEFINED: "undefined",
+}
 
 RKNN_TENSOR_QNT_NONE = 0
 RKNN_TENSOR_QNT_DFP = 1
 RKNN_TENSOR_QNT_AFFINE_ASYMMETRIC = 2
-QUANT_TYPES = {RKNN_TENSOR_QNT_NONE: "none", RKNN_TENSOR_QNT_DFP: "dfp",
-               RKNN_TENSOR_QNT_AFFINE_ASYMMETRIC: "affine_asymmetric"}
+QUANT_TYPES = {
+    RKNN_TENSOR_QNT_NONE: "none",
+    RKNN_TENSOR_QNT_DFP: "dfp",
+    RKNN_TENSOR_QNT_AFFINE_ASYMMETRIC: "affine_asymmetric",
+}
 
 # -- NPU core masks (rknn_set_core_mask); multi-core masks only on RK3588/RK3576 --------------
 RKNN_NPU_CORE_AUTO = 0
@@ -109,36 +127,64 @@ RKNN_NPU_CORE_2 = 4
 RKNN_NPU_CORE_0_1 = 3
 RKNN_NPU_CORE_0_1_2 = 7
 RKNN_NPU_CORE_ALL = 0xFFFF
-CORE_MASKS = {"auto": RKNN_NPU_CORE_AUTO, "0": RKNN_NPU_CORE_0, "1": RKNN_NPU_CORE_1, "2": RKNN_NPU_CORE_2,
-              "0_1": RKNN_NPU_CORE_0_1, "0_1_2": RKNN_NPU_CORE_0_1_2}
+CORE_MASKS = {
+    "auto": RKNN_NPU_CORE_AUTO,
+    "0": RKNN_NPU_CORE_0,
+    "1": RKNN_NPU_CORE_1,
+    "2": RKNN_NPU_CORE_2,
+    "0_1": RKNN_NPU_CORE_0_1,
+    "0_1_2": RKNN_NPU_CORE_0_1_2,
+}
 
 # -- return codes: name and what to do about it --------------------------------------------
 RKNN_SUCC = 0
 ERRORS: Dict[int, Tuple[str, str]] = {
     -1: ("RKNN_ERR_FAIL", "the call failed; the runtime's own lines (below) say why"),
-    -2: ("RKNN_ERR_TIMEOUT", "the NPU did not finish in time: check `dmesg` for rknpu resets, "
-                             "the NPU clock and other processes using the NPU"),
-    -3: ("RKNN_ERR_DEVICE_UNAVAILABLE", "the NPU device cannot be opened: is the rknpu driver loaded "
-                                        "(/dev/rknpu or /dev/dri/renderD129) and may this user open it? "
-                                        "(`rkbench doctor`)"),
-    -4: ("RKNN_ERR_MALLOC_FAIL", "the runtime could not allocate memory: free memory/CMA on the board "
-                                 "or use a smaller model"),
-    -5: ("RKNN_ERR_PARAM_INVALID", "a parameter was refused (a bug in the caller, or a mask/flag this "
-                                   "runtime does not take)"),
-    -6: ("RKNN_ERR_MODEL_INVALID", "the model is not valid for this runtime: rebuild it with a toolkit "
-                                   "matching the board's librknnrt, and check the file is a complete .rknn"),
+    -2: (
+        "RKNN_ERR_TIMEOUT",
+        "the NPU did not finish in time: check `dmesg` for rknpu resets, "
+        "the NPU clock and other processes using the NPU",
+    ),
+    -3: (
+        "RKNN_ERR_DEVICE_UNAVAILABLE",
+        "the NPU device cannot be opened: is the rknpu driver loaded "
+        "(/dev/rknpu or /dev/dri/renderD129) and may this user open it? "
+        "(`rkbench doctor`)",
+    ),
+    -4: (
+        "RKNN_ERR_MALLOC_FAIL",
+        "the runtime could not allocate memory: free memory/CMA on the board or use a smaller model",
+    ),
+    -5: (
+        "RKNN_ERR_PARAM_INVALID",
+        "a parameter was refused (a bug in the caller, or a mask/flag this runtime does not take)",
+    ),
+    -6: (
+        "RKNN_ERR_MODEL_INVALID",
+        "the model is not valid for this runtime: rebuild it with a toolkit "
+        "matching the board's librknnrt, and check the file is a complete .rknn",
+    ),
     -7: ("RKNN_ERR_CTX_INVALID", "the context is invalid (a bug in the caller, or init did not finish)"),
     -8: ("RKNN_ERR_INPUT_INVALID", "an input was refused: its size, type or layout does not fit the model"),
     -9: ("RKNN_ERR_OUTPUT_INVALID", "an output was refused: its size or type does not fit the model"),
-    -10: ("RKNN_ERR_DEVICE_UNMATCH", "runtime and NPU driver do not match: update librknnrt and the "
-                                     "rknpu driver together (`rkbench doctor`)"),
-    -11: ("RKNN_ERR_INCOMPATILE_PRE_COMPILE_MODEL", "the model was pre-compiled for another driver: "
-                                                     "rebuild it without pre-compilation or for this driver"),
-    -12: ("RKNN_ERR_INCOMPATILE_OPTIMIZATION_LEVEL_VERSION", "the model's optimization level is not "
-                                                             "supported by this driver: rebuild it with "
-                                                             "another --optimization-level or update the driver"),
-    -13: ("RKNN_ERR_TARGET_PLATFORM_UNMATCH", "the model was built for another SoC: rebuild it with "
-                                              "--target set to this board's SoC"),
+    -10: (
+        "RKNN_ERR_DEVICE_UNMATCH",
+        "runtime and NPU driver do not match: update librknnrt and the rknpu driver together (`rkbench doctor`)",
+    ),
+    -11: (
+        "RKNN_ERR_INCOMPATILE_PRE_COMPILE_MODEL",
+        "the model was pre-compiled for another driver: rebuild it without pre-compilation or for this driver",
+    ),
+    -12: (
+        "RKNN_ERR_INCOMPATILE_OPTIMIZATION_LEVEL_VERSION",
+        "the model's optimization level is not "
+        "supported by this driver: rebuild it with "
+        "another --optimization-level or update the driver",
+    ),
+    -13: (
+        "RKNN_ERR_TARGET_PLATFORM_UNMATCH",
+        "the model was built for another SoC: rebuild it with --target set to this board's SoC",
+    ),
 }
 
 
@@ -155,7 +201,7 @@ def error_meaning(code: int) -> str:
 
 
 def describe_error(call: str, code: int) -> str:
-    """"rknn_init returned -13 RKNN_ERR_TARGET_PLATFORM_UNMATCH: the model was built for ..."."""
+    """ "rknn_init returned -13 RKNN_ERR_TARGET_PLATFORM_UNMATCH: the model was built for ..."."""
     return "%s returned %d %s: %s" % (call, code, error_name(code), error_meaning(code))
 
 
@@ -272,20 +318,62 @@ class RknnInitExtendV25(Structure):
 #: (struct, size, {field: offset}) as in the facts; check_layouts() holds ctypes to them.
 LAYOUTS: List[Tuple[Any, int, Dict[str, int]]] = [
     (RknnInputOutputNum, 8, {"n_input": 0, "n_output": 4}),
-    (RknnTensorAttr, 376, {"index": 0, "n_dims": 4, "dims": 8, "name": 72, "n_elems": 328, "size": 332,
-                           "fmt": 336, "type": 340, "qnt_type": 344, "fl": 348, "zp": 352, "scale": 356,
-                           "w_stride": 360, "size_with_stride": 364, "pass_through": 368, "h_stride": 372}),
+    (
+        RknnTensorAttr,
+        376,
+        {
+            "index": 0,
+            "n_dims": 4,
+            "dims": 8,
+            "name": 72,
+            "n_elems": 328,
+            "size": 332,
+            "fmt": 336,
+            "type": 340,
+            "qnt_type": 344,
+            "fl": 348,
+            "zp": 352,
+            "scale": 356,
+            "w_stride": 360,
+            "size_with_stride": 364,
+            "pass_through": 368,
+            "h_stride": 372,
+        },
+    ),
     (RknnInput, 32, {"index": 0, "buf": 8, "size": 16, "pass_through": 20, "type": 24, "fmt": 28}),
     (RknnOutput, 24, {"want_float": 0, "is_prealloc": 1, "index": 4, "buf": 8, "size": 16}),
     (RknnPerfRun, 8, {"run_duration": 0}),
     (RknnPerfDetail, 16, {"perf_data": 0, "data_len": 8}),
     (RknnSdkVersion, 512, {"api_version": 0, "drv_version": 256}),
-    (RknnMemSize, 64, {"total_weight_size": 0, "total_internal_size": 4, "total_dma_allocated_size": 8,
-                       "total_sram_size": 16, "free_sram_size": 20, "reserved": 24}),
-    (RknnTensorMem, 40, {"virt_addr": 0, "phys_addr": 8, "fd": 16, "offset": 20, "size": 24, "flags": 28,
-                         "priv_data": 32}),
-    (RknnInitExtend, 136, {"ctx": 0, "real_model_offset": 8, "real_model_size": 12, "model_buffer_fd": 16,
-                           "model_buffer_flags": 20, "reserved": 24}),
+    (
+        RknnMemSize,
+        64,
+        {
+            "total_weight_size": 0,
+            "total_internal_size": 4,
+            "total_dma_allocated_size": 8,
+            "total_sram_size": 16,
+            "free_sram_size": 20,
+            "reserved": 24,
+        },
+    ),
+    (
+        RknnTensorMem,
+        40,
+        {"virt_addr": 0, "phys_addr": 8, "fd": 16, "offset": 20, "size": 24, "flags": 28, "priv_data": 32},
+    ),
+    (
+        RknnInitExtend,
+        136,
+        {
+            "ctx": 0,
+            "real_model_offset": 8,
+            "real_model_size": 12,
+            "model_buffer_fd": 16,
+            "model_buffer_flags": 20,
+            "reserved": 24,
+        },
+    ),
     (RknnInitExtendV25, 144, {"ctx": 0, "user_key": 24, "reserved": 32}),
 ]
 
@@ -309,8 +397,7 @@ def check_layouts() -> int:
     """Raise AssertionError listing every mismatch; returns how many fields were checked."""
     wrong = layout_mismatches()
     if wrong:
-        raise AssertionError("librknnrt ABI layouts differ from the facts on this machine:\n  "
-                             + "\n  ".join(wrong))
+        raise AssertionError("librknnrt ABI layouts differ from the facts on this machine:\n  " + "\n  ".join(wrong))
     return sum(len(offsets) + 1 for _, _, offsets in LAYOUTS) + 1
 
 
@@ -362,12 +449,19 @@ def attr_name(attr: RknnTensorAttr) -> str:
 def attr_to_dict(attr: RknnTensorAttr) -> Dict[str, Any]:
     """The attr as plain data (names for the enums) for results and error messages."""
     return {
-        "index": int(attr.index), "name": attr_name(attr), "dims": attr_dims(attr),
-        "n_elems": int(attr.n_elems), "size": int(attr.size),
+        "index": int(attr.index),
+        "name": attr_name(attr),
+        "dims": attr_dims(attr),
+        "n_elems": int(attr.n_elems),
+        "size": int(attr.size),
         "fmt": TENSOR_FORMATS.get(attr.fmt, str(attr.fmt)),
         "type": TENSOR_TYPES.get(attr.type, (str(attr.type), None))[0],
         "qnt_type": QUANT_TYPES.get(attr.qnt_type, str(attr.qnt_type)),
-        "fl": int(attr.fl), "zp": int(attr.zp), "scale": float(attr.scale),
-        "w_stride": int(attr.w_stride), "h_stride": int(attr.h_stride),
-        "size_with_stride": int(attr.size_with_stride), "pass_through": int(attr.pass_through),
+        "fl": int(attr.fl),
+        "zp": int(attr.zp),
+        "scale": float(attr.scale),
+        "w_stride": int(attr.w_stride),
+        "h_stride": int(attr.h_stride),
+        "size_with_stride": int(attr.size_with_stride),
+        "pass_through": int(attr.pass_through),
     }

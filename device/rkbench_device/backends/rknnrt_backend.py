@@ -32,6 +32,7 @@ STAGES_COPY = ("inputs_set", "run", "npu", "outputs_get")
 STAGES_ZERO_COPY = ("inputs_set", "run", "npu")
 ZERO_COPY_SYMBOLS = ("rknn_create_mem", "rknn_set_io_mem", "rknn_destroy_mem")
 
+
 # -- the backend -------------------------------------------------------------------------------
 class _Feed:
     """One prepared sample: the converted arrays (kept alive), the rknn_input array pointing
@@ -79,8 +80,7 @@ class RknnRtBackend(Backend):
         self._outputs_struct: Any = None
 
     # -- load --------------------------------------------------------------------------------
-    def load(self, model: ModelRef, core_mask: Optional[str] = None,
-             data_format: Sequence[Optional[str]] = ()) -> None:
+    def load(self, model: ModelRef, core_mask: Optional[str] = None, data_format: Sequence[Optional[str]] = ()) -> None:
         if not model.rknn:
             raise RunnerError(ERR_MODEL_MISSING, "backend rknnrt needs model.rknn in the run spec")
         if not os.path.isfile(model.rknn):
@@ -93,9 +93,13 @@ class RknnRtBackend(Backend):
         if self.io_mode == "zero_copy":
             lacking = [s for s in ZERO_COPY_SYMBOLS if not runtime.has(s)]
             if lacking:
-                raise RunnerError(ERR_BACKEND_MISSING, "io_mode zero_copy needs %s, which %s lacks (an older "
-                                  "runtime): run with --io copy, or update librknnrt (%s)"
-                                  % (", ".join(lacking), runtime.describe(), PROVISION_FIX), core_mask=mask)
+                raise RunnerError(
+                    ERR_BACKEND_MISSING,
+                    "io_mode zero_copy needs %s, which %s lacks (an older "
+                    "runtime): run with --io copy, or update librknnrt (%s)"
+                    % (", ".join(lacking), runtime.describe(), PROVISION_FIX),
+                    core_mask=mask,
+                )
         ctx = self._ctx = self._new_context(runtime, model.rknn)
         ctx.set_core_mask(mask, self.npu_cores)
         self._query_io(ctx)
@@ -103,8 +107,9 @@ class RknnRtBackend(Backend):
         self._perf_run = abi.RknnPerfRun()
         if ctx.query(abi.RKNN_QUERY_PERF_RUN, self._perf_run) != 0:
             self._perf_run = None
-            self._notes.append("npu: rknn_query(RKNN_QUERY_PERF_RUN) is refused by %s: no NPU time"
-                               % runtime.describe())
+            self._notes.append(
+                "npu: rknn_query(RKNN_QUERY_PERF_RUN) is refused by %s: no NPU time" % runtime.describe()
+            )
         self._outputs_struct = (abi.RknnOutput * len(self._outputs))()
         for k, entry in enumerate(self._outputs_struct):
             entry.index = k
@@ -130,8 +135,10 @@ class RknnRtBackend(Backend):
         except ContextError as err:
             if err.out_of_memory:
                 raise
-            self._notes.append("context: RKNN_FLAG_SHARE_WEIGHT_MEM refused (%s): inited separately, "
-                               "weights loaded again" % err.message)
+            self._notes.append(
+                "context: RKNN_FLAG_SHARE_WEIGHT_MEM refused (%s): inited separately, "
+                "weights loaded again" % err.message
+            )
         self.creation = "separate"
         return Context(runtime, path)
 
@@ -139,10 +146,22 @@ class RknnRtBackend(Backend):
         num = abi.RknnInputOutputNum()
         ctx.check(ctx.query(abi.RKNN_QUERY_IN_OUT_NUM, num), "rknn_query(RKNN_QUERY_IN_OUT_NUM)")
         for count, cmd, native_cmd, attrs, natives, what in (
-            (num.n_input, abi.RKNN_QUERY_INPUT_ATTR, abi.RKNN_QUERY_NATIVE_INPUT_ATTR,
-             self._inputs, self._native_inputs, "INPUT"),
-            (num.n_output, abi.RKNN_QUERY_OUTPUT_ATTR, abi.RKNN_QUERY_NATIVE_OUTPUT_ATTR,
-             self._outputs, self._native_outputs, "OUTPUT"),
+            (
+                num.n_input,
+                abi.RKNN_QUERY_INPUT_ATTR,
+                abi.RKNN_QUERY_NATIVE_INPUT_ATTR,
+                self._inputs,
+                self._native_inputs,
+                "INPUT",
+            ),
+            (
+                num.n_output,
+                abi.RKNN_QUERY_OUTPUT_ATTR,
+                abi.RKNN_QUERY_NATIVE_OUTPUT_ATTR,
+                self._outputs,
+                self._native_outputs,
+                "OUTPUT",
+            ),
         ):
             for index in range(count):
                 ret, attr = ctx.attr(cmd, index)
@@ -154,17 +173,23 @@ class RknnRtBackend(Backend):
                 if ret == 0:
                     self._raw[(native_cmd, index)] = native
                 else:
-                    self._notes.append("%s %d: rknn_query(RKNN_QUERY_NATIVE_%s_ATTR) returned %d %s: the "
-                                       "runtime converts it inside the timed call" % (
-                                           what.lower(), index, what, ret, abi.error_name(ret)))
+                    self._notes.append(
+                        "%s %d: rknn_query(RKNN_QUERY_NATIVE_%s_ATTR) returned %d %s: the "
+                        "runtime converts it inside the timed call"
+                        % (what.lower(), index, what, ret, abi.error_name(ret))
+                    )
 
     def info(self) -> Dict[str, Any]:
         return {
             "inputs": [_tensor_info(a) for a in self._inputs],
             "outputs": [_tensor_info(a) for a in self._outputs],
             "versions": self._versions(),
-            "attrs": {"inputs": self._inputs, "outputs": self._outputs,
-                      "native_inputs": self._native_inputs, "native_outputs": self._native_outputs},
+            "attrs": {
+                "inputs": self._inputs,
+                "outputs": self._outputs,
+                "native_inputs": self._native_inputs,
+                "native_outputs": self._native_outputs,
+            },
         }
 
     def _versions(self) -> Dict[str, Optional[str]]:
@@ -182,16 +207,26 @@ class RknnRtBackend(Backend):
         """Each input converted once, before timing, to the native type and layout (fed with
         pass_through); what cannot be is handed to the runtime as it is, and a step says so."""
         if len(arrays) != len(self._inputs):
-            raise bad_input("the model has %d input(s) (%s) but each sample gives %d .npy file(s)"
-                            % (len(self._inputs), ", ".join(a["name"] for a in self._inputs), len(arrays)))
+            raise bad_input(
+                "the model has %d input(s) (%s) but each sample gives %d .npy file(s)"
+                % (len(self._inputs), ", ".join(a["name"] for a in self._inputs), len(arrays))
+            )
         plans = []
         for k, array in enumerate(arrays):
             fmt = self.data_format[k] if k < len(self.data_format) else None
             try:
-                plans.append(plan_input(k, array, fmt, self._inputs[k], self._native_inputs[k],
-                                        "rknn_run" if self.io_mode == "zero_copy" else "rknn_inputs_set"))
+                plans.append(
+                    plan_input(
+                        k,
+                        array,
+                        fmt,
+                        self._inputs[k],
+                        self._native_inputs[k],
+                        "rknn_run" if self.io_mode == "zero_copy" else "rknn_inputs_set",
+                    )
+                )
             except ValueError as exc:
-                raise bad_input("input %d (%s): %s (data_format %s)" % (k, self._inputs[k]["name"], exc, fmt))
+                raise bad_input("input %d (%s): %s (data_format %s)" % (k, self._inputs[k]["name"], exc, fmt)) from exc
         feed = _Feed(plans)
         if self.io_mode == "zero_copy":
             self._bind_zero_copy(feed)
@@ -207,8 +242,9 @@ class RknnRtBackend(Backend):
         if self._io_plans is None:
             for k, plan in enumerate(feed.plans):
                 native = self._native_inputs[k]
-                attr = self._attr_copy(abi.RKNN_QUERY_NATIVE_INPUT_ATTR if plan.pass_through
-                                       else abi.RKNN_QUERY_INPUT_ATTR, k)
+                attr = self._attr_copy(
+                    abi.RKNN_QUERY_NATIVE_INPUT_ATTR if plan.pass_through else abi.RKNN_QUERY_INPUT_ATTR, k
+                )
                 attr.pass_through = 1 if plan.pass_through else 0
                 if not plan.pass_through:  # the buffer holds the array as it is: say so
                     attr.type = _TYPE_CODES[plan.type]
@@ -222,16 +258,27 @@ class RknnRtBackend(Backend):
                 self._in_mems.append(self._create_mem(size, attr, "input %d" % k))
             for k, native in enumerate(self._native_outputs):
                 if native is None:
-                    raise RunnerError(ERR_BACKEND_FAILED, "io_mode zero_copy needs the native attr of output %d, "
-                                      "which %s refused: run with --io copy" % (k, self._runtime.describe()))
-                self._out_mems.append(self._create_mem(int(native["size_with_stride"] or native["size"]),
-                                                       self._attr_copy(abi.RKNN_QUERY_NATIVE_OUTPUT_ATTR, k),
-                                                       "output %d" % k))
+                    raise RunnerError(
+                        ERR_BACKEND_FAILED,
+                        "io_mode zero_copy needs the native attr of output %d, "
+                        "which %s refused: run with --io copy" % (k, self._runtime.describe()),
+                    )
+                self._out_mems.append(
+                    self._create_mem(
+                        int(native["size_with_stride"] or native["size"]),
+                        self._attr_copy(abi.RKNN_QUERY_NATIVE_OUTPUT_ATTR, k),
+                        "output %d" % k,
+                    )
+                )
             self._io_plans = shape
         elif shape != self._io_plans:
-            raise bad_input("zero-copy buffers were set up for %s but a later sample needs %s" % (self._io_plans, shape))
-        feed.copies = [(mem.contents.virt_addr, plan.data.ctypes.data, plan.data.nbytes)
-                       for mem, plan in zip(self._in_mems, feed.plans)]
+            raise bad_input(
+                "zero-copy buffers were set up for %s but a later sample needs %s" % (self._io_plans, shape)
+            )
+        feed.copies = [
+            (mem.contents.virt_addr, plan.data.ctypes.data, plan.data.nbytes)
+            for mem, plan in zip(self._in_mems, feed.plans)
+        ]
 
     def _attr_copy(self, cmd: int, index: int) -> Any:
         return abi.RknnTensorAttr.from_buffer_copy(self._raw[(cmd, index)])
@@ -240,9 +287,11 @@ class RknnRtBackend(Backend):
         ctx = self._ctx
         mem = ctx.lib.rknn_create_mem(ctx.handle, size)
         if not mem:
-            raise RunnerError(ERR_BACKEND_FAILED, "rknn_create_mem(%d bytes) for %s returned NULL (%s): NPU "
-                              "memory exhausted? free memory/CMA or run with --io copy"
-                              % (size, what, self._runtime.describe()))
+            raise RunnerError(
+                ERR_BACKEND_FAILED,
+                "rknn_create_mem(%d bytes) for %s returned NULL (%s): NPU "
+                "memory exhausted? free memory/CMA or run with --io copy" % (size, what, self._runtime.describe()),
+            )
         self._mems.append(mem)
         ctx.check(ctx.lib.rknn_set_io_mem(ctx.handle, mem, ctypes.byref(attr)), "rknn_set_io_mem(%s)" % what)
         return mem
@@ -265,8 +314,7 @@ class RknnRtBackend(Backend):
         for k, entry in enumerate(outs):
             entry.index = k
             entry.want_float = 1
-        ctx.check(lib.rknn_outputs_get(handle, len(outs), outs, None), "rknn_outputs_get(want_float=1)",
-                  self.core_mask)
+        ctx.check(lib.rknn_outputs_get(handle, len(outs), outs, None), "rknn_outputs_get(want_float=1)", self.core_mask)
         try:
             arrays = []
             for k, entry in enumerate(outs):
@@ -378,15 +426,21 @@ class RknnRtBackend(Backend):
     def timing_notes(self) -> List[str]:
         notes = list(self._notes)
         if self.io_mode == "zero_copy":
-            notes.append("zero-copy (rknn_create_mem + rknn_set_io_mem): inputs_set is the memcpy of the prepared "
-                         "input into its NPU buffer; outputs stay in their buffers and are read and converted "
-                         "after the timed loop (there is no outputs_get stage)")
+            notes.append(
+                "zero-copy (rknn_create_mem + rknn_set_io_mem): inputs_set is the memcpy of the prepared "
+                "input into its NPU buffer; outputs stay in their buffers and are read and converted "
+                "after the timed loop (there is no outputs_get stage)"
+            )
         else:
-            notes.append("copy: each timed iteration is rknn_inputs_set, rknn_run, rknn_outputs_get (want_float=0: "
-                         "no float conversion) and rknn_outputs_release (the outputs_get stage)")
+            notes.append(
+                "copy: each timed iteration is rknn_inputs_set, rknn_run, rknn_outputs_get (want_float=0: "
+                "no float conversion) and rknn_outputs_release (the outputs_get stage)"
+            )
         if self._perf_run is not None:
-            notes.append("npu: RKNN_QUERY_PERF_RUN (the runtime's own figure, microsecond resolution), queried "
-                         "after each run: its cost is in the end-to-end latency but in no stage")
+            notes.append(
+                "npu: RKNN_QUERY_PERF_RUN (the runtime's own figure, microsecond resolution), queried "
+                "after each run: its cost is in the end-to-end latency but in no stage"
+            )
         return notes
 
     # -- outside the timed loop ----------------------------------------------------------------------
@@ -397,11 +451,17 @@ class RknnRtBackend(Backend):
         mem = abi.RknnMemSize()
         ret = ctx.query(abi.RKNN_QUERY_MEM_SIZE, mem)
         if ret != 0:
-            return {"unsupported": "%s (%s)" % (abi.describe_error("rknn_query(RKNN_QUERY_MEM_SIZE)", ret),
-                                                self._runtime.describe())}
-        return {"weight_bytes": int(mem.total_weight_size), "internal_bytes": int(mem.total_internal_size),
-                "dma_bytes": int(mem.total_dma_allocated_size), "sram_total_bytes": int(mem.total_sram_size),
-                "sram_free_bytes": int(mem.free_sram_size)}
+            return {
+                "unsupported": "%s (%s)"
+                % (abi.describe_error("rknn_query(RKNN_QUERY_MEM_SIZE)", ret), self._runtime.describe())
+            }
+        return {
+            "weight_bytes": int(mem.total_weight_size),
+            "internal_bytes": int(mem.total_internal_size),
+            "dma_bytes": int(mem.total_dma_allocated_size),
+            "sram_total_bytes": int(mem.total_sram_size),
+            "sram_free_bytes": int(mem.free_sram_size),
+        }
 
     def profile(self, feed: Any, runs: int) -> Dict[str, Any]:
         """The per-layer table from a SEPARATE context inited with RKNN_FLAG_COLLECT_PERF_MASK
@@ -420,15 +480,19 @@ class RknnRtBackend(Backend):
             for k, entry in enumerate(outs):
                 entry.index = k
             for _ in range(runs):
-                ctx.check(ctx.lib.rknn_inputs_set(ctx.handle, len(feed.plans), feed.inputs), "rknn_inputs_set [profile]")
+                ctx.check(
+                    ctx.lib.rknn_inputs_set(ctx.handle, len(feed.plans), feed.inputs), "rknn_inputs_set [profile]"
+                )
                 ctx.check(ctx.lib.rknn_run(ctx.handle, None), "rknn_run [profile]")
                 ctx.check(ctx.lib.rknn_outputs_get(ctx.handle, len(outs), outs, None), "rknn_outputs_get [profile]")
                 ctx.lib.rknn_outputs_release(ctx.handle, len(outs), outs)
             detail = abi.RknnPerfDetail()
             ret = ctx.query(abi.RKNN_QUERY_PERF_DETAIL, detail)
             if ret != 0:
-                return {"unsupported": "%s (%s)" % (abi.describe_error("rknn_query(RKNN_QUERY_PERF_DETAIL)", ret),
-                                                    runtime.describe())}
+                return {
+                    "unsupported": "%s (%s)"
+                    % (abi.describe_error("rknn_query(RKNN_QUERY_PERF_DETAIL)", ret), runtime.describe())
+                }
             if not detail.perf_data or not detail.data_len:
                 return {"unsupported": "rknn_query(RKNN_QUERY_PERF_DETAIL) gave no table (%s)" % runtime.describe()}
             text = ctypes.string_at(detail.perf_data, detail.data_len).decode("utf-8", "replace").rstrip("\0")

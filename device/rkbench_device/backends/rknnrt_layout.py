@@ -18,8 +18,16 @@ Attr = Dict[str, Any]
 
 #: rknn tensor type name -> numpy dtype name (types numpy lacks are absent: int4, bfloat16).
 NUMPY_TYPES = {
-    "float32": "float32", "float16": "float16", "int8": "int8", "uint8": "uint8", "int16": "int16",
-    "uint16": "uint16", "int32": "int32", "uint32": "uint32", "int64": "int64", "bool": "bool",
+    "float32": "float32",
+    "float16": "float16",
+    "int8": "int8",
+    "uint8": "uint8",
+    "int16": "int16",
+    "uint16": "uint16",
+    "int32": "int32",
+    "uint32": "uint32",
+    "int64": "int64",
+    "bool": "bool",
 }
 
 
@@ -62,14 +70,17 @@ def array_format(array: Any, data_format: Optional[str], user: Attr) -> str:
     fits = {"nhwc": shape == (n, h, w, c), "nchw": shape == (n, c, h, w)}
     if data_format is not None:
         if not fits[data_format]:
-            raise ValueError("shape %s is not %s of the model's %s %s" % (
-                list(shape), data_format.upper(), user["fmt"].upper(), user["dims"]))
+            raise ValueError(
+                "shape %s is not %s of the model's %s %s"
+                % (list(shape), data_format.upper(), user["fmt"].upper(), user["dims"])
+            )
         return data_format
     for fmt in (user["fmt"], "nhwc", "nchw"):
         if fits.get(fmt):
             return fmt
-    raise ValueError("shape %s is neither NHWC nor NCHW of the model's %s %s"
-                     % (list(shape), user["fmt"].upper(), user["dims"]))
+    raise ValueError(
+        "shape %s is neither NHWC nor NCHW of the model's %s %s" % (list(shape), user["fmt"].upper(), user["dims"])
+    )
 
 
 def quantize(values: Any, attr: Attr) -> Any:
@@ -145,8 +156,14 @@ def unpack(flat: Any, native: Attr, user: Attr) -> Any:
     return np.ascontiguousarray(out)
 
 
-def plan_input(k: int, array: Any, data_format: Optional[str], user: Attr, native: Optional[Attr],
-               converted_in: str = "rknn_inputs_set") -> InputPlan:
+def plan_input(
+    k: int,
+    array: Any,
+    data_format: Optional[str],
+    user: Attr,
+    native: Optional[Attr],
+    converted_in: str = "rknn_inputs_set",
+) -> InputPlan:
     """How input k is fed: converted to the native type and layout (pass_through) where we
     can, else handed to the runtime as it is, which then converts inside the timed call
     `converted_in` (rknn_inputs_set in copy mode, rknn_run in zero-copy). Raises ValueError
@@ -166,8 +183,11 @@ def plan_input(k: int, array: Any, data_format: Optional[str], user: Attr, nativ
         if arr.dtype != target:
             if native["qnt_type"] != "none" and np.issubdtype(target, np.integer):
                 values = quantize(arr, native)
-                how = ("zp %d, scale %g" % (native["zp"], native["scale"])
-                       if native["qnt_type"] == "affine_asymmetric" else "fl %d" % native["fl"])
+                how = (
+                    "zp %d, scale %g" % (native["zp"], native["scale"])
+                    if native["qnt_type"] == "affine_asymmetric"
+                    else "fl %d" % native["fl"]
+                )
                 steps.append("%s: %s -> %s, quantized with the input's %s" % (label, arr.dtype, target, how))
             else:
                 values = arr.astype(target)
@@ -177,21 +197,29 @@ def plan_input(k: int, array: Any, data_format: Optional[str], user: Attr, nativ
         if laid is None:
             why_not = "native format %s is not one rkbench lays out" % native["fmt"].upper()
         elif laid.nbytes != expected:
-            why_not = ("%d bytes after conversion but the native attr wants %d"
-                       % (laid.nbytes, expected))
+            why_not = "%d bytes after conversion but the native attr wants %d" % (laid.nbytes, expected)
         else:
             if fmt != native["fmt"] or laid.size != values.size:
                 padded = " (padded to width stride %d)" % native["w_stride"] if laid.size > values.size else ""
-                steps.append("%s: %s -> native %s %s%s" % (label, fmt.upper(), native["fmt"].upper(),
-                                                           list(native["dims"]), padded))
+                steps.append(
+                    "%s: %s -> native %s %s%s"
+                    % (label, fmt.upper(), native["fmt"].upper(), list(native["dims"]), padded)
+                )
             return InputPlan(np.ascontiguousarray(laid), native["type"], native["fmt"], True, steps)
     if arr.dtype.name not in NUMPY_TYPES.values():
         raise ValueError("dtype %s is not one the runtime takes (%s)" % (arr.dtype, ", ".join(sorted(NUMPY_TYPES))))
-    steps.append("%s: %s given to the runtime as it is (%s): librknnrt converts it to %s inside "
-                 "%s, in the timed %s stage" % (
-                     label, described, why_not,
-                     "%s %s" % (native["type"], native["fmt"].upper()) if native else "the model's input",
-                     converted_in, "run" if converted_in == "rknn_run" else "inputs_set"))
+    steps.append(
+        "%s: %s given to the runtime as it is (%s): librknnrt converts it to %s inside "
+        "%s, in the timed %s stage"
+        % (
+            label,
+            described,
+            why_not,
+            "%s %s" % (native["type"], native["fmt"].upper()) if native else "the model's input",
+            converted_in,
+            "run" if converted_in == "rknn_run" else "inputs_set",
+        )
+    )
     return InputPlan(np.ascontiguousarray(arr), arr.dtype.name, fmt, False, steps)
 
 
@@ -221,4 +249,3 @@ def _lay_out(values: Any, fmt: str, native: Attr) -> Optional[Any]:
 def output_float(raw: Any, native: Attr, user: Attr) -> Any:
     """A native output buffer (numpy, native dtype, flat) -> float32 in the model's layout."""
     return unpack(dequantize(raw, native).reshape(-1), native, user)
-

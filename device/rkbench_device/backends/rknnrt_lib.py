@@ -20,6 +20,7 @@ try:
     import ctypes
 
     from . import rknnrt_abi as abi
+
     _NO_CTYPES: Optional[BaseException] = None
 except ImportError as _exc:  # a board Python built without _ctypes (libffi missing)
     ctypes = None  # type: ignore[assignment]
@@ -32,8 +33,17 @@ PROVISION_FIX = "fix: rkbench provision BOARD --librknnrt PATH"
 
 #: ELF e_machine -> name, and platform.machine() -> e_machine.
 _ELF_MACHINES = {3: "x86 (i386)", 40: "arm (32-bit)", 62: "x86_64", 183: "aarch64"}
-_HOST_MACHINES = {"x86_64": 62, "amd64": 62, "i386": 3, "i686": 3, "aarch64": 183, "arm64": 183,
-                  "armv7l": 40, "armv8l": 40, "armv6l": 40}
+_HOST_MACHINES = {
+    "x86_64": 62,
+    "amd64": 62,
+    "i386": 3,
+    "i686": 3,
+    "aarch64": 183,
+    "arm64": 183,
+    "armv7l": 40,
+    "armv8l": 40,
+    "armv6l": 40,
+}
 
 
 # -- the library ----------------------------------------------------------------------------
@@ -62,10 +72,12 @@ class Runtime:
 
 
 def no_ctypes_message() -> str:
-    return ("this board's Python (%s) has no working ctypes (%s): the rknnrt backend and "
-            "rknn-toolkit-lite2 both need it; install the Python's libffi/ctypes support "
-            "(e.g. the distribution's full python3 package) or use another Python with --python"
-            % (platform.python_version(), _NO_CTYPES))
+    return (
+        "this board's Python (%s) has no working ctypes (%s): the rknnrt backend and "
+        "rknn-toolkit-lite2 both need it; install the Python's libffi/ctypes support "
+        "(e.g. the distribution's full python3 package) or use another Python with --python"
+        % (platform.python_version(), _NO_CTYPES)
+    )
 
 
 def open_runtime(root: str = "/") -> Runtime:
@@ -74,19 +86,28 @@ def open_runtime(root: str = "/") -> Runtime:
         raise RunnerError(ERR_BACKEND_MISSING, no_ctypes_message())
     path = library_path(root)
     if path is None:
-        raise RunnerError(ERR_BACKEND_MISSING, "librknnrt.so is not on this board (looked for %s under %s): %s"
-                          % (", ".join("/" + p for p in sysfs.LIBRKNNRT_PATHS), root, PROVISION_FIX))
+        raise RunnerError(
+            ERR_BACKEND_MISSING,
+            "librknnrt.so is not on this board (looked for %s under %s): %s"
+            % (", ".join("/" + p for p in sysfs.LIBRKNNRT_PATHS), root, PROVISION_FIX),
+        )
     if not os.path.isfile(path):
-        raise RunnerError(ERR_BACKEND_MISSING, "librknnrt.so not found at %s (%s=%s): %s"
-                          % (path, LIBRKNNRT_ENV, os.environ.get(LIBRKNNRT_ENV), PROVISION_FIX))
+        raise RunnerError(
+            ERR_BACKEND_MISSING,
+            "librknnrt.so not found at %s (%s=%s): %s"
+            % (path, LIBRKNNRT_ENV, os.environ.get(LIBRKNNRT_ENV), PROVISION_FIX),
+        )
     try:
         lib = ctypes.CDLL(path)
     except OSError as exc:
-        raise RunnerError(ERR_BACKEND_MISSING, load_failure(path, str(exc)))
+        raise RunnerError(ERR_BACKEND_MISSING, load_failure(path, str(exc))) from exc
     missing_required, missing_optional = abi.declare(lib)
     if missing_required:
-        raise RunnerError(ERR_BACKEND_MISSING, "%s loads but lacks %s: it is not librknnrt (or a broken copy): %s"
-                          % (path, ", ".join(missing_required), PROVISION_FIX))
+        raise RunnerError(
+            ERR_BACKEND_MISSING,
+            "%s loads but lacks %s: it is not librknnrt (or a broken copy): %s"
+            % (path, ", ".join(missing_required), PROVISION_FIX),
+        )
     return Runtime(lib, path, missing_optional)
 
 
@@ -113,17 +134,31 @@ def load_failure(path: str, dlerror: str) -> str:
     here_bits = ctypes.sizeof(ctypes.c_void_p) * 8 if ctypes is not None else 64
     here = platform.machine()
     if kind is None:
-        return ("%s is not a shared library (no ELF shared-object header: a placeholder, a text file or a "
-                "truncated copy; dlopen said: %s): %s" % (path, dlerror, PROVISION_FIX))
+        return (
+            "%s is not a shared library (no ELF shared-object header: a placeholder, a text file or a "
+            "truncated copy; dlopen said: %s): %s" % (path, dlerror, PROVISION_FIX)
+        )
     bits, machine = kind
     want = _HOST_MACHINES.get(here.lower())
     if bits != here_bits or (want is not None and machine != want):
-        return ("%s is a %d-bit %s library but this Python is %d-bit on %s: wrong architecture (dlopen said: %s); "
-                "install the %s build of librknnrt.so: %s"
-                % (path, bits, _ELF_MACHINES.get(machine, "machine %d" % machine), here_bits, here, dlerror,
-                   here, PROVISION_FIX))
-    return ("%s could not be loaded: %s (a library it needs is missing, or it was built for a newer glibc "
-            "than this board's): %s" % (path, dlerror, PROVISION_FIX))
+        return (
+            "%s is a %d-bit %s library but this Python is %d-bit on %s: wrong architecture (dlopen said: %s); "
+            "install the %s build of librknnrt.so: %s"
+            % (
+                path,
+                bits,
+                _ELF_MACHINES.get(machine, "machine %d" % machine),
+                here_bits,
+                here,
+                dlerror,
+                here,
+                PROVISION_FIX,
+            )
+        )
+    return (
+        "%s could not be loaded: %s (a library it needs is missing, or it was built for a newer glibc "
+        "than this board's): %s" % (path, dlerror, PROVISION_FIX)
+    )
 
 
 def probe(root: str = "/") -> Tuple[bool, str]:
@@ -167,8 +202,7 @@ def context_error(call: str, ret: int, where: str) -> ContextError:
 class Context:
     """One rknn_context: rknn_init from the model buffer, queries, rknn_destroy."""
 
-    def __init__(self, runtime: Runtime, model_path: str, flags: int = 0,
-                 share_with: Optional["Context"] = None) -> None:
+    def __init__(self, runtime: Runtime, model_path: str, flags: int = 0, share_with: Optional[Context] = None) -> None:
         """share_with: init with RKNN_FLAG_SHARE_WEIGHT_MEM and extend->ctx = that context
         (the weights are not loaded again)."""
         self.runtime = runtime
@@ -188,7 +222,7 @@ class Context:
         self.alive = True
 
     @classmethod
-    def dup(cls, parent: "Context") -> "Context":
+    def dup(cls, parent: Context) -> Context:
         """A second context on the same model with rknn_dup_context (weights shared)."""
         ctx = cls.__new__(cls)
         ctx.runtime = parent.runtime
@@ -205,8 +239,11 @@ class Context:
 
     def check(self, ret: int, call: str, core_mask: Optional[str] = None) -> None:
         if ret != 0:
-            raise RunnerError(ERR_BACKEND_FAILED, "%s (%s)" % (abi.describe_error(call, ret), self.runtime.describe()),
-                              core_mask=core_mask)
+            raise RunnerError(
+                ERR_BACKEND_FAILED,
+                "%s (%s)" % (abi.describe_error(call, ret), self.runtime.describe()),
+                core_mask=core_mask,
+            )
 
     def attr(self, cmd: int, index: int) -> Tuple[int, Any]:
         attr = abi.RknnTensorAttr()
@@ -217,8 +254,10 @@ class Context:
         sdk = abi.RknnSdkVersion()
         if self.query(abi.RKNN_QUERY_SDK_VERSION, sdk) != 0:
             return None, None
-        return (sdk.api_version.decode("utf-8", "replace").strip() or None,
-                sdk.drv_version.decode("utf-8", "replace").strip() or None)
+        return (
+            sdk.api_version.decode("utf-8", "replace").strip() or None,
+            sdk.drv_version.decode("utf-8", "replace").strip() or None,
+        )
 
     def set_core_mask(self, mask: str, npu_cores: Optional[int]) -> None:
         """Single-core SoCs refuse rknn_set_core_mask (core 0 is the only core): skipped
@@ -228,15 +267,22 @@ class Context:
         if not self.runtime.has("rknn_set_core_mask"):
             if mask == "auto":
                 return
-            raise RunnerError(ERR_CORE_MASK_REFUSED, "core mask %s needs rknn_set_core_mask, which %s lacks "
-                              "(an older runtime): run with core mask auto or update librknnrt (%s)"
-                              % (mask, self.runtime.describe(), PROVISION_FIX), core_mask=mask)
+            raise RunnerError(
+                ERR_CORE_MASK_REFUSED,
+                "core mask %s needs rknn_set_core_mask, which %s lacks "
+                "(an older runtime): run with core mask auto or update librknnrt (%s)"
+                % (mask, self.runtime.describe(), PROVISION_FIX),
+                core_mask=mask,
+            )
         value = abi.CORE_MASKS[mask]
         ret = self.lib.rknn_set_core_mask(self.handle, value)
         if ret != 0:
-            raise RunnerError(ERR_CORE_MASK_REFUSED, "%s (%s)" % (
-                abi.describe_error("rknn_set_core_mask(%s [%d])" % (mask, value), ret), self.runtime.describe()),
-                core_mask=mask)
+            raise RunnerError(
+                ERR_CORE_MASK_REFUSED,
+                "%s (%s)"
+                % (abi.describe_error("rknn_set_core_mask(%s [%d])" % (mask, value), ret), self.runtime.describe()),
+                core_mask=mask,
+            )
 
     def destroy(self) -> None:
         if self.alive:
@@ -246,8 +292,13 @@ class Context:
 
 def probe_model(root: str, model_path: str) -> Dict[str, Any]:
     """For `info --probe-model`: init the model and read SDK_VERSION (api and driver)."""
-    out: Dict[str, Any] = {"model": model_path, "api_version": None, "drv_version": None,
-                           "source": "rknn_query(RKNN_QUERY_SDK_VERSION)", "error": None}
+    out: Dict[str, Any] = {
+        "model": model_path,
+        "api_version": None,
+        "drv_version": None,
+        "source": "rknn_query(RKNN_QUERY_SDK_VERSION)",
+        "error": None,
+    }
     if not os.path.isfile(model_path):
         out["error"] = "model not found on the board: %s" % model_path
         return out

@@ -36,8 +36,7 @@ class SimulatorBackend(Backend):
         self._io: Any = None
         self._outputs_wanted: Optional[List[str]] = None
 
-    def load(self, model: ModelRef, core_mask: Optional[str] = None,
-             data_format: Sequence[Optional[str]] = ()) -> None:
+    def load(self, model: ModelRef, core_mask: Optional[str] = None, data_format: Sequence[Optional[str]] = ()) -> None:
         recipe = model.build_recipe
         if not model.onnx or recipe is None:
             raise RunnerError(ERR_MODEL_MISSING, "backend simulator needs model.onnx and model.build_recipe")
@@ -48,16 +47,20 @@ class SimulatorBackend(Backend):
         try:
             from rknn.api import RKNN
         except Exception as exc:
-            raise RunnerError(ERR_BACKEND_MISSING,
-                              "rknn-toolkit2 cannot be imported here (%s): install it on this host "
-                              "(pip install 'rkbench[toolkit]')" % exc)
+            raise RunnerError(
+                ERR_BACKEND_MISSING,
+                "rknn-toolkit2 cannot be imported here (%s): install it on this host "
+                "(pip install 'rkbench[toolkit]')" % exc,
+            ) from exc
         self.data_format = list(data_format)
         self._rknn = RKNN(verbose=False)
         rknn = self._rknn
         _check(lambda: rknn.config(**recipe.config), "config(%s)" % _short(recipe.config))
         _check(lambda: rknn.load_onnx(model=model.onnx, **recipe.load_kwargs), "load_onnx(%s)" % model.onnx)
-        _check(lambda: rknn.build(do_quantization=recipe.do_quantization, dataset=recipe.dataset),
-               "build(do_quantization=%s)" % recipe.do_quantization)
+        _check(
+            lambda: rknn.build(do_quantization=recipe.do_quantization, dataset=recipe.dataset),
+            "build(do_quantization=%s)" % recipe.do_quantization,
+        )
         _check(lambda: rknn.init_runtime(), "init_runtime() [simulator]")
         self._infer = rknn.inference
         self._io = onnx_io(model.onnx)
@@ -81,7 +84,7 @@ class SimulatorBackend(Backend):
         try:
             outputs = self._infer(inputs=feed, data_format=self._fmt)
         except Exception as exc:
-            raise RunnerError(ERR_BACKEND_FAILED, "RKNN.inference (simulator) failed: %s" % exc)
+            raise RunnerError(ERR_BACKEND_FAILED, "RKNN.inference (simulator) failed: %s" % exc) from exc
         return check_outputs(outputs, "RKNN.inference (simulator)")
 
     def bind(self, feed: Any) -> Callable[[], Any]:
@@ -103,10 +106,13 @@ def _check(step: Callable[[], Any], what: str) -> None:
     try:
         ret = step()
     except Exception as exc:
-        raise RunnerError(ERR_BACKEND_FAILED, "rknn-toolkit2 %s raised %s: %s" % (what, type(exc).__name__, exc))
+        raise RunnerError(
+            ERR_BACKEND_FAILED, "rknn-toolkit2 %s raised %s: %s" % (what, type(exc).__name__, exc)
+        ) from exc
     if ret is not None and ret != 0:
-        raise RunnerError(ERR_BACKEND_FAILED,
-                          "rknn-toolkit2 %s returned %r; the toolkit's messages on stderr say why" % (what, ret))
+        raise RunnerError(
+            ERR_BACKEND_FAILED, "rknn-toolkit2 %s returned %r; the toolkit's messages on stderr say why" % (what, ret)
+        )
 
 
 def _short(config: Dict[str, Any]) -> str:

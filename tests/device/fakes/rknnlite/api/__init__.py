@@ -19,7 +19,7 @@ def _failing(name):
     return name in os.environ.get("FAKE_RKNNLITE_FAIL", "").split(",")
 
 
-class _FakeRuntime(object):
+class _FakeRuntime:
     """Stands for lite2's internal RKNNRuntime: get_run_perf() gives the last run's 'NPU
     time' in microseconds (here: the fake's sleep)."""
 
@@ -30,14 +30,14 @@ class _FakeRuntime(object):
         return self.last_us
 
 
-class RKNNLite(object):
+class RKNNLite:
     NPU_CORE_AUTO = 0x0
     NPU_CORE_0 = 0x1
     NPU_CORE_1 = 0x2
     NPU_CORE_2 = 0x4
     NPU_CORE_0_1 = 0x3
     NPU_CORE_0_1_2 = 0x7
-    NPU_CORE_ALL = 0xffff
+    NPU_CORE_ALL = 0xFFFF
 
     def __init__(self, verbose=False, verbose_file=None):
         self._loaded = False
@@ -69,10 +69,13 @@ class RKNNLite(object):
     def get_sdk_version(self):
         return "API: 2.3.0 (fake)\nDRV: rknnrt: 2.3.0 (fake)"
 
-    def inference(self, inputs, data_type=None, data_format=None, inputs_pass_through=None,
-                  get_frame_id=False):
-        _log("inference", shapes=[list(np.shape(x)) for x in inputs], dtypes=[str(np.asarray(x).dtype) for x in inputs],
-             data_format=data_format)
+    def inference(self, inputs, data_type=None, data_format=None, inputs_pass_through=None, get_frame_id=False):
+        _log(
+            "inference",
+            shapes=[list(np.shape(x)) for x in inputs],
+            dtypes=[str(np.asarray(x).dtype) for x in inputs],
+            data_format=data_format,
+        )
         if _failing("raise_inference"):
             raise RuntimeError("fake inference crash")
         if _failing("inference") or not self._ready:
