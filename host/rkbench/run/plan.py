@@ -47,10 +47,19 @@ class MeasureOptions:
     per_layer: bool = False
     lock_timeout_s: float = 30.0  # another host measuring on the board: wait this long
     inject_slowdown: float = 0.0  # test-only runner knob (regression-detection benchmarks)
+    # Test-only: the board itself is this fraction slower tonight. Unlike inject_slowdown (a
+    # change of the candidate) it also slows the baseline build re-measured in a confirmation.
+    inject_drift: float = 0.0
     cpu_threads: int = 0  # CPU backends' threads; 0 = their default
     io_mode: str = "copy"  # NPU backends: "copy" (rknn_inputs_set per run) or "zero_copy" (rknn_set_io_mem)
     profile_layers: bool = False  # a separate per-layer NPU profiling pass after the timed loop
     profile_runs: int = 3
+    # Confirmation of a suspected verdict (lab/confirm.py): this many rounds per side, A B A B,
+    # each round this fraction of the measurement's min_seconds. 2 x 1/2: each side pools as
+    # much measuring as the cell had, so the confirmation measures 2x the cell (plus the
+    # per-run start-up of 4 runs): at most 3x the cell's measurement while start-up <= min_seconds.
+    confirm_rounds: int = 2
+    confirm_fraction: float = 0.5
 
     def spec(
         self,
@@ -91,4 +100,5 @@ class MeasureOptions:
 
     def runner_env(self) -> dict[str, str]:
         """Environment for the runner: test knobs travel here, outside the protocol."""
-        return {SLOWDOWN_ENV: repr(self.inject_slowdown)} if self.inject_slowdown else {}
+        factor = (1.0 + self.inject_slowdown) * (1.0 + self.inject_drift) - 1.0
+        return {SLOWDOWN_ENV: repr(round(factor, 6))} if factor > 0.0 else {}
