@@ -8,7 +8,8 @@ import click
 
 from rkbench.cli.boards import connection_options, labgrid_options
 from rkbench.cli.model import build_options, config_from_options, example_config, model_options, progress_printer
-from rkbench.errors import ThresholdFailed, UsageError
+from rkbench.errors import BoardError, ThresholdFailed, UsageError
+from rkbench.lab.confirm import confirm_regression_threshold
 from rkbench.model import examples
 from rkbench.model.info import check_readable
 from rkbench.report import group_history, summary, write_html, write_json, write_junit
@@ -92,8 +93,9 @@ def run_options(func):
         click.option(
             "--max-regression",
             type=float,
-            help="Threshold: latency regression against the previous run on this board "
-            "(e.g. 0.05), decided by a rank test, not by means.",
+            help="Threshold: latency regression against the accepted baseline (else the previous run) on "
+            "this board (e.g. 0.05), decided by a rank test, not by means; a suspected run is confirmed by "
+            "measuring the baseline's build and this one again, interleaved, before it fails.",
         ),
         click.option("--db", type=click.Path(path_type=Path), help="Results store (SQLite)."),
         click.option(
@@ -106,6 +108,8 @@ def run_options(func):
         click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here."),
         click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write a JSON report here."),
         click.option("--group", help="Name of this run group (default run-<date>-<time>)."),
+        click.option("--inject-slowdown", type=float, default=0.0, hidden=True, help="Test only."),
+        click.option("--inject-drift", type=float, default=0.0, hidden=True, help="Test only."),
         click.option(
             "--hybrid-cfg",
             type=click.Path(path_type=Path),
@@ -142,6 +146,8 @@ def request_from(model: Path | None, config, opts: dict) -> RunRequest:
         io_mode=IO_MODES[opts.get("io_mode") or "copy"],
         profile_layers=bool(opts.get("profile_layers")),
         profile_runs=opts.get("profile_runs") or DEFAULTS.profile_runs,
+        inject_slowdown=opts.get("inject_slowdown") or 0.0,
+        inject_drift=opts.get("inject_drift") or 0.0,
     )
     if config is None and measure.backend in ("onnxruntime", "simulator"):
         raise UsageError(
@@ -178,6 +184,15 @@ def execute(request: RunRequest, opts: dict) -> None:
     with Store(opts.get("db")) as store:
         report = run_model(request, store, build_options(opts), say)
         results = report.results
+        lost = []
+        for result in results:
+            # --max-regression: a suspected run is confirmed (interleaved with the baseline's
+            # build, on the board now) before it fails.
+            checked = confirm_regression_threshold(request, result, store, build_options(opts), say)
+            if checked is not None:
+                say(f"max_latency_regression: {checked.text()}")
+                if checked.board_lost:
+                    lost.append(checked.error)
         history = group_history(
             store.history(model=results[0].model if results else None, board=request.board.board, limit=50)
         )
@@ -210,6 +225,8 @@ def execute(request: RunRequest, opts: dict) -> None:
     if failed:
         names = ", ".join(f"{t.name} ({r.core_mask or r.backend})" for r, t in failed)
         raise ThresholdFailed(f"threshold(s) not met: {names}; report: {html.resolve()}")
+    if lost:
+        raise BoardError(f"{lost[0]}; the run's verdict is UNKNOWN (report: {html.resolve()})")
 
 
 @click.command("run")

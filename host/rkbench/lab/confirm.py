@@ -213,3 +213,55 @@ def confirm(
     out.drift = compare_latency(stored.latency_ns, samples["A"], min_effect=min_effect)
     out.telemetry = telemetry_changes(stored.telemetry, now_telemetry)
     return out
+
+
+def confirm_regression_threshold(
+    request: RunRequest, result: RunResult, store: Store, build_options: BuildOptions, say: Say
+) -> ConfirmResult | None:
+    """`rkbench run --max-regression`: when the run is suspected (DIFFERENT or UNKNOWN against
+    the accepted baseline, else the previous run), confirm before failing. The threshold then
+    carries the confirmed decision, its detail both verdicts. None when nothing was suspected."""
+    from rkbench.results.stats import REGRESSION, SAME
+    from rkbench.run.pipeline import latency_reference
+
+    limit = request.limits.max_latency_regression
+    threshold = next((t for t in result.thresholds if t.name == "max_latency_regression"), None)
+    if limit is None or threshold is None or not result.latency_ns:
+        return None
+    stored = latency_reference(store, result)
+    if stored is None or not stored.latency_ns:
+        return None
+    suspected = compare_latency(stored.latency_ns, result.latency_ns, min_effect=limit)
+    if suspected.kind == SAME:
+        return None
+    masks = [result.core_mask] if result.core_mask else request.measure.core_masks
+    candidate = replace(request, measure=replace(request.measure, core_masks=masks), group=result.group)
+    say(f"{suspected.kind} against run {stored.run_id}: confirming, interleaved on the board")
+    try:
+        checked = confirm(
+            candidate,
+            baseline_request(candidate, result, stored, build_options),
+            stored,
+            store,
+            build_options,
+            limit,
+            say,
+        )
+    except ConfirmUnavailable as err:
+        checked = ConfirmResult(error=str(err))
+    verdict = checked.verdict
+    threshold.passed = not (verdict is not None and verdict.kind == DIFFERENT and verdict.direction == REGRESSION)
+    threshold.value = verdict.effect if verdict is not None else None
+    threshold.detail = f"stored: {threshold.detail}; {checked.text()}"
+    store.add_confirmation(
+        result.run_id,
+        stored.run_id,
+        result.board,
+        result.group,
+        suspected.kind,
+        checked.kind,
+        checked.drift.effect if checked.drift else None,
+        checked.drifted,
+        checked.text(),
+    )
+    return checked

@@ -340,6 +340,9 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                 "min_runs": request.measure.min_runs,
                 "min_seconds": request.measure.min_seconds,
                 "inputs": len(spec_inputs),
+                "cpu_threads": request.measure.cpu_threads,
+                "io_mode": request.measure.io_mode,
+                "inputs_path": str(Path(request.measure.inputs).resolve()) if request.measure.inputs else None,
                 # What a confirmation needs to measure this build again (lab/confirm.py).
                 "recipe": config_record(request.config) if request.config and not request.hybrid_cfg else None,
             },
@@ -436,7 +439,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                     result.outputs += output_errors(board_outputs, evalset.golden, evalset.output_names, "fp32")
                 if sim_outputs:
                     result.outputs += output_errors(board_outputs, sim_outputs, evalset.output_names, "simulator")
-                previous = _previous(store, result)
+                previous = latency_reference(store, result)
                 result.thresholds = check_thresholds(result, request.limits, previous)
                 if run_id is None:
                     result.run_id = store.begin_run(replace(result, status="running"))
@@ -606,7 +609,12 @@ def _run_debug(
     return [dict(zip(model.outputs, map(str, sample))) for sample in _outputs_by_sample(outcome.results[0])]
 
 
-def _previous(store: Store, result: RunResult) -> RunResult | None:
+def latency_reference(store: Store, result: RunResult) -> RunResult | None:
+    """What --max-regression compares with: the accepted baseline of the run's key, else the
+    previous run on this board."""
+    baseline = store.baseline_for(result) if result.run_id is not None else None
+    if baseline is not None:
+        return store.get_run(baseline)
     rows = store.previous_runs(
         result.model_sha256,
         result.board,
