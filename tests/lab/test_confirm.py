@@ -33,7 +33,7 @@ def test_drift_false_alarm_passes_with_the_drift_named(nightly, lab_files):
     assert outcome == "pass", note
     assert stored.startswith("DIFFERENT +") and confirmed.startswith("SAME"), (stored, confirmed)
     assert drift.startswith("drifted +") and float(drift.split()[1].rstrip("%")) > 30, drift
-    assert "stored baseline: DIFFERENT" in note and "2x2 interleaved rounds" in note
+    assert "stored baseline: DIFFERENT" in note and "2x2 interleaved rounds" in note and "x the cell" in note
     junit = ET.parse(lab_files / "d2" / "junit.xml").getroot()
     assert not junit.findall(".//failure")
     props = {p.get("name"): p.get("value") for p in junit.iter("property")}

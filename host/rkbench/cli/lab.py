@@ -119,7 +119,7 @@ def boards_check(boards_file: Path, selectors: tuple[str, ...], as_json: bool) -
     type=click.IntRange(0, 10),
     default=2,
     show_default=True,
-    help="Re-measurements of a cell whose verdict is UNKNOWN or whose run was throttled.",
+    help="Re-measurements of a cell whose run was throttled (and, with --no-confirm, whose verdict is UNKNOWN).",
 )
 @click.option(
     "--min-effect",

@@ -327,7 +327,9 @@ class Nightly:
                     break
                 reference = self.store.get_run(baseline)
                 verdict = compare_latency(reference.latency_ns, result.latency_ns, min_effect=limit)
-                if verdict.kind != UNKNOWN and not result.throttled:
+                # An UNKNOWN goes to the confirmation (a better second look: both sides now) rather
+                # than being measured again against the old baseline.
+                if (verdict.kind != UNKNOWN or self.options.confirm) and not result.throttled:
                     break
                 self.say(
                     f"[{cell.board.name}] {cell.key}: {'throttled' if result.throttled else 'UNKNOWN'}: measuring again"
@@ -345,6 +347,11 @@ class Nightly:
             checked = self._confirm(cell, result, reference, baseline, verdict, limit)
         if checked is not None:
             outcome, message = _confirmed_outcome(checked, verdict, baseline)
+            if measure_s > 0:
+                message += (
+                    f" (confirmation {checked.seconds:.1f} s: {checked.seconds / measure_s:.1f}x the cell's "
+                    f"{measure_s:.1f} s measurement)"
+                )
         elif failed:
             outcome = FAILED
             message = "; ".join(f"{t.name} {t.value} vs {t.limit}" for t in failed)
