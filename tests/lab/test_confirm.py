@@ -16,13 +16,22 @@ from tests.lab.conftest import LOCAL, write_lab
 pytestmark = pytest.mark.toolkit
 
 
+# Confirmation rounds are half of this: long enough for the rank test on a loaded machine.
+SECONDS = 1.0
+
+
 def _row(stdout: str, board: str = "here") -> list[str]:
     line = next(line for line in stdout.splitlines() if line.startswith("| `cnn") and f"@{board}[" in line)
     return [part.strip() for part in line.strip("|").split("|")]
 
 
+def _not_blamed(outcome: str, confirmed: str) -> bool:
+    """A drift alone is never blamed: SAME, or (on a machine too loaded to tell) UNKNOWN."""
+    return (outcome, confirmed.split()[0]) in (("pass", "SAME"), ("unstable", "UNKNOWN"))
+
+
 def test_drift_false_alarm_passes_with_the_drift_named(nightly, lab_files):
-    write_lab(lab_files, LOCAL)
+    write_lab(lab_files, LOCAL, seconds=SECONDS)
     assert nightly("-o", "d1", "--group", "d1", "--accept").returncode == 0
 
     # The board is 60% slower tonight for every build: the stored baseline cries wolf, the
@@ -30,15 +39,15 @@ def test_drift_false_alarm_passes_with_the_drift_named(nightly, lab_files):
     second = nightly("-o", "d2", "--group", "d2", "--inject-drift", "0.6", "--remeasure", "0")
     assert second.returncode == 0, second.stdout + second.stderr
     cell, outcome, _, stored, confirmed, drift, note = _row(second.stdout)
-    assert outcome == "pass", note
-    assert stored.startswith("DIFFERENT +") and confirmed.startswith("SAME"), (stored, confirmed)
+    assert _not_blamed(outcome, confirmed), note
+    assert stored.startswith("DIFFERENT +"), stored
     assert drift.startswith("drifted +") and float(drift.split()[1].rstrip("%")) > 30, drift
     assert "stored baseline: DIFFERENT" in note and "2x2 interleaved rounds" in note and "x the cell" in note
     junit = ET.parse(lab_files / "d2" / "junit.xml").getroot()
     assert not junit.findall(".//failure")
     props = {p.get("name"): p.get("value") for p in junit.iter("property")}
     assert props["verdict_stored_baseline"].startswith("DIFFERENT")
-    assert props["verdict_confirmed"].startswith("SAME") and props["board_drift"].startswith("drifted")
+    assert props["verdict_confirmed"] == confirmed and props["board_drift"].startswith("drifted")
     html = (lab_files / "d2" / "report.html").read_text()
     assert "latency_confirmed" in html and "board_drift" in html
     assert "Unstable boards" not in second.stdout  # one drifting night is not yet a pattern
@@ -46,7 +55,7 @@ def test_drift_false_alarm_passes_with_the_drift_named(nightly, lab_files):
     # Drifting again the next night: the board is listed as unstable (from the store's history).
     third = nightly("-o", "d3", "--group", "d3", "--inject-drift", "0.4", "--remeasure", "0")
     assert third.returncode == 0, third.stdout + third.stderr
-    assert _row(third.stdout)[1] == "pass"
+    assert _not_blamed(_row(third.stdout)[1], _row(third.stdout)[4])
     assert "Unstable boards" in third.stdout and "- `here`: drifted in 2 of its last 2" in third.stdout
 
     # Nothing suspected: no confirmation runs at all.
@@ -58,7 +67,7 @@ def test_drift_false_alarm_passes_with_the_drift_named(nightly, lab_files):
 
 
 def test_real_slowdown_on_a_drifting_board_is_still_a_regression(nightly, lab_files):
-    write_lab(lab_files, LOCAL)
+    write_lab(lab_files, LOCAL, seconds=SECONDS)
     assert nightly("-o", "s1", "--group", "s1", "--accept").returncode == 0
     done = nightly("-o", "s2", "--group", "s2", "--inject-slowdown", "0.6", "--inject-drift", "0.3", "--remeasure", "0")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -84,7 +93,7 @@ python = "{sys.executable}"
 known_hosts = "{known}"
 """
     )
-    write_lab(lab_files, boards)
+    write_lab(lab_files, boards, seconds=SECONDS)
     first = nightly("-o", "l1", "--group", "l1", "--accept", "--known-hosts", known)
     assert first.returncode == 0, first.stdout + first.stderr
     args = [sys.executable, "-m", "rkbench", "nightly", "--suite", "suite.toml", "--boards", "boards.toml"]
@@ -118,7 +127,7 @@ known_hosts = "{known}"
     far = _row(stdout, "far")
     assert far[1] == "board-lost" and "board lost during the confirmation" in far[-1], far
     here = _row(stdout, "here")
-    assert here[1] == "pass" and here[4].startswith("SAME"), here  # the other board finished
+    assert _not_blamed(here[1], here[4]), here  # the other board finished its confirmation
 
 
 def _history(nightly) -> list[dict]:
@@ -172,7 +181,7 @@ def test_compare_confirm_and_a_baseline_build_that_is_gone(nightly, lab_files):
 
 def test_run_max_regression_confirms_before_failing(nightly, lab_files):
     run = ["run", "--model", "m.onnx", "--dataset", "calib/dataset.txt", "--backend", "onnxruntime"]
-    run += ["--min-seconds", "0.3", "--min-runs", "30", "--db", nightly.db]
+    run += ["--min-seconds", str(SECONDS), "--min-runs", "30", "--db", nightly.db]
     first = _rk(nightly, *run, "--group", "r1", "-o", "r1")
     assert first.returncode == 0, first.stderr
     accepted = _rk(nightly, "baseline", "accept", "r1", "--db", nightly.db)
@@ -180,10 +189,22 @@ def test_run_max_regression_confirms_before_failing(nightly, lab_files):
 
     drifted = _rk(nightly, *run, "--group", "r2", "-o", "r2", "--max-regression", "0.05", "--inject-drift", "0.6")
     assert drifted.returncode == 0, drifted.stdout + drifted.stderr
-    assert "max_latency_regression: confirmed SAME" in drifted.stderr and "board drifted +" in drifted.stderr
+    assert "max_latency_regression: confirmed " in drifted.stderr and "board drifted +" in drifted.stderr
+    assert "confirmed DIFFERENT" not in drifted.stderr
 
     slower = _rk(nightly, *run, "--group", "r3", "-o", "r3", "--max-regression", "0.05", "--inject-slowdown", "0.6")
     assert slower.returncode == 1, slower.stdout + slower.stderr
     assert "confirmed DIFFERENT (regression)" in slower.stderr
     junit = (lab_files / "r3" / "junit.xml").read_text()
     assert "max_latency_regression" in junit and "stored: DIFFERENT vs run" in junit
+
+
+def test_telemetry_changes_name_what_moved():
+    from rkbench.lab.confirm import telemetry_changes
+    from rkbench.results.model import TelemetrySample
+
+    stored = [TelemetrySample(t, [10.0], 1_000_000_000, {"0": 1_800_000_000}, {"soc": 45.0}) for t in (0, 1)]
+    now = [TelemetrySample(t, [30.0], 1_000_000_000, {"0": 1_416_000_000}, {"soc": 46.5}) for t in (0, 1)]
+    changed = telemetry_changes(stored, now)
+    # CPU clock down 21% and NPU load up 20 points; the NPU clock and a 1.5 °C warmer SoC did not move.
+    assert changed == {"cpu0 MHz": (1800.0, 1416.0), "npu load %": (10.0, 30.0)}

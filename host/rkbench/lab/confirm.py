@@ -9,8 +9,9 @@ same board now, in alternating rounds A B A B, and the verdict is taken from tho
 build measured now against the baseline as stored is the board's drift, named with the
 telemetry that changed.
 
-Cost: MeasureOptions.confirm_rounds rounds per side of confirm_fraction x min_seconds
-(default 2 x 1/2: each side pools one cell's worth of measuring, 2x the cell in all).
+The candidate's own measurement just before is not pooled in: it was taken
+before the interleaving (tried: it shifted tests' verdicts by a few percent). Cost: MeasureOptions.confirm_rounds rounds per side of confirm_fraction
+x min_seconds (default 2 x 1/2: 2x the cell's measuring in all, plus 4 runs' start-up).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class ConfirmResult:
     error: str = ""  # why there is no verdict
     board_lost: bool = False
     run_ids: list[int] = field(default_factory=list)
+    why: str = ""  # why a cell that was SAME was confirmed anyway (its board is unstable)
 
     @property
     def drifted(self) -> bool:
@@ -70,7 +72,9 @@ class ConfirmResult:
         change = f" {v.effect:+.1%} [{v.ci_low:+.1%}, {v.ci_high:+.1%}]" if v.effect is not None else ""
         kind = f"{v.kind} ({v.direction})" if v.direction else v.kind
         drift = self.drift_text()
-        return f"confirmed {kind}{change} in {self.rounds}x2 interleaved rounds" + (f"; {drift}" if drift else "")
+        why = f" ({self.why})" if self.why else ""
+        text = f"confirmed {kind}{change} in {self.rounds}x2 interleaved rounds{why}"
+        return text + (f"; {drift}" if drift else "")
 
 
 def _same_build(candidate: RunResult, stored: RunResult) -> bool:

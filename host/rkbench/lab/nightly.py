@@ -342,9 +342,12 @@ class Nightly:
             return CellResult(cell, ERROR, result, verdict, baseline, attempts, str(err))
         failed = [t for t in result.thresholds if not t.passed]
         checked = None
-        suspect = verdict is not None and verdict.kind in (DIFFERENT, UNKNOWN)
+        # On a board that drifted in enough of its last nightlies a SAME is suspect too: the
+        # drift may hide a change as well as fake one.
+        drifting = self._drifting(cell.board.name) if verdict is not None and verdict.kind == SAME else ""
+        suspect = verdict is not None and (verdict.kind in (DIFFERENT, UNKNOWN) or bool(drifting))
         if suspect and not failed and not result.throttled and self.options.confirm:
-            checked = self._confirm(cell, result, reference, baseline, verdict, limit)
+            checked = self._confirm(cell, result, reference, baseline, verdict, limit, drifting)
         if checked is not None:
             outcome, message = _confirmed_outcome(checked, verdict, baseline)
             if measure_s > 0:
@@ -369,18 +372,47 @@ class Nightly:
             outcome, message = UNSTABLE, "UNKNOWN after re-measuring: " + _verdict_text(verdict, baseline)
         return CellResult(cell, outcome, result, verdict, baseline, attempts, message, pushed, checked, measure_s)
 
+    def _drifting(self, board: str) -> str:
+        """'' for a stable board, else its drift history (from the store, before tonight)."""
+        history = [h for h in self.store.drift_history(board, UNSTABLE_OF + 1) if h[0] != self.options.group]
+        drifted = sum(was for _, was, _ in history[:UNSTABLE_OF])
+        if drifted < UNSTABLE_AFTER:
+            return ""
+        return (
+            f"the board is unstable (drifted in {drifted} of its last {len(history[:UNSTABLE_OF])} confirmed nightlies)"
+        )
+
     def _confirm(
-        self, cell: Cell, result: RunResult, stored: RunResult, baseline: int, verdict: Verdict, limit: float
+        self,
+        cell: Cell,
+        result: RunResult,
+        stored: RunResult,
+        baseline: int,
+        verdict: Verdict,
+        limit: float,
+        drifting: str = "",
     ) -> ConfirmResult:
         name = cell.board.name
-        self.say(f"[{name}] {cell.key}: {verdict.kind} vs the stored baseline: confirming, interleaved")
+        why = f"{verdict.kind} vs the stored baseline" + (f", but {drifting}" if drifting else "")
+        self.say(f"[{name}] {cell.key}: {why}: confirming, interleaved")
         request = self._request(cell)
         try:
             again = baseline_request(request, result, stored, self.build_options)
         except ConfirmUnavailable as err:
             checked = ConfirmResult(error=str(err))
         else:
-            checked = confirm(request, again, stored, self.store, self.build_options, limit, self.say)
+            say = self.say
+            checked = confirm(
+                request,
+                again,
+                stored,
+                self.store,
+                self.build_options,
+                limit,
+                lambda m: say(f"[{name}] {cell.key}: {m}"),
+            )
+            if drifting:
+                checked.why = drifting
         self.store.add_confirmation(
             result.run_id,
             baseline,
