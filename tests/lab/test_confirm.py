@@ -42,7 +42,7 @@ def test_drift_false_alarm_passes_with_the_drift_named(nightly, lab_files):
     assert _not_blamed(outcome, confirmed), note
     assert stored.startswith("DIFFERENT +"), stored
     assert drift.startswith("drifted +") and float(drift.split()[1].rstrip("%")) > 30, drift
-    assert "stored baseline: DIFFERENT" in note and "2x2 interleaved rounds" in note and "x the cell" in note
+    assert "stored baseline: DIFFERENT" in note and "3x2 interleaved rounds" in note and "x the cell" in note
     junit = ET.parse(lab_files / "d2" / "junit.xml").getroot()
     assert not junit.findall(".//failure")
     props = {p.get("name"): p.get("value") for p in junit.iter("property")}
@@ -159,11 +159,11 @@ def test_compare_confirm_and_a_baseline_build_that_is_gone(nightly, lab_files):
     done = _rk(nightly, "compare", a, b, "--confirm", "local", "--db", nightly.db, "--json")
     assert done.returncode == 0, done.stderr
     checked = json.loads(done.stdout)["confirmation"]
-    assert checked["error"] is None and checked["rounds"] == 2
-    assert checked["verdict"]["n_a"] >= 30 and checked["verdict"]["n_b"] >= 30  # 2 rounds of >= 15 runs
+    assert checked["error"] is None and checked["rounds"] == 3
+    assert checked["verdict"]["n_a"] >= 30 and checked["verdict"]["n_b"] >= 30  # 3 rounds of >= 12 runs
     assert checked["drift"]["kind"] in ("SAME", "DIFFERENT", "UNKNOWN")
     text = _rk(nightly, "compare", a, b, "--confirm", "local", "--db", nightly.db)
-    assert "Confirmed on local: confirmed" in text.stdout and "2x2 interleaved rounds" in text.stdout
+    assert "Confirmed on local: confirmed" in text.stdout and "3x2 interleaved rounds" in text.stdout
 
     # RUN_A's build is gone from the cache and its toolkit is not installed: UNKNOWN, said why.
     with sqlite3.connect(nightly.db) as conn:

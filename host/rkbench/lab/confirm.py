@@ -11,7 +11,7 @@ telemetry that changed.
 
 The candidate's own measurement just before is not pooled in: it was taken
 before the interleaving (tried: it shifted tests' verdicts by a few percent). Cost: MeasureOptions.confirm_rounds rounds per side of confirm_fraction
-x min_seconds (default 2 x 1/2: 2x the cell's measuring in all, plus 4 runs' start-up).
+x min_seconds (default 3 x 0.4: 2.4x the cell's measuring in all, plus 6 runs' start-up).
 """
 
 from __future__ import annotations

@@ -54,12 +54,13 @@ class MeasureOptions:
     io_mode: str = "copy"  # NPU backends: "copy" (rknn_inputs_set per run) or "zero_copy" (rknn_set_io_mem)
     profile_layers: bool = False  # a separate per-layer NPU profiling pass after the timed loop
     profile_runs: int = 3
-    # Confirmation of a suspected verdict (lab/confirm.py): this many rounds per side, A B A B,
-    # each round this fraction of the measurement's min_seconds. 2 x 1/2: each side pools as
-    # much measuring as the cell had, so the confirmation measures 2x the cell (plus the
-    # per-run start-up of 4 runs): at most 3x the cell's measurement while start-up <= min_seconds.
-    confirm_rounds: int = 2
-    confirm_fraction: float = 0.5
+    # Confirmation of a suspected verdict (lab/confirm.py): this many rounds per side, A B A B
+    # A B, each round this fraction of the measurement's min_seconds. 3 x 0.4: each side pools
+    # 1.2x the cell's measuring, so the confirmation measures 2.4x the cell plus the start-up
+    # of 6 runs (2.6-2.8x the cell's measurement wall time at 5 s cells); finer interleaving
+    # than 2 x 1/2 (2.1-2.3x) and more samples: 2 x 1/2 left 3 of 20 10% slowdowns UNKNOWN.
+    confirm_rounds: int = 3
+    confirm_fraction: float = 0.4
 
     def spec(
         self,
