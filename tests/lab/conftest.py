@@ -19,14 +19,16 @@ def lab_files(tmp_path_factory):
     return root
 
 
-def write_lab(root: Path, boards: str, selectors: str = '["lab=desk"]', measure: str = "") -> tuple[Path, Path]:
+def write_lab(
+    root: Path, boards: str, selectors: str = '["lab=desk"]', measure: str = "", seconds: float = 0.3
+) -> tuple[Path, Path]:
     (root / "boards.toml").write_text(boards)
     (root / "suite.toml").write_text(f"""
 name = "smoke"
 [measure]
 backend = "onnxruntime"
 min_runs = 30
-min_seconds = 0.3
+min_seconds = {seconds}
 {measure}
 [[models]]
 name = "cnn"

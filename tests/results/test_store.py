@@ -393,6 +393,7 @@ def test_a_version_1_store_is_migrated_with_its_data(tmp_path):
         conn.execute(f"ALTER TABLE samples DROP COLUMN {column}")
     conn.execute("ALTER TABLE runs DROP COLUMN npu")
     conn.execute("DROP TABLE throughput")  # schema version 3's
+    conn.execute("DROP TABLE confirmations")  # schema version 4's
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     with Store(db) as store:
@@ -401,4 +402,6 @@ def test_a_version_1_store_is_migrated_with_its_data(tmp_path):
         new = store.begin_run(make_result(samples=0))
         store.add_samples(new, 0, [5, 6], {"npu": [3, 4]})
         assert store.get_run(new).stages_ns == {"npu": [3, 4]}
+        store.add_confirmation(new, run_id, "b0", "g", "DIFFERENT", "SAME", 0.2, True)
+        assert store.drift_history("b0") == [("g", True, 0.2)]
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -119,7 +119,7 @@ def boards_check(boards_file: Path, selectors: tuple[str, ...], as_json: bool) -
     type=click.IntRange(0, 10),
     default=2,
     show_default=True,
-    help="Re-measurements of a cell whose verdict is UNKNOWN or whose run was throttled.",
+    help="Re-measurements of a cell whose run was throttled (and, with --no-confirm, whose verdict is UNKNOWN).",
 )
 @click.option(
     "--min-effect",
@@ -146,6 +146,20 @@ def boards_check(boards_file: Path, selectors: tuple[str, ...], as_json: bool) -
     hidden=True,
     help="Test only: make the runner this fraction slower (regression-detection benchmarks).",
 )
+@click.option(
+    "--inject-drift",
+    type=float,
+    default=0.0,
+    hidden=True,
+    help="Test only: the boards are this fraction slower tonight, for every build (drift benchmarks).",
+)
+@click.option(
+    "--confirm/--no-confirm",
+    default=True,
+    show_default=True,
+    help="Confirm a cell suspected against its stored baseline by measuring the baseline's build and "
+    "the candidate again, interleaved, on the board (the verdict is the confirmation's).",
+)
 def nightly_command(
     suite_file: Path,
     boards_file: Path,
@@ -160,6 +174,8 @@ def nightly_command(
     junit: Path | None,
     markdown: Path | None,
     inject_slowdown: float,
+    inject_drift: float,
+    confirm: bool,
     **opts,
 ) -> None:
     """Run a suite on a lab: exit 1 on a confirmed regression or failed threshold, 3 when
@@ -175,6 +191,8 @@ def nightly_command(
         min_effect=min_effect,
         parallel_builds=parallel_builds,
         inject_slowdown=inject_slowdown,
+        inject_drift=inject_drift,
+        confirm=confirm,
         board_options={
             "known_hosts": opts.get("known_hosts"),
             "ssh_config": opts.get("ssh_config"),

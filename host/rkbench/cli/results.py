@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from rkbench.errors import ThresholdFailed
+from rkbench.errors import BoardError, ThresholdFailed
 from rkbench.report.common import STAGE_ORDER, npu_memory_text, npu_split, runtime_text, stage_table
 from rkbench.results.model import LayerError, RunResult
 from rkbench.results.stats import DIFFERENT, REGRESSION, SAME, compare_latency
@@ -402,15 +402,39 @@ def _label(run: RunResult) -> str:
 @click.option(
     "--fail-on-regression", is_flag=True, help="Exit 1 when RUN_B is slower than RUN_A beyond the minimum effect."
 )
+@click.option(
+    "--confirm",
+    "confirm_board",
+    metavar="BOARD",
+    help="Measure both runs' builds again on BOARD (an address, or local), interleaved A B A B, and take "
+    "the latency verdict from that; also says how far RUN_A's board speed drifted since it was stored.",
+)
+@click.option("--known-hosts", type=click.Path(dir_okay=False), help="With --confirm: the board's known_hosts.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), help="With --confirm: an ssh_config.")
+@click.option("--identity", multiple=True, help="With --confirm: an SSH identity file.")
+@click.option("--python", "python", envvar="RKBENCH_BOARD_PYTHON", help="With --confirm: the board's Python.")
+@click.option("--toolkit-python", envvar="RKBENCH_TOOLKIT_PYTHON")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(
-    run_a: str, run_b: str, min_effect: float, alpha: float, fail_on_regression: bool, db: Path | None, as_json: bool
+    run_a: str,
+    run_b: str,
+    min_effect: float,
+    alpha: float,
+    fail_on_regression: bool,
+    db: Path | None,
+    as_json: bool,
+    confirm_board: str | None,
+    **connection,
 ) -> None:
-    """RUN_B against RUN_A: latency verdict (rank test + minimum effect), accuracy, memory."""
+    """RUN_B against RUN_A: latency verdict (rank test + minimum effect), accuracy, memory.
+    With --confirm BOARD the latency verdict is the one measured again, interleaved, on BOARD."""
+    checked = None
     with _open(db, run_a) as store:
         a = store.get_run(_run_id(store, run_a))
         b = store.get_run(_run_id(store, run_b))
+        if confirm_board:
+            checked = _confirm_on(store, a, b, confirm_board, min_effect, connection)
     verdict = compare_latency(a.latency_ns, b.latency_ns, min_effect=min_effect, alpha=alpha)
     if not a.latency_ns or not b.latency_ns:
         missing = a if not a.latency_ns else b
@@ -428,6 +452,7 @@ def compare_command(
                     "outputs": output_rows,
                     "memory": memory_rows,
                     "warnings": warnings,
+                    "confirmation": None if checked is None else _confirm_dict(checked),
                 },
                 indent=2,
             )
@@ -443,6 +468,8 @@ def compare_command(
         else:
             head = "Latency: UNKNOWN"
         lines.append(f"{head} - {verdict.reason}")
+        if checked is not None:
+            lines.append(f"Confirmed on {confirm_board}: {checked.text()}")
         lines.append(
             f"  {verdict.n_a} vs {verdict.n_b} samples, minimum effect {min_effect:.0%}, "
             f"alpha {alpha:g}, variance x{verdict.inflation:.1f} for autocorrelation"
@@ -478,8 +505,78 @@ def compare_command(
                 delta = "" if row["delta"] is None else f"  {row['delta']:+g} ({_pct(row['relative'])})"
                 lines.append(f"  {row['key']:<40} {_cell(row['a'])} -> {_cell(row['b'])}{delta}")
         click.echo("\n".join(lines))
-    if fail_on_regression and verdict.kind == DIFFERENT and verdict.direction == REGRESSION:
-        raise ThresholdFailed(f"run {b.run_id} is slower than run {a.run_id}: {verdict.reason}")
+    decided = verdict if checked is None else checked.verdict
+    if fail_on_regression and decided is not None and decided.kind == DIFFERENT and decided.direction == REGRESSION:
+        raise ThresholdFailed(f"run {b.run_id} is slower than run {a.run_id}: {decided.reason}")
+    if checked is not None and checked.board_lost:
+        raise BoardError(checked.error)
+
+
+def _confirm_on(store: Store, a: RunResult, b: RunResult, board: str, min_effect: float, connection: dict):
+    """Both runs' builds measured again on `board`, interleaved (lab/confirm.py)."""
+    from rkbench.cli.model import build_options, progress_printer
+    from rkbench.lab.confirm import ConfirmResult, ConfirmUnavailable, confirm, request_for_run
+    from rkbench.run.pipeline import BoardOptions, RunRequest
+    from rkbench.run.plan import MeasureOptions
+
+    settings = b.settings or {}
+    defaults = MeasureOptions()
+    template = RunRequest(
+        config=None,
+        board=BoardOptions(
+            board=board,
+            known_hosts=connection.get("known_hosts"),
+            ssh_config=connection.get("ssh_config"),
+            identity=tuple(connection.get("identity") or ()),
+            python=connection.get("python"),
+        ),
+        measure=MeasureOptions(
+            backend=b.backend,
+            core_masks=[b.core_mask] if b.core_mask else ["auto"],
+            warmup=int(settings.get("warmup", defaults.warmup)),
+            min_runs=int(settings.get("min_runs", defaults.min_runs)),
+            min_seconds=float(settings.get("min_seconds", defaults.min_seconds)),
+            cpu_threads=int(settings.get("cpu_threads") or 0),
+            io_mode=settings.get("io_mode") or defaults.io_mode,
+            inputs=Path(settings["inputs_path"]) if settings.get("inputs_path") else None,
+        ),
+        group=f"compare-{a.run_id}-{b.run_id}",
+        board_label=board,
+    )
+    options = build_options({"toolkit_python": connection.get("toolkit_python")})
+    say = progress_printer()
+    try:
+        candidate = request_for_run(b, template, options)
+        baseline = request_for_run(a, template, options)
+    except ConfirmUnavailable as err:
+        return ConfirmResult(error=str(err))
+    checked = confirm(candidate, baseline, a, store, options, min_effect, say)
+    store.add_confirmation(
+        b.run_id,
+        a.run_id,
+        board,
+        template.group,
+        compare_latency(a.latency_ns, b.latency_ns, min_effect=min_effect).kind,
+        checked.kind,
+        checked.drift.effect if checked.drift else None,
+        checked.drifted,
+        checked.text(),
+    )
+    return checked
+
+
+def _confirm_dict(checked) -> dict:
+    return {
+        "verdict": None if checked.verdict is None else checked.verdict.to_dict(),
+        "drift": None if checked.drift is None else checked.drift.to_dict(),
+        "drifted": checked.drifted,
+        "telemetry": {k: list(v) for k, v in checked.telemetry.items()},
+        "rounds": checked.rounds,
+        "seconds": checked.seconds,
+        "error": checked.error or None,
+        "board_lost": checked.board_lost,
+        "text": checked.text(),
+    }
 
 
 @click.command("export")

@@ -8,7 +8,8 @@ import click
 
 from rkbench.cli.boards import connection_options, labgrid_options
 from rkbench.cli.model import build_options, config_from_options, example_config, model_options, progress_printer
-from rkbench.errors import ThresholdFailed, UsageError
+from rkbench.errors import BoardError, ThresholdFailed, UsageError
+from rkbench.lab.confirm import confirm_regression_threshold
 from rkbench.model import examples
 from rkbench.model.info import check_readable
 from rkbench.report import group_history, summary, write_html, write_json, write_junit
@@ -118,8 +119,9 @@ def run_options(func):
         click.option(
             "--max-regression",
             type=float,
-            help="Threshold: latency regression against the previous run on this board "
-            "(e.g. 0.05), decided by a rank test, not by means.",
+            help="Threshold: latency regression against the accepted baseline (else the previous run) on "
+            "this board (e.g. 0.05), decided by a rank test, not by means; a suspected run is confirmed by "
+            "measuring the baseline's build and this one again, interleaved, before it fails.",
         ),
         click.option("--db", type=click.Path(path_type=Path), help="Results store (SQLite)."),
         click.option(
@@ -132,6 +134,8 @@ def run_options(func):
         click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here."),
         click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write a JSON report here."),
         click.option("--group", help="Name of this run group (default run-<date>-<time>)."),
+        click.option("--inject-slowdown", type=float, default=0.0, hidden=True, help="Test only."),
+        click.option("--inject-drift", type=float, default=0.0, hidden=True, help="Test only."),
         click.option(
             "--hybrid-cfg",
             type=click.Path(path_type=Path),
@@ -172,6 +176,8 @@ def request_from(model: Path | None, config, opts: dict) -> RunRequest:
         sweep=bool(opts.get("sweep")),
         contexts=opts.get("contexts") or 0,
         throughput_seconds=opts.get("throughput_seconds") or DEFAULTS.throughput_seconds,
+        inject_slowdown=opts.get("inject_slowdown") or 0.0,
+        inject_drift=opts.get("inject_drift") or 0.0,
     )
     if measure.throughput and (measure.per_layer or measure.profile_layers):
         raise UsageError("--throughput/--sweep measures many contexts at once: drop --per-layer and --profile-layers")
@@ -212,6 +218,15 @@ def execute(request: RunRequest, opts: dict) -> None:
         if request.measure.throughput:
             return _throughput_report(request, report, opts, store)
         results = report.results
+        lost = []
+        for result in results:
+            # --max-regression: a suspected run is confirmed (interleaved with the baseline's
+            # build, on the board now) before it fails.
+            checked = confirm_regression_threshold(request, result, store, build_options(opts), say)
+            if checked is not None:
+                say(f"max_latency_regression: {checked.text()}")
+                if checked.board_lost:
+                    lost.append(checked.error)
         history = group_history(
             store.history(model=results[0].model if results else None, board=request.board.board, limit=50)
         )
@@ -244,6 +259,8 @@ def execute(request: RunRequest, opts: dict) -> None:
     if failed:
         names = ", ".join(f"{t.name} ({r.core_mask or r.backend})" for r, t in failed)
         raise ThresholdFailed(f"threshold(s) not met: {names}; report: {html.resolve()}")
+    if lost:
+        raise BoardError(f"{lost[0]}; the run's verdict is UNKNOWN (report: {html.resolve()})")
 
 
 def _throughput_report(request: RunRequest, report, opts: dict, store: Store) -> None:

@@ -6,7 +6,11 @@ concurrently, one run at a time per board (the runner's board lock also serialis
 nightlies on the same board); transient board failures are retried, an offline board is
 reported and the others go on. Latency is judged against the accepted baseline of the same
 (model, build, board, core mask, backend) by a rank test plus a minimum effect; UNKNOWN and
-throttled cells are measured again, a bounded number of times.
+throttled cells are measured again, a bounded number of times. A cell still suspected
+(DIFFERENT or UNKNOWN against its stored baseline) is confirmed before it is blamed: the
+baseline's build and the candidate measured again on the board now, interleaved
+(lab/confirm.py); the verdict is the confirmation's, and the board's drift since the
+baseline is named. A board that drifts night after night is listed as unstable.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rkbench.errors import BoardError, RkbenchError
+from rkbench.lab.confirm import ConfirmResult, ConfirmUnavailable, baseline_request, confirm
 from rkbench.lab.inventory import Board, Inventory
 from rkbench.lab.suite import Cell, ModelSpec, Suite
 from rkbench.model.build import BuildOptions, Say, build, prepare
@@ -44,6 +49,11 @@ PASSED, REGRESSED, IMPROVED, FAILED, UNSTABLE, NO_BASELINE, OFFLINE, ERROR = (
     "offline",
     "error",
 )
+# A suspected cell whose confirmation could not run (the baseline's build is gone): UNKNOWN,
+# never a regression; one whose board went away during the confirmation.
+UNCONFIRMED, LOST = "unconfirmed", "board-lost"
+#: A board that drifted in this many of its last UNSTABLE_OF confirmed nightlies is unstable.
+UNSTABLE_AFTER, UNSTABLE_OF = 2, 3
 
 
 @dataclass
@@ -56,6 +66,8 @@ class CellResult:
     attempts: int = 0
     message: str = ""
     bytes_pushed: int = 0  # to the board, runner and blobs (0 when nothing changed)
+    confirmation: ConfirmResult | None = None  # when the stored-baseline verdict was suspect
+    measure_s: float = 0.0  # wall time of the cell's (last) measurement
 
     @property
     def key(self) -> str:
@@ -70,7 +82,9 @@ class NightlyOptions:
     min_effect: float = 0.05  # default minimum latency change that counts
     parallel_builds: int = 2
     lock_timeout_s: float = 900.0  # another nightly on the same board: wait for it
-    inject_slowdown: float = 0.0  # test-only
+    inject_slowdown: float = 0.0  # test-only: the candidate is this much slower
+    inject_drift: float = 0.0  # test-only: the board is this much slower tonight (both builds)
+    confirm: bool = True  # confirm suspected cells before blaming them
     backend: str = "auto"
     board_options: dict = field(default_factory=dict)  # ssh/labgrid options shared by all boards
 
@@ -81,6 +95,7 @@ class NightlyReport:
     cells: list[CellResult]
     builds: int
     seconds: float
+    unstable_boards: dict[str, str] = field(default_factory=dict)  # board -> its drift history
 
     @property
     def bytes_pushed(self) -> int:
@@ -93,7 +108,7 @@ class NightlyReport:
         outcomes = {c.outcome for c in self.cells}
         if outcomes & {REGRESSED, FAILED}:
             return 1
-        if outcomes & {OFFLINE, ERROR}:
+        if outcomes & {OFFLINE, ERROR, LOST}:
             return 3
         return 0
 
@@ -196,7 +211,22 @@ class Nightly:
             results = [r for future in futures for r in future.result()]
         order = {cell.key: i for i, cell in enumerate(cells)}
         results.sort(key=lambda r: order[r.key])
-        return NightlyReport(self.options.group, results, builds, time.monotonic() - started)
+        report = NightlyReport(self.options.group, results, builds, time.monotonic() - started)
+        report.unstable_boards = self._unstable(results)
+        return report
+
+    def _unstable(self, results: list[CellResult]) -> dict[str, str]:
+        """Boards that drifted tonight and in enough of their previous confirmed nightlies."""
+        out = {}
+        for board in sorted({r.cell.board.name for r in results if r.confirmation and r.confirmation.drifted}):
+            history = self.store.drift_history(board, UNSTABLE_OF)
+            drifted = [d for _, was, d in history if was]
+            if len(drifted) >= UNSTABLE_AFTER:
+                out[board] = (
+                    f"drifted in {len(drifted)} of its last {len(history)} confirmed nightlies "
+                    f"(up to {', '.join(f'{d:.0%}' for d in drifted if d is not None)})"
+                )
+        return out
 
     def _board(self, cells: list[Cell]) -> list[CellResult]:
         """One board's cells, one at a time. If the board cannot be reached, its remaining
@@ -247,6 +277,7 @@ class Nightly:
                 inputs=cell.model.inputs,
                 lock_timeout_s=self.options.lock_timeout_s,
                 inject_slowdown=self.options.inject_slowdown,
+                inject_drift=self.options.inject_drift,
                 cpu_threads=int(measure.get("cpu_threads", DEFAULTS.cpu_threads)),
                 io_mode={"zero-copy": "zero_copy"}.get(measure.get("io", "copy"), measure.get("io", "copy")),
                 profile_layers=bool(measure.get("profile_layers", DEFAULTS.profile_layers)),
@@ -284,10 +315,13 @@ class Nightly:
     def _cell(self, cell: Cell) -> CellResult:
         limit = cell.model.thresholds.max_latency_regression or self.options.min_effect
         attempts = pushed = 0
-        verdict = baseline = result = None
+        verdict = baseline = result = reference = None
+        measure_s = 0.0
         try:
             for _ in range(1 + self.options.remeasure):
+                mark = time.monotonic()
                 result, tries, sent = self._measure(cell)
+                measure_s = time.monotonic() - mark
                 attempts += tries
                 pushed += sent
                 if result.status != "ok":
@@ -297,7 +331,9 @@ class Nightly:
                     break
                 reference = self.store.get_run(baseline)
                 verdict = compare_latency(reference.latency_ns, result.latency_ns, min_effect=limit)
-                if verdict.kind != UNKNOWN and not result.throttled:
+                # An UNKNOWN goes to the confirmation (a better second look: both sides now) rather
+                # than being measured again against the old baseline.
+                if (verdict.kind != UNKNOWN or self.options.confirm) and not result.throttled:
                     break
                 self.say(
                     f"[{cell.board.name}] {cell.key}: {'throttled' if result.throttled else 'UNKNOWN'}: measuring again"
@@ -309,7 +345,21 @@ class Nightly:
         except RkbenchError as err:
             return CellResult(cell, ERROR, result, verdict, baseline, attempts, str(err))
         failed = [t for t in result.thresholds if not t.passed]
-        if failed:
+        checked = None
+        # On a board that drifted in enough of its last nightlies a SAME is suspect too: the
+        # drift may hide a change as well as fake one.
+        drifting = self._drifting(cell.board.name) if verdict is not None and verdict.kind == SAME else ""
+        suspect = verdict is not None and (verdict.kind in (DIFFERENT, UNKNOWN) or bool(drifting))
+        if suspect and not failed and not result.throttled and self.options.confirm:
+            checked = self._confirm(cell, result, reference, baseline, verdict, limit, drifting)
+        if checked is not None:
+            outcome, message = _confirmed_outcome(checked, verdict, baseline)
+            if measure_s > 0:
+                message += (
+                    f" (confirmation {checked.seconds:.1f} s: {checked.seconds / measure_s:.1f}x the cell's "
+                    f"{measure_s:.1f} s measurement)"
+                )
+        elif failed:
             outcome = FAILED
             message = "; ".join(f"{t.name} {t.value} vs {t.limit}" for t in failed)
         elif baseline is None:
@@ -324,10 +374,79 @@ class Nightly:
             outcome, message = PASSED, _verdict_text(verdict, baseline)
         else:
             outcome, message = UNSTABLE, "UNKNOWN after re-measuring: " + _verdict_text(verdict, baseline)
-        return CellResult(cell, outcome, result, verdict, baseline, attempts, message, pushed)
+        return CellResult(cell, outcome, result, verdict, baseline, attempts, message, pushed, checked, measure_s)
+
+    def _drifting(self, board: str) -> str:
+        """'' for a stable board, else its drift history (from the store, before tonight)."""
+        history = [h for h in self.store.drift_history(board, UNSTABLE_OF + 1) if h[0] != self.options.group]
+        drifted = sum(was for _, was, _ in history[:UNSTABLE_OF])
+        if drifted < UNSTABLE_AFTER:
+            return ""
+        return (
+            f"the board is unstable (drifted in {drifted} of its last {len(history[:UNSTABLE_OF])} confirmed nightlies)"
+        )
+
+    def _confirm(
+        self,
+        cell: Cell,
+        result: RunResult,
+        stored: RunResult,
+        baseline: int,
+        verdict: Verdict,
+        limit: float,
+        drifting: str = "",
+    ) -> ConfirmResult:
+        name = cell.board.name
+        why = f"{verdict.kind} vs the stored baseline" + (f", but {drifting}" if drifting else "")
+        self.say(f"[{name}] {cell.key}: {why}: confirming, interleaved")
+        request = self._request(cell)
+        try:
+            again = baseline_request(request, result, stored, self.build_options)
+        except ConfirmUnavailable as err:
+            checked = ConfirmResult(error=str(err))
+        else:
+            say = self.say
+            checked = confirm(
+                request,
+                again,
+                stored,
+                self.store,
+                self.build_options,
+                limit,
+                lambda m: say(f"[{name}] {cell.key}: {m}"),
+            )
+            if drifting:
+                checked.why = drifting
+        self.store.add_confirmation(
+            result.run_id,
+            baseline,
+            name,
+            self.options.group,
+            verdict.kind,
+            checked.kind,
+            checked.drift.effect if checked.drift else None,
+            checked.drifted,
+            checked.text(),
+        )
+        return checked
+
+
+def _confirmed_outcome(checked: ConfirmResult, stored: Verdict, baseline: int) -> tuple[str, str]:
+    """A suspected cell's outcome: the interleaved verdict decides, the stored one is said."""
+    said = f"stored baseline: {_verdict_text(stored, baseline)}; {checked.text()}"
+    if checked.error:
+        return (LOST if checked.board_lost else UNCONFIRMED), f"UNKNOWN ({said})"
+    v = checked.verdict
+    if v.kind == DIFFERENT:
+        return (REGRESSED if v.direction == REGRESSION else IMPROVED), said
+    if v.kind == SAME:
+        return PASSED, said
+    return UNSTABLE, said
 
 
 def _verdict_text(verdict: Verdict, baseline: int) -> str:
+    if verdict.effect is None:
+        return f"{verdict.kind} vs baseline run {baseline}: {verdict.reason}"
     return (
         f"{verdict.kind} vs baseline run {baseline}: median {verdict.effect:+.1%} "
         f"[{verdict.ci_low:+.1%}, {verdict.ci_high:+.1%}]"
@@ -346,15 +465,43 @@ def markdown_summary(report: NightlyReport, html: Path | None = None) -> str:
         + f" · {report.builds} build(s) · {report.bytes_pushed} bytes pushed · suite ran in {report.seconds:.1f} s",
         "",
     ]
-    lines += ["| cell | outcome | p50 ms | change vs baseline | note |", "|---|---|---|---|---|"]
+    lines += [
+        "| cell | outcome | p50 ms | vs stored baseline | confirmed (interleaved) | board drift | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for cell in report.cells:
         p50 = f"{cell.result.stats.p50_ms:.3f}" if cell.result and cell.result.stats else "-"
-        change = f"{cell.verdict.effect:+.1%}" if cell.verdict and cell.verdict.effect is not None else "-"
-        note = cell.message.replace("|", "/")[:120]
-        lines.append(f"| `{cell.key}` | {cell.outcome} | {p50} | {change} | {note} |")
+        stored, confirmed, drift = cell_verdicts(cell)
+        note = cell.message.replace("|", "/")[:240]
+        lines.append(f"| `{cell.key}` | {cell.outcome} | {p50} | {stored} | {confirmed} | {drift} | {note} |")
+    if report.unstable_boards:
+        lines += ["", "Unstable boards (their speed drifts between nightlies; verdicts there rest on confirmations):"]
+        lines += [f"- `{board}`: {text}" for board, text in report.unstable_boards.items()]
     if html is not None:
         lines += ["", f"Report: {html}"]
     return "\n".join(lines) + "\n"
+
+
+def _change(verdict: Verdict | None) -> str:
+    if verdict is None:
+        return "-"
+    return verdict.kind + (f" {verdict.effect:+.1%}" if verdict.effect is not None else "")
+
+
+def cell_verdicts(cell: CellResult) -> tuple[str, str, str]:
+    """The cell's stored-baseline verdict, its confirmation verdict and the board's drift,
+    as short texts ("-" where there is none)."""
+    checked = cell.confirmation
+    if checked is None:
+        return _change(cell.verdict), "-", "-"
+    if checked.error:
+        return _change(cell.verdict), "UNKNOWN (" + ("board lost" if checked.board_lost else "not confirmed") + ")", "-"
+    drift = "-"
+    if checked.drift is not None and checked.drift.effect is not None:
+        drift = f"{'drifted' if checked.drifted else 'none'} {checked.drift.effect:+.1%}"
+        if checked.telemetry:
+            drift += " (" + ", ".join(f"{k} {a:g}->{b:g}" for k, (a, b) in checked.telemetry.items()) + ")"
+    return _change(cell.verdict), _change(checked.verdict), drift
 
 
 def cell_junit_results(report: NightlyReport) -> list[RunResult]:
@@ -380,14 +527,34 @@ def cell_junit_results(report: NightlyReport) -> list[RunResult]:
             continue
         result = replace(cell.result, thresholds=list(cell.result.thresholds))
         if cell.verdict is not None:
+            stored, confirmed, drift = cell_verdicts(cell)
+            result.settings = dict(
+                result.settings, verdict_stored_baseline=stored, verdict_confirmed=confirmed, board_drift=drift
+            )
+            checked = cell.confirmation
             result.thresholds.append(
                 Threshold(
                     "latency_vs_baseline",
                     cell.verdict.min_effect,
                     cell.verdict.effect,
                     cell.outcome != REGRESSED,
-                    cell.message,
+                    f"stored baseline: {stored}; confirmed: {confirmed}; drift: {drift}; {cell.message}",
                 )
             )
+            if checked is not None and checked.verdict is not None:
+                result.thresholds.append(
+                    Threshold(
+                        "latency_confirmed",
+                        checked.verdict.min_effect,
+                        checked.verdict.effect,
+                        cell.outcome != REGRESSED,
+                        checked.text(),
+                    )
+                )
+            if checked is not None and checked.drift is not None:
+                # Informational: drift is the board's, never the cell's failure.
+                result.thresholds.append(
+                    Threshold("board_drift", checked.drift.min_effect, checked.drift.effect, True, drift)
+                )
         out.append(result)
     return out

@@ -78,6 +78,9 @@ def properties(result: RunResult) -> dict[str, str]:
     if rss is not None:
         props["peak_rss_mib"] = f"{rss:.1f}"
     props["throttled"] = str(result.throttled).lower()
+    for key in ("verdict_stored_baseline", "verdict_confirmed", "board_drift"):  # nightly cells
+        if result.settings.get(key):
+            props[key] = result.settings[key]
     for key in ("toolkit", "rknn_toolkit2", "librknnrt", "driver", "npu_driver", "runner"):
         if key in result.versions:
             props[f"version_{key}"] = result.versions[key]

@@ -79,7 +79,7 @@ from rkbench.results.model import (
 from rkbench.results.stats import summarize
 from rkbench_wire import ProtocolError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Per-iteration stage times kept beside each latency (rkbench_wire STAGES, as columns).
 STAGE_COLUMNS = {"inputs_set": "inputs_set_ns", "run": "run_ns", "npu": "npu_ns", "outputs_get": "outputs_get_ns"}
 #: What brings a store of version N-1 to N (run in one transaction on open; data is kept).
@@ -107,12 +107,31 @@ CREATE TABLE throughput (
     out_of_memory TEXT,
     data TEXT NOT NULL                  -- the runner's throughput event, JSON
 );
-CREATE INDEX throughput_by_key ON throughput(model_id, board_id, backend, assignment, contexts, id)
+CREATE INDEX throughput_by_key ON throughput(model_id, board_id, backend, assignment, contexts, id);
+"""
+#: Confirmations of suspected verdicts (lab/confirm.py) and the board drift they saw.
+_CONFIRMATIONS_TABLE = """
+CREATE TABLE confirmations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,  -- the suspected (candidate) run
+    baseline_run INTEGER,               -- the stored baseline it was suspected against
+    board TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    stored_kind TEXT NOT NULL,          -- SAME | DIFFERENT | UNKNOWN vs the stored baseline
+    confirm_kind TEXT,                  -- the interleaved verdict (NULL: no confirmation)
+    drift REAL,                         -- baseline build now vs as stored (+0.12: 12% slower now)
+    drifted INTEGER NOT NULL DEFAULT 0,
+    detail TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL
+);
+CREATE INDEX confirmations_by_board ON confirmations(board, id);
 """
 MIGRATIONS = {
     2: [f"ALTER TABLE samples ADD COLUMN {column} INTEGER" for column in STAGE_COLUMNS.values()]
     + ["ALTER TABLE runs ADD COLUMN npu TEXT NOT NULL DEFAULT '{}'"],
     3: [statement for statement in _THROUGHPUT_TABLE.split(";") if statement.strip()],
+    # 4: confirmations of suspected verdicts (re-measured interleaved) and the board drift they saw.
+    4: [statement for statement in _CONFIRMATIONS_TABLE.split(";") if statement.strip()],
 }
 APPLICATION_ID = 0x726B6231  # "rkb1": marks the file as an rkbench results store
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -250,6 +269,7 @@ CREATE TABLE baselines (
 CREATE INDEX baselines_by_key ON baselines(model_id, build_key, board_id, core_mask, backend, id);
 """
     + _THROUGHPUT_TABLE
+    + _CONFIRMATIONS_TABLE
 )
 
 
@@ -1511,6 +1531,51 @@ class Store:
             item["event"] = json.loads(item["event"])
             out.append(item)
         return out
+
+    @_mapped
+    def add_confirmation(
+        self,
+        run_id: int | None,
+        baseline_run: int | None,
+        board: str,
+        group: str,
+        stored_kind: str,
+        confirm_kind: str | None,
+        drift: float | None,
+        drifted: bool,
+        detail: str = "",
+    ) -> None:
+        """Record a confirmation: what the stored baseline said, what the interleaved
+        re-measurement said, and how far the board drifted (for `drift_history`)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO confirmations (run_id, baseline_run, board, group_name, stored_kind, confirm_kind, "
+                "drift, drifted, detail, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    baseline_run,
+                    board_display(board),
+                    group,
+                    stored_kind,
+                    confirm_kind,
+                    drift,
+                    int(drifted),
+                    detail,
+                    _now(),
+                ),
+            )
+
+    @_mapped
+    def drift_history(self, board: str, groups: int = 3) -> list[tuple[str, bool, float | None]]:
+        """The board's last `groups` run groups that needed a confirmation, newest first:
+        (group, whether the board drifted in it, the largest drift seen)."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT group_name, MAX(drifted), MAX(ABS(drift)), MAX(id) FROM confirmations WHERE board = ? "
+                "GROUP BY group_name ORDER BY MAX(id) DESC LIMIT ?",
+                (board_display(board), groups),
+            ).fetchall()
+        return [(group, bool(drifted), drift) for group, drifted, drift, _ in rows]
 
     @_mapped
     def check(self) -> None:

@@ -39,7 +39,7 @@ class Limits:
     max_p99_ms: float | None = None
     max_peak_rss_mb: float | None = None
     max_npu_mem_mb: float | None = None  # the runtime's DMA allocation (RKNN_QUERY_MEM_SIZE)
-    max_latency_regression: float | None = None  # relative, against the previous run
+    max_latency_regression: float | None = None  # relative, against the baseline (else the previous run)
 
 
 def peak_rss_mb(result: RunResult) -> float | None:
@@ -107,7 +107,9 @@ def check_thresholds(result: RunResult, limits: Limits, previous: RunResult | No
                     verdict.effect,
                     not regressed,
                     f"{verdict.kind} vs run {previous.run_id}: median {verdict.effect:+.1%} "
-                    f"[{verdict.ci_low:+.1%}, {verdict.ci_high:+.1%}], p={verdict.p_value:.2g}",
+                    f"[{verdict.ci_low:+.1%}, {verdict.ci_high:+.1%}], p={verdict.p_value:.2g}"
+                    if verdict.effect is not None
+                    else f"{verdict.kind} vs run {previous.run_id}: {verdict.reason}",
                 )
             )
     return checks

@@ -23,7 +23,7 @@ from rkbench.accuracy.layers import LayerSummary
 from rkbench.boards.connect import board_python, open_board
 from rkbench.boards.health import board_soc
 from rkbench.errors import RkbenchError, UsageError
-from rkbench.model.build import BuildOptions, Prepared, Say, build, prepare
+from rkbench.model.build import BuildOptions, BuildResult, Prepared, Say, build, prepare
 from rkbench.model.config import BuildConfig
 from rkbench.model.dataset import Dataset, load_dataset
 from rkbench.results.model import RunResult, TelemetrySample
@@ -70,6 +70,9 @@ class RunRequest:
     suite: str | None = None
     board_label: str | None = None  # how results name the board (default: its address)
     hybrid_cfg: Path | None = None  # build the hybrid model this cfg describes
+    # Measure this build of the cache (its key) instead of building `config`: a confirmation
+    # re-measures a stored baseline's build even when today's toolkit would build another.
+    cached_build: str | None = None
 
 
 @dataclass
@@ -298,7 +301,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         if request.config is not None:
             prepared = prepare(replace(request.config, target=target))
             inputs = measured_inputs(prepared, request.measure)
-            build_result = build(prepared, build_options, say)
+            build_result = _cached(request.cached_build, build_options) or build(prepared, build_options, say)
             rknn = build_result.rknn
             build_key, toolkit = build_result.record["cache_key"], build_result.record["toolkit_version"]
             if request.hybrid_cfg is not None:
@@ -352,6 +355,11 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                 "min_runs": request.measure.min_runs,
                 "min_seconds": request.measure.min_seconds,
                 "inputs": len(spec_inputs),
+                "cpu_threads": request.measure.cpu_threads,
+                "io_mode": request.measure.io_mode,
+                "inputs_path": str(Path(request.measure.inputs).resolve()) if request.measure.inputs else None,
+                # What a confirmation needs to measure this build again (lab/confirm.py).
+                "recipe": config_record(request.config) if request.config and not request.hybrid_cfg else None,
             },
             versions={"toolkit": toolkit, "librknnrt": runtime} if runtime else {"toolkit": toolkit},
         )
@@ -462,7 +470,7 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
                     result.outputs += output_errors(board_outputs, evalset.golden, evalset.output_names, "fp32")
                 if sim_outputs:
                     result.outputs += output_errors(board_outputs, sim_outputs, evalset.output_names, "simulator")
-                previous = _previous(store, result)
+                previous = latency_reference(store, result)
                 result.thresholds = check_thresholds(result, request.limits, previous)
                 if run_id is None:
                     result.run_id = store.begin_run(replace(result, status="running"))
@@ -478,6 +486,37 @@ def run_model(request: RunRequest, store: Store, build_options: BuildOptions, sa
         if early is not None:
             early.stop()  # not handed over (a build failed, a model did not fit): let it go
         transport.close()
+
+
+def config_record(config: BuildConfig) -> dict:
+    """The build config as JSON (paths as absolute strings), for `config_from_record`."""
+    data = asdict(config)
+    for name in ("model", "dataset"):
+        if data[name] is not None:
+            data[name] = str(Path(data[name]).resolve())
+    return data
+
+
+def config_from_record(data: dict) -> BuildConfig:
+    """The BuildConfig a run recorded (tuples from JSON lists, paths from strings)."""
+
+    def tuples(value):
+        return tuple(tuples(v) for v in value) if isinstance(value, list) else value
+
+    fields = {k: tuples(v) if isinstance(v, list) else v for k, v in data.items()}
+    fields["model"] = Path(fields["model"])
+    fields["dataset"] = Path(fields["dataset"]) if fields.get("dataset") else None
+    return BuildConfig(**fields)
+
+
+def _cached(key: str | None, options: BuildOptions):
+    """The cache's build `key` as a BuildResult, or None when no key is asked for."""
+    if key is None:
+        return None
+    entry = options.cache.lookup(key)
+    if entry is None:
+        raise UsageError(f"build {key[:12]} is no longer in the build cache {options.cache.root}")
+    return BuildResult(entry / "model.rknn", json.loads((entry / "build.json").read_text()), cached=True)
 
 
 def _say_kept(err: BaseException, live: LiveStore) -> None:
@@ -601,7 +640,12 @@ def _run_debug(
     return [dict(zip(model.outputs, map(str, sample))) for sample in _outputs_by_sample(outcome.results[0])]
 
 
-def _previous(store: Store, result: RunResult) -> RunResult | None:
+def latency_reference(store: Store, result: RunResult) -> RunResult | None:
+    """What --max-regression compares with: the accepted baseline of the run's key, else the
+    previous run on this board."""
+    baseline = store.baseline_for(result) if result.run_id is not None else None
+    if baseline is not None:
+        return store.get_run(baseline)
     rows = store.previous_runs(
         result.model_sha256,
         result.board,

@@ -47,6 +47,9 @@ class MeasureOptions:
     per_layer: bool = False
     lock_timeout_s: float = 30.0  # another host measuring on the board: wait this long
     inject_slowdown: float = 0.0  # test-only runner knob (regression-detection benchmarks)
+    # Test-only: the board itself is this fraction slower tonight. Unlike inject_slowdown (a
+    # change of the candidate) it also slows the baseline build re-measured in a confirmation.
+    inject_drift: float = 0.0
     cpu_threads: int = 0  # CPU backends' threads; 0 = their default
     io_mode: str = "copy"  # NPU backends: "copy" (rknn_inputs_set per run) or "zero_copy" (rknn_set_io_mem)
     profile_layers: bool = False  # a separate per-layer NPU profiling pass after the timed loop
@@ -56,6 +59,13 @@ class MeasureOptions:
     sweep: bool = False  # a bounded sweep: 1..2x cores contexts x core-mask assignments
     contexts: int = 0  # contexts of one configuration (0: one per NPU core); with sweep: the most
     throughput_seconds: float = 3.0  # the window of each configuration
+    # Confirmation of a suspected verdict (lab/confirm.py): this many rounds per side, A B A B
+    # A B, each round this fraction of the measurement's min_seconds. 3 x 0.4: each side pools
+    # 1.2x the cell's measuring, so the confirmation measures 2.4x the cell plus the start-up
+    # of 6 runs (2.6-2.8x the cell's measurement wall time at 5 s cells); finer interleaving
+    # than 2 x 1/2 (2.1-2.3x) and more samples: 2 x 1/2 left 3 of 20 10% slowdowns UNKNOWN.
+    confirm_rounds: int = 3
+    confirm_fraction: float = 0.4
 
     def spec(
         self,
@@ -100,4 +110,5 @@ class MeasureOptions:
 
     def runner_env(self) -> dict[str, str]:
         """Environment for the runner: test knobs travel here, outside the protocol."""
-        return {SLOWDOWN_ENV: repr(self.inject_slowdown)} if self.inject_slowdown else {}
+        factor = (1.0 + self.inject_slowdown) * (1.0 + self.inject_drift) - 1.0
+        return {SLOWDOWN_ENV: repr(round(factor, 6))} if factor > 0.0 else {}
