@@ -127,6 +127,7 @@ def test_an_older_store_on_read_only_media_is_read_without_touching_it(tmp_path)
         conn.execute(f"ALTER TABLE samples DROP COLUMN {column}")
     conn.execute("ALTER TABLE runs DROP COLUMN npu")
     conn.execute("DROP TABLE throughput")  # schema version 3's
+    conn.execute("DROP TABLE confirmations")  # schema version 4's
     conn.execute("PRAGMA user_version = 1")
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.close()

@@ -380,6 +380,28 @@ def _cannot_write(path: Path) -> bool:
     return not all(os.access(p, os.W_OK) for p in [path, path.parent, *[p for p in siblings if p.exists()]])
 
 
+def _header(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(application_id, user_version) read in one statement: two PRAGMAs are two snapshots,
+    and a store created between them read as version 4 of no application (seen)."""
+    app_id, version = conn.execute("SELECT * FROM pragma_application_id(), pragma_user_version()").fetchone()
+    return app_id, version
+
+
+@contextmanager
+def _creating(path: Path) -> Iterator[None]:
+    """One process at a time creates a new store in a folder (a lock on the folder itself,
+    no file left behind): two nightlies starting on a fresh --db otherwise raced SQLite's
+    switch to WAL and saw each other's half-made file as foreign (seen: 4 in 240 starts)."""
+    import fcntl
+
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _connect_read_only(path: Path, busy_timeout: float) -> sqlite3.Connection:
     """A read-only connection. SQLite reads a WAL store read-only when it can make its -shm
     file or finds one; on read-only media without one, the file is opened as immutable,
@@ -614,23 +636,26 @@ class Store:
             conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         self._conn = conn
         conn.execute("PRAGMA foreign_keys = ON")
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if app_id == 0 and version == 0:
-            if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
-                # Tables we can see are committed: another process may have created the store
-                # just after we read its header. Read it again before calling it foreign.
-                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id, version = _header(conn)
+        if app_id == 0 and version == 0 and not self.read_only:
+            # New, or being created by another process right now (its switch to WAL can show
+            # its tables before its header): one creator at a time, then read afresh.
+            with _creating(path):
+                conn.close()
+                conn = self._conn = sqlite3.connect(
+                    str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA foreign_keys = ON")
+                app_id, version = _header(conn)
                 if app_id == 0 and version == 0:
-                    raise StoreError(
-                        f"{path} is an SQLite database but not an rkbench results store: pick another file with --db"
-                    )
-        if app_id == 0 and version == 0:
-            conn.execute("PRAGMA journal_mode = WAL")  # before the schema: a new, empty file
-            self._create_schema()
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+                        raise StoreError(
+                            f"{path} is an SQLite database but not an rkbench results store: "
+                            "pick another file with --db"
+                        )
+                    conn.execute("PRAGMA journal_mode = WAL")  # before the schema: a new, empty file
+                    self._create_schema()
+                    app_id, version = _header(conn)
         if app_id != APPLICATION_ID:
             raise StoreError(
                 f"{path} is an SQLite database but not an rkbench results store: pick another file with --db"
