@@ -9,9 +9,10 @@ same board now, in alternating rounds A B A B, and the verdict is taken from tho
 build measured now against the baseline as stored is the board's drift, named with the
 telemetry that changed.
 
-The candidate's own measurement just before is not pooled in: it was taken
-before the interleaving (tried: it shifted tests' verdicts by a few percent). Cost: MeasureOptions.confirm_rounds rounds per side of confirm_fraction
-x min_seconds (default 3 x 0.4: 2.4x the cell's measuring in all, plus 6 runs' start-up).
+The candidate's own measurement just before is not pooled in: it was taken before the
+interleaving (tried: it shifted tests' verdicts by a few percent). Cost:
+MeasureOptions.confirm_rounds rounds per side of confirm_fraction x min_seconds (default
+3 x 0.4: 2.4x the cell's measuring in all, plus 6 runs' start-up).
 """
 
 from __future__ import annotations
