@@ -104,13 +104,14 @@ def test_a_version_2_store_gains_the_throughput_table(tmp_path):
         pass
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE throughput")
+    conn.execute("DROP TABLE confirmations")  # schema version 4's
     conn.execute("PRAGMA user_version = 2")
     conn.commit()
     conn.close()
     with Store(db) as store:
         assert store.throughput_rows() == []
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     conn.close()
 
 
