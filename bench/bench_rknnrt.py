@@ -88,6 +88,23 @@ def bare_side(board: Board, run_us: int, seconds: float) -> Callable[[], float]:
     return measure
 
 
+def run_spec_file(board: Board, spec_file: Path, run_us: int) -> list[dict]:
+    """The runner on `board` with a spec file: its events, or RuntimeError with its errors."""
+    out = subprocess.run(
+        board.python + ["-m", "rkbench_device", "run", "--spec", str(spec_file), "--root", str(board.root)],
+        capture_output=True,
+        text=True,
+        env=board_env(board, run_us),
+        timeout=600,
+        cwd=str(REPO),
+    )
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    errors = [e for e in events if e["type"] == "error"]
+    if out.returncode != 0 or errors:
+        raise RuntimeError(f"runner failed: {errors}\n{out.stderr[-1000:]}")
+    return events
+
+
 def runner_side(
     board: Board, backend: str, run_us: int, seconds: float, work: Path, inputs: Sequence[Path], **spec_extra
 ) -> Callable[[], float]:
@@ -115,18 +132,7 @@ def runner_side(
     spec_file.write_text(json.dumps(spec))
 
     def measure() -> float:
-        out = subprocess.run(
-            board.python + ["-m", "rkbench_device", "run", "--spec", str(spec_file), "--root", str(board.root)],
-            capture_output=True,
-            text=True,
-            env=board_env(board, run_us),
-            timeout=600,
-            cwd=str(REPO),
-        )
-        events = [json.loads(line) for line in out.stdout.splitlines()]
-        errors = [e for e in events if e["type"] == "error"]
-        if out.returncode != 0 or errors:
-            raise RuntimeError(f"runner failed: {errors}\n{out.stderr[-1000:]}")
+        events = run_spec_file(board, spec_file, run_us)
         samples = [v for e in events if e["type"] == "samples" for v in e["latencies_ns"]]
         return float(statistics.median(samples))
 

@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.bench_rknnrt import REPO, Board, board_env, local_board
+from bench.bench_rknnrt import Board, board_env, local_board, run_spec_file
 from rkbench_wire import PROTOCOL_VERSION
 
 TARGET = 0.95
@@ -82,18 +82,7 @@ def runner_side(
     spec_file.write_text(json.dumps(spec))
 
     def measure() -> float:
-        out = subprocess.run(
-            board.python + ["-m", "rkbench_device", "run", "--spec", str(spec_file), "--root", str(board.root)],
-            capture_output=True,
-            text=True,
-            env=board_env(board, run_us),
-            timeout=600,
-            cwd=str(REPO),
-        )
-        events = [json.loads(line) for line in out.stdout.splitlines()]
-        errors = [e for e in events if e["type"] == "error"]
-        if out.returncode != 0 or errors:
-            raise RuntimeError(f"runner failed: {errors}\n{out.stderr[-1000:]}")
+        events = run_spec_file(board, spec_file, run_us)
         [event] = [e for e in events if e["type"] == "throughput"]
         if event["runs"] != sum(c["runs"] for c in event["contexts"]):
             raise RuntimeError("the runner's total runs differ from its contexts' sum")
