@@ -88,6 +88,18 @@ def bare_side(board: Board, run_us: int, seconds: float) -> Callable[[], float]:
     return measure
 
 
+def tiny_inputs(work: Path, count: int = 3) -> list[Path]:
+    """Float32 NCHW inputs for the tiny model (1x3x16x16), as .npy files in `work`."""
+    import numpy as np
+
+    paths = []
+    for i in range(count):
+        path = work / f"input_{i}.npy"
+        np.save(path, np.random.default_rng(i).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
+        paths.append(path)
+    return paths
+
+
 def run_spec_file(board: Board, spec_file: Path, run_us: int) -> list[dict]:
     """The runner on `board` with a spec file: its events, or RuntimeError with its errors."""
     out = subprocess.run(
@@ -186,16 +198,10 @@ def main(argv=None) -> int:
     ap.add_argument("--run-us", type=int, default=2000, help="the stand-in's NPU time per run (default 2000)")
     args = ap.parse_args(argv)
 
-    import numpy as np
-
     with tempfile.TemporaryDirectory(prefix="rkbench-bench-rknnrt-") as tmp:
         work = Path(tmp)
         board = local_board(work)
-        inputs = []
-        for i in range(3):
-            path = work / f"input_{i}.npy"
-            np.save(path, np.random.default_rng(i).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
-            inputs.append(path)
+        inputs = tiny_inputs(work)
         sides = {
             "bare C": bare_side(board, args.run_us, args.seconds),
             "zero_copy": runner_side(board, "rknnrt", args.run_us, args.seconds, work, inputs, io_mode="zero_copy"),

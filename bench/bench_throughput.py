@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.bench_rknnrt import Board, board_env, local_board, run_spec_file
+from bench.bench_rknnrt import Board, board_env, local_board, run_spec_file, tiny_inputs
 from rkbench_wire import PROTOCOL_VERSION
 
 TARGET = 0.95
@@ -100,15 +100,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     args = ap.parse_args(argv)
 
-    import numpy as np
-
     with tempfile.TemporaryDirectory(prefix="rkbench-bench-throughput-") as tmp:
         work = Path(tmp)
-        inputs = []
-        for i in range(3):
-            path = work / f"input_{i}.npy"
-            np.save(path, np.random.default_rng(i).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
-            inputs.append(path)
+        inputs = tiny_inputs(work)
         fps: dict[str, list[float]] = {"bare C": [], "runner": []}
         try:
             if args.board == "emulated":

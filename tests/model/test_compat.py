@@ -96,10 +96,10 @@ def test_real_models_against_boards(rknn_models):
     wrong_soc = check_fit(rk3588, "rk3566", runtime, "b")
     assert not wrong_soc.ok and len(wrong_soc.problems) == 1
 
-    both = check_fit(rk3566, "rk3588", "librknnrt version: 2.3.2 (x@y)", "192.168.1.20")
+    both = check_fit(rk3566, "rk3588", "librknnrt version: 2.3.2 (x@y)", "rk3566-board")
     assert len(both.problems) == 2
     with pytest.raises(UsageError) as err:
-        require_fit(rk3566, "rk3588", "librknnrt version: 2.3.2 (x@y)", "192.168.1.20")
+        require_fit(rk3566, "rk3588", "librknnrt version: 2.3.2 (x@y)", "rk3566-board")
     assert err.value.exit_code == 2 and "\n" not in str(err.value)
     assert "--target rk3588" in str(err.value) and "--librknnrt PATH" in str(err.value)
 
