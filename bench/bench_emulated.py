@@ -26,11 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 
-from bench.bench_rknnrt import Board, bare_side, compare, ratio, runner_side  # noqa: E402
+from bench.bench_rknnrt import bare_side, compare, emulated_rk3588, ratio, runner_side, tiny_inputs  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -41,27 +39,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from tests.emulated_board.bench_hook import emulated_board
-    from tests.standins.model_builder import built_models
 
-    model = built_models()["tiny_rk3588"]
     with tempfile.TemporaryDirectory(prefix="rkbench-bench-emulated-") as tmp:
         work = Path(tmp)
         try:
             with emulated_board(work, serve=False) as eb:
-                board = Board(
-                    name="emulated RK3588 (Debian 12 arm64 under qemu-user, stand-in librknnrt)",
-                    lib=eb.lib,
-                    bare_loop=eb.bare_loop,
-                    model=model,
-                    root=eb.board.root,
-                    python=[str(eb.board.python)],
-                    exec_prefix=eb.qemu,
-                )
-                inputs = []
-                for i in range(3):
-                    path = work / f"input_{i}.npy"
-                    np.save(path, np.random.default_rng(i).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
-                    inputs.append(path)
+                board = emulated_rk3588(eb)
+                inputs = tiny_inputs(work)
                 sides = {
                     "bare C": bare_side(board, args.run_us, args.seconds),
                     "rknnlite": runner_side(board, "rknnlite", args.run_us, args.seconds, work, inputs),

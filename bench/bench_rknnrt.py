@@ -88,6 +88,21 @@ def bare_side(board: Board, run_us: int, seconds: float) -> Callable[[], float]:
     return measure
 
 
+def emulated_rk3588(eb) -> Board:
+    """The emulated RK3588 of tests.emulated_board.bench_hook.emulated_board() as a Board."""
+    from tests.standins.model_builder import built_models
+
+    return Board(
+        name="emulated RK3588 (Debian 12 arm64 under qemu-user, aarch64 stand-in librknnrt)",
+        lib=eb.lib,
+        bare_loop=eb.bare_loop,
+        model=built_models()["tiny_rk3588"],
+        root=eb.board.root,
+        python=[str(eb.board.python)],
+        exec_prefix=eb.qemu,
+    )
+
+
 def tiny_inputs(work: Path, count: int = 3) -> list[Path]:
     """Float32 NCHW inputs for the tiny model (1x3x16x16), as .npy files in `work`."""
     import numpy as np

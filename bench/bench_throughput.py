@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.bench_rknnrt import Board, board_env, local_board, run_spec_file, tiny_inputs
+from bench.bench_rknnrt import Board, board_env, emulated_rk3588, local_board, run_spec_file, tiny_inputs
 from rkbench_wire import PROTOCOL_VERSION
 
 TARGET = 0.95
@@ -151,19 +151,9 @@ def _rounds(board: Board, args, work: Path, inputs: list[Path], fps: dict) -> No
 
 def _emulated(work: Path, args, inputs: list[Path], fps: dict):
     from tests.emulated_board.bench_hook import emulated_board
-    from tests.standins.model_builder import built_models
 
-    model = built_models()["tiny_rk3588"]
     with emulated_board(work, serve=False) as eb:
-        board = Board(
-            name="emulated RK3588 (Debian 12 arm64 under qemu-user, aarch64 stand-in librknnrt)",
-            lib=eb.lib,
-            bare_loop=eb.bare_loop,
-            model=model,
-            root=eb.board.root,
-            python=[str(eb.board.python)],
-            exec_prefix=eb.qemu,
-        )
+        board = emulated_rk3588(eb)
         _rounds(board, args, work, inputs, fps)
     return board
 
