@@ -199,26 +199,17 @@ def _run_argv(runner_dir: str, python, sysfs_root: str | None, runner_env: Mappi
 class EarlyRunner:
     """A runner started before its spec exists: it waits on stdin for the spec line, so its
     own start (the board's Python, its imports) overlaps what the host still does (SoC,
-    build and analysis lookups, pushing blobs). Hand it to run_on_board, or stop() it."""
+    build and analysis lookups, pushing blobs). Hand it to run_on_board (started with the
+    same python, sysfs_root and runner_env), or stop() it."""
 
     proc: RemoteProcess
     runner_dir: str
-    started: float
     deploy: DeployStats
-    python: str | Sequence[str]
-    sysfs_root: str | None
-    runner_env: dict[str, str]
     used: bool = False
 
     def stop(self) -> None:
         if not self.used:
             stop_runner(self.proc)
-
-    def __enter__(self) -> EarlyRunner:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def start_runner_early(
@@ -233,9 +224,8 @@ def start_runner_early(
     """Deploy the runner (if missing) and start it; run_on_board(early=...) sends the spec."""
     stats = DeployStats()
     runner_dir = deploy.ensure_runner(transport, stats=stats, cache=cache, package_dirs=runner_dirs)
-    started = time.monotonic()
     proc = transport.start(_run_argv(runner_dir, python, sysfs_root, runner_env))
-    return EarlyRunner(proc, runner_dir, started, stats, python, sysfs_root, dict(runner_env or {}))
+    return EarlyRunner(proc, runner_dir, stats)
 
 
 class _Session:
